@@ -1,0 +1,384 @@
+"""The ingestion file: tables, mappings (in ADX's own syntax) and routes, validated by pydantic.
+
+Every error names the file and the field path. Every name that can reach KQL is restricted to
+``[A-Za-z0-9_.-]`` so that no configuration value can inject KQL.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from shared.errors import ConfigError
+
+NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=1024)]
+"""A table, column, database or mapping name: only characters that cannot inject KQL."""
+
+AdxType = Literal["string", "int", "long", "real", "decimal", "bool", "datetime", "timespan", "guid", "dynamic"]
+Format = Literal["csv", "tsv", "psv", "scsv", "sohsv", "json", "multijson", "txt", "raw"]
+ApplyMode = Literal["server", "client"]
+IngestionMode = Literal["queued", "streaming"]
+Transform = Literal[
+    "DateTimeFromUnixSeconds",
+    "DateTimeFromUnixMilliseconds",
+    "DateTimeFromUnixMicroseconds",
+    "DateTimeFromUnixNanoseconds",
+    "SourceLocation",
+    "SourceLineNumber",
+]
+MetadataSource = Annotated[str, StringConstraints(pattern=r"^(key|topic|partition|offset|timestamp|header:.+)$")]
+
+DELIMITERS: dict[str, str] = {"csv": ",", "tsv": "\t", "psv": "|", "scsv": ";", "sohsv": "\x01"}
+"""Field delimiter of each delimited format."""
+
+JSON_FORMATS = frozenset({"json", "multijson"})
+TEXT_FORMATS = frozenset({"txt", "raw"})
+
+# Type aliases used by ADX that we accept and normalise to the canonical name.
+_TYPE_ALIASES = {
+    "int32": "int",
+    "int64": "long",
+    "double": "real",
+    "float": "real",
+    "boolean": "bool",
+    "date": "datetime",
+    "time": "timespan",
+    "uniqueid": "guid",
+    "uuid": "guid",
+}
+
+_Frozen = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class Column(BaseModel):
+    """A table column."""
+
+    model_config = _Frozen
+
+    name: Name
+    """Column name."""
+    type: AdxType
+    """ADX scalar type of the column."""
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _normalise_type(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            return _TYPE_ALIASES.get(lowered, lowered)
+        return value
+
+
+class MappingProperties(BaseModel):
+    """The ``Properties`` of one column mapping, as ADX spells them.
+
+    Exactly one source: ``Path`` (JSON), ``Ordinal`` (CSV), ``ConstValue``, a source-only
+    ``Transform`` (SourceLocation / SourceLineNumber), or ``Metadata`` (client mapping only:
+    ``key``, ``topic``, ``partition``, ``offset``, ``timestamp`` or ``header:<name>``).
+    """
+
+    model_config = _Frozen
+
+    path: str | None = Field(default=None, validation_alias=AliasChoices("Path", "path"))
+    """JSON path such as ``$.a.b[0]`` or ``$['odd name']``."""
+    ordinal: int | None = Field(default=None, ge=0, validation_alias=AliasChoices("Ordinal", "ordinal"))
+    """0-based field index of a delimited record."""
+    const_value: str | None = Field(default=None, validation_alias=AliasChoices("ConstValue", "const_value"))
+    """A constant value for every row."""
+    transform: Transform | None = Field(default=None, validation_alias=AliasChoices("Transform", "transform"))
+    """ADX mapping transform."""
+    metadata: MetadataSource | None = Field(default=None, validation_alias=AliasChoices("Metadata", "metadata"))
+    """Record metadata as the source (client-side mapping only)."""
+
+    @field_validator("ordinal", mode="before")
+    @classmethod
+    def _ordinal_from_string(cls, value: Any) -> Any:
+        # ADX writes ordinals as strings ("Ordinal": "0").
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MappingProperties:
+        sources = [
+            name
+            for name, present in (
+                ("Path", self.path is not None),
+                ("Ordinal", self.ordinal is not None),
+                ("ConstValue", self.const_value is not None),
+                ("Metadata", self.metadata is not None),
+                ("Transform", self.transform in ("SourceLocation", "SourceLineNumber")),
+            )
+            if present
+        ]
+        if len(sources) != 1:
+            raise ValueError(
+                "a column mapping needs exactly one source among Path, Ordinal, ConstValue, Metadata "
+                f"or Transform SourceLocation/SourceLineNumber; got {sources or 'none'}"
+            )
+        if self.path is not None:
+            from shared.jsonpath import parse_path
+
+            parse_path(self.path)  # raises ValueError with the reason
+        return self
+
+    @property
+    def uses_metadata(self) -> bool:
+        """Whether this mapping reads record metadata (only possible client-side)."""
+        return self.metadata is not None
+
+
+class ColumnMapping(BaseModel):
+    """One entry of an ADX ingestion mapping: ``{"column": ..., "Properties": {...}}``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    column: Name = Field(validation_alias=AliasChoices("column", "Column", "Name", "name"))
+    """Target column."""
+    properties: MappingProperties = Field(validation_alias=AliasChoices("Properties", "properties"))
+    """Where the value comes from."""
+
+
+class Mapping(BaseModel):
+    """A named ingestion mapping of a table (``kind: csv`` for delimited formats, ``json``)."""
+
+    model_config = _Frozen
+
+    kind: Literal["csv", "json"]
+    """ADX mapping kind."""
+    columns: tuple[ColumnMapping, ...] = Field(min_length=1)
+    """The column mappings, in ADX syntax."""
+
+    @model_validator(mode="after")
+    def _sources_fit_kind(self) -> Mapping:
+        for index, entry in enumerate(self.columns):
+            props = entry.properties
+            if self.kind == "csv" and props.path is not None:
+                raise ValueError(f"columns[{index}] ({entry.column}): a csv mapping uses Ordinal, not Path")
+            if self.kind == "json" and props.ordinal is not None:
+                raise ValueError(f"columns[{index}] ({entry.column}): a json mapping uses Path, not Ordinal")
+        return self
+
+    @property
+    def uses_metadata(self) -> bool:
+        """Whether any column reads record metadata."""
+        return any(entry.properties.uses_metadata for entry in self.columns)
+
+
+class Table(BaseModel):
+    """A destination table: its columns and its named mappings."""
+
+    model_config = _Frozen
+
+    columns: tuple[Column, ...] = Field(min_length=1)
+    """Columns in table order (CSV rows without a mapping map by this order)."""
+    mappings: dict[Name, Mapping] = Field(default_factory=dict)
+    """Named ingestion mappings, created in ADX by ``kafka-adx kql``."""
+    batching_max_delay: str = Field(default="00:00:30", pattern=r"^\d{2}:\d{2}:\d{2}$")
+    """ADX ingestion batching policy MaximumBatchingTimeSpan (near real time by default)."""
+
+    @model_validator(mode="after")
+    def _unique_columns(self) -> Table:
+        seen: set[str] = set()
+        for column in self.columns:
+            if column.name in seen:
+                raise ValueError(f"column {column.name!r} is declared twice")
+            seen.add(column.name)
+        names = {c.name for c in self.columns}
+        for mapping_name, mapping in self.mappings.items():
+            for entry in mapping.columns:
+                if entry.column not in names:
+                    raise ValueError(f"mapping {mapping_name!r} maps unknown column {entry.column!r}")
+        return self
+
+    @cached_property
+    def column_types(self) -> dict[str, str]:
+        """Column name to ADX type."""
+        return {c.name: c.type for c in self.columns}
+
+
+class Target(BaseModel):
+    """A destination a record's headers may choose (header routing allow-list entry)."""
+
+    model_config = _Frozen
+
+    table: Name
+    """Destination table."""
+    database: Name | None = None
+    """Destination database (default: the route's)."""
+    format: Format | None = None
+    """Data format (default: the route's)."""
+    mapping: Name | None = None
+    """Mapping name (default: none, or the route's when the table is the same)."""
+    apply_mapping: ApplyMode | None = None
+    """Where the mapping is applied (default: as the route)."""
+
+
+class Route(BaseModel):
+    """Where records of a topic (or event hub) go and how they are handled."""
+
+    model_config = _Frozen
+
+    topic: str = Field(min_length=1)
+    """Topic or event hub name; shell-style patterns allowed; ``*`` catches the rest."""
+    database: Name | None = None
+    """Destination database (default: the file's ``database``)."""
+    table: Name
+    """Destination table."""
+    format: Format
+    """Data format of the record values."""
+    mapping: Name | None = None
+    """Name of one of the table's mappings (none: CSV by ordinal, JSON by column name)."""
+    apply_mapping: ApplyMode | None = None
+    """``server`` (ADX applies the named mapping) or ``client`` (the function does, and sends
+    CSV rows). Default: client when the mapping reads metadata, else server."""
+    ingestion: IngestionMode = "queued"
+    """Queued (batched) or streaming ingestion."""
+    dedup: bool = False
+    """Tag extents with the batch id and skip a batch ADX already has (ingest-by tags)."""
+    validate_records: bool = Field(default=True, validation_alias=AliasChoices("validate", "validate_records"))
+    """Check each record (JSON parses, CSV field count, types) and dead-letter the bad ones."""
+    header_routing: tuple[Target, ...] = ()
+    """Allow-list for routing by the ``Table``/``Database``/``Format``/``IngestionMappingReference``
+    headers. Empty: those headers are ignored."""
+
+
+class Limits(BaseModel):
+    """Size limits."""
+
+    model_config = _Frozen
+
+    max_record_bytes: int = Field(default=1_048_576, gt=0)
+    """A record larger than this is dead-lettered as oversize."""
+    max_batch_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    """Uncompressed bytes after which a batch is sealed and sent."""
+    max_batch_records: int = Field(default=100_000, gt=0)
+    """Records after which a batch is sealed and sent."""
+    gzip_level: int = Field(default=1, ge=0, le=9)
+    """gzip compression level of batches (1: fast, ADX decompresses anything)."""
+
+
+class IngestionConfig(BaseModel):
+    """The whole ingestion file."""
+
+    model_config = _Frozen
+
+    database: Name
+    """Default database of every route."""
+    tables: dict[Name, Table] = Field(min_length=1)
+    """Tables by name."""
+    routes: tuple[Route, ...] = Field(min_length=1)
+    """Routes, matched in order: exact topic names first, then patterns in file order."""
+    limits: Limits = Field(default_factory=Limits)
+    """Size limits."""
+
+    @model_validator(mode="after")
+    def _check_references(self) -> IngestionConfig:
+        for index, route in enumerate(self.routes):
+            where = f"routes[{index}] (topic {route.topic!r})"
+            self._check_target(where, route.table, route.format, route.mapping, route.apply_mapping)
+            for t_index, target in enumerate(route.header_routing):
+                self._check_target(
+                    f"{where}.header_routing[{t_index}]",
+                    target.table,
+                    target.format or route.format,
+                    target.mapping,
+                    target.apply_mapping or route.apply_mapping,
+                )
+        return self
+
+    def _check_target(
+        self, where: str, table_name: str, fmt: str, mapping_name: str | None, apply: str | None
+    ) -> None:
+        table = self.tables.get(table_name)
+        if table is None:
+            raise ValueError(f"{where}: table {table_name!r} is not declared under tables")
+        if mapping_name is None:
+            return
+        mapping = table.mappings.get(mapping_name)
+        if mapping is None:
+            known = ", ".join(sorted(table.mappings)) or "none"
+            raise ValueError(f"{where}: table {table_name!r} has no mapping {mapping_name!r} (it has: {known})")
+        if fmt in TEXT_FORMATS:
+            raise ValueError(f"{where}: format {fmt!r} takes no mapping")
+        expected = "json" if fmt in JSON_FORMATS else "csv"
+        if mapping.kind != expected:
+            raise ValueError(f"{where}: format {fmt!r} needs a {expected} mapping, {mapping_name!r} is {mapping.kind}")
+        if mapping.uses_metadata and apply == "server":
+            raise ValueError(
+                f"{where}: mapping {mapping_name!r} reads record metadata, which only apply_mapping: client can do"
+            )
+
+    def table(self, name: str) -> Table:
+        """The table called ``name`` (KeyError if none)."""
+        return self.tables[name]
+
+
+def effective_apply(config: IngestionConfig, table: str, mapping: str | None, apply: ApplyMode | None) -> ApplyMode:
+    """Where a mapping is applied: explicit choice, else client when it reads metadata."""
+    if apply is not None:
+        return apply
+    if mapping is not None and config.tables[table].mappings[mapping].uses_metadata:
+        return "client"
+    return "server"
+
+
+def _format_location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def _format_validation_error(source: str, error: ValidationError) -> str:
+    lines = [f"{source}: {error.error_count()} error(s) in the ingestion file"]
+    for item in error.errors():
+        message = re.sub(r"^Value error, ", "", item["msg"])
+        lines.append(f"  {source}: {_format_location(item['loc'])}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, source: str = "<config>") -> IngestionConfig:
+    """Validate already-loaded YAML/JSON data; raise :class:`ConfigError` naming each field."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the ingestion file must be a mapping with tables and routes")
+    try:
+        return IngestionConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(source, exc)) from None
+
+
+def load_config(path: str | Path) -> IngestionConfig:
+    """Read and validate an ingestion file (YAML)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: ingestion file not found (set INGESTION_CONFIG or pass --config)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the ingestion file: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    return parse_config(data, str(path))

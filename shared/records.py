@@ -1,0 +1,51 @@
+"""The source-agnostic record every adapter produces and the pipeline consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+SourceKind = Literal["kafka", "eventhub", "file"]
+
+Header = tuple[str, bytes | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One message as it arrived, before any decoding.
+
+    ``offset`` is the Kafka offset, the Event Hubs sequence number, or the 1-based line/row
+    number of a file. ``timestamp`` is the producer/broker timestamp (Kafka) or the enqueued
+    time (Event Hubs), always timezone-aware UTC when known.
+    """
+
+    value: bytes | None
+    key: bytes | None = None
+    headers: tuple[Header, ...] = ()
+    topic: str = ""
+    partition: int = 0
+    offset: int = 0
+    timestamp: datetime | None = None
+    source: SourceKind = "file"
+
+    def header(self, name: str) -> bytes | None:
+        """The value of the last header called ``name`` (Kafka allows repeats; last one wins)."""
+        for key, value in reversed(self.headers):
+            if key == name:
+                return value
+        return None
+
+    def has_header(self, name: str) -> bool:
+        """Whether any header is called ``name`` (even with a null value)."""
+        return any(key == name for key, _ in self.headers)
+
+    @property
+    def where(self) -> str:
+        """Where the record came from, for error messages: ``topic[partition]@offset``."""
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+    @property
+    def size(self) -> int:
+        """Size of the value in bytes (0 for a null value)."""
+        return 0 if self.value is None else len(self.value)
