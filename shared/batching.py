@@ -1,0 +1,155 @@
+"""Per-destination batches: encoded lines streamed into gzip, capped, with offset ranges and a
+deterministic id (so that a redelivered trigger batch produces the same ingestion batches)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.destination import Destination
+from shared.records import Record
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetRange:
+    """The first and last offset of one (topic, partition) inside a batch."""
+
+    topic: str
+    partition: int
+    first: int
+    last: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.first}-{self.last}"
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A sealed, gzip-compressed batch for one destination.
+
+    ``payload`` is what the sink sends (newline-separated records in ``destination.wire_format``,
+    gzipped); ``records`` are the originals, kept so that a failed batch can be dead-lettered
+    with its original bytes.
+    """
+
+    destination: Destination
+    payload: bytes
+    raw_size: int
+    records: tuple[Record, ...]
+    ranges: tuple[OffsetRange, ...]
+    batch_id: str
+    oldest_timestamp: datetime | None
+
+    @property
+    def count(self) -> int:
+        """Number of records in the batch."""
+        return len(self.records)
+
+    @property
+    def source_id(self) -> uuid.UUID:
+        """A UUID derived from the batch id (the ADX SDK wants a ``uuid.UUID``)."""
+        return uuid.UUID(self.batch_id[:32])
+
+    @property
+    def dedup_tag(self) -> str:
+        """The extent tag value used for ``ingest-by``/``ingestIfNotExists`` on dedup routes."""
+        return f"kafka-adx-{self.batch_id[:32]}"
+
+    def describe(self) -> str:
+        """Short form for logs: destination, count, sizes and offset ranges (never payloads)."""
+        ranges = ", ".join(str(r) for r in self.ranges)
+        return (
+            f"batch {self.batch_id[:12]} -> {self.destination.database}.{self.destination.table}: "
+            f"{self.count} records, {self.raw_size} B raw, {len(self.payload)} B gzip, {ranges}"
+        )
+
+    def decompressed(self) -> bytes:
+        """The uncompressed payload (for local sinks and tests)."""
+        return zlib.decompress(self.payload, wbits=31)
+
+
+def batch_id_for(destination: Destination, ranges: tuple[OffsetRange, ...], count: int) -> str:
+    """Deterministic id from the destination and the exact offsets covered."""
+    digest = hashlib.sha256()
+    digest.update(repr(destination).encode())
+    for r in ranges:
+        digest.update(f"|{r.topic}|{r.partition}|{r.first}|{r.last}".encode())
+    digest.update(f"|{count}".encode())
+    return digest.hexdigest()
+
+
+class BatchBuilder:
+    """Accumulates encoded lines for one destination and seals them into a :class:`Batch`."""
+
+    __slots__ = ("_chunks", "_compressor", "_first", "_last", "_oldest", "_order", "_records", "destination", "level", "raw_size")
+
+    def __init__(self, destination: Destination, level: int = 1) -> None:
+        self.destination = destination
+        self.level = level
+        self._reset()
+
+    def _reset(self) -> None:
+        self._compressor = zlib.compressobj(self.level, zlib.DEFLATED, 31)
+        self._chunks: list[bytes] = []
+        self._records: list[Record] = []
+        self._first: dict[tuple[str, int], int] = {}
+        self._last: dict[tuple[str, int], int] = {}
+        self._order: list[tuple[str, int]] = []
+        self._oldest: datetime | None = None
+        self.raw_size = 0
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def add(self, record: Record, line: bytes) -> None:
+        """Append one encoded record (``line`` has no trailing newline)."""
+        data = line + b"\n"
+        self.raw_size += len(data)
+        out = self._compressor.compress(data)
+        if out:
+            self._chunks.append(out)
+        self._records.append(record)
+        key = (record.topic, record.partition)
+        if key not in self._first:
+            self._first[key] = record.offset
+            self._last[key] = record.offset
+            self._order.append(key)
+        else:
+            if record.offset < self._first[key]:
+                self._first[key] = record.offset
+            if record.offset > self._last[key]:
+                self._last[key] = record.offset
+        ts = record.timestamp
+        if ts is not None and (self._oldest is None or ts < self._oldest):
+            self._oldest = ts
+
+    def seal(self) -> Batch:
+        """Finish the gzip stream and return the batch; the builder starts a new one."""
+        self._chunks.append(self._compressor.flush())
+        ranges = tuple(
+            OffsetRange(topic, partition, self._first[(topic, partition)], self._last[(topic, partition)])
+            for topic, partition in self._order
+        )
+        records = tuple(self._records)
+        batch = Batch(
+            destination=self.destination,
+            payload=b"".join(self._chunks),
+            raw_size=self.raw_size,
+            records=records,
+            ranges=ranges,
+            batch_id=batch_id_for(self.destination, ranges, len(records)),
+            oldest_timestamp=self._oldest,
+        )
+        self._reset()
+        return batch
+
+
+def iter_lines(batch: Batch) -> Iterator[bytes]:
+    """The records' encoded lines of a batch whose format is line-based (not for CSV with
+    quoted line breaks; use the csv module over :meth:`Batch.decompressed` for those)."""
+    data = batch.decompressed()
+    yield from data.split(b"\n")[:-1]
