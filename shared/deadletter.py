@@ -62,6 +62,7 @@ def to_envelope(letter: DeadLetter) -> dict[str, Any]:
         "stage": letter.stage,
         "field": letter.field,
         "source": rec.source,
+        "origin": rec.origin or None,
         "topic": rec.topic,
         "partition": rec.partition,
         "offset": rec.offset,
@@ -100,6 +101,7 @@ def from_envelope(data: dict[str, Any]) -> DeadLetter:
         offset=int(data.get("offset") or 0),
         timestamp=datetime.fromisoformat(ts) if ts else None,
         source=data.get("source") or "file",
+        origin=data.get("origin") or "",
     )
     dest_data = data.get("destination")
     destination = Destination(**dest_data) if dest_data else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from typing import Any
 
 
 class KafkaAdxError(Exception):
@@ -26,6 +27,9 @@ class RecordError(KafkaAdxError):
         self.reason = reason
         self.stage = stage
         self.field = field
+        # Filled in by the pipeline once known, so the dead letter can name them.
+        self.route: str | None = None
+        self.destination: Any = None
 
 
 class SinkError(KafkaAdxError):

@@ -28,6 +28,8 @@ class Record:
     offset: int = 0
     timestamp: datetime | None = None
     source: SourceKind = "file"
+    origin: str = ""
+    """For file records: the file path (errors then name ``file:line``)."""
 
     def header(self, name: str) -> bytes | None:
         """The value of the last header called ``name`` (Kafka allows repeats; last one wins)."""
@@ -42,8 +44,10 @@ class Record:
 
     @property
     def where(self) -> str:
-        """Where the record came from, for error messages: ``topic[partition]@offset``."""
-        return f"{self.topic}[{self.partition}]@{self.offset}"
+        """Where the record came from, for error messages: ``topic[partition]@offset``, and for
+        file records also ``file:line``."""
+        where = f"{self.topic}[{self.partition}]@{self.offset}"
+        return f"{self.origin}:{self.offset} ({where})" if self.origin else where
 
     @property
     def size(self) -> int:

@@ -1,0 +1,366 @@
+"""ADX scalar types in Python: converting source values to a column type, and writing them back
+as the CSV text ADX reads.
+
+``convert(value, type)`` returns the canonical Python value or raises ``ValueError`` with what
+was expected. Empty text converts to null for every type but ``string`` (as ADX reads an empty
+CSV field). Client-side mapping with validation on dead-letters a record whose value does not
+convert; with validation off it ingests null, as ADX itself does.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import orjson
+
+Converter = Callable[[Any], Any]
+
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_DT = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(Z|[+-]\d{2}:?\d{2})?$"
+)
+_TIMESPAN = re.compile(r"^(-)?(?:(\d+)\.)?(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?$")
+_TIMESPAN_LITERAL = re.compile(r"^(-)?(\d+(?:\.\d+)?)\s*(d|h|m|s|ms|microsecond|tick)$")
+_LITERAL_UNITS = {
+    "d": timedelta(days=1),
+    "h": timedelta(hours=1),
+    "m": timedelta(minutes=1),
+    "s": timedelta(seconds=1),
+    "ms": timedelta(milliseconds=1),
+    "microsecond": timedelta(microseconds=1),
+    "tick": timedelta(microseconds=0.1),
+}
+
+
+def _text(value: Any) -> str | None:
+    """Strip text; None for empty."""
+    text = value.strip()
+    return text or None
+
+
+def to_string(value: Any) -> str | None:
+    """string: text as is; numbers and booleans as JSON writes them; objects as compact JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, Decimal)):
+        return str(value)
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    return orjson.dumps(value).decode()
+
+
+def _integer(value: Any, bounds: tuple[int, int], name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"expected {name}, got a boolean")
+    if isinstance(value, int):
+        result = value
+    elif isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"expected {name}, got {value!r} (not a whole number)")
+        result = int(value)
+    elif isinstance(value, str):
+        text = _text(value)
+        if text is None:
+            return None
+        try:
+            result = int(text)
+        except ValueError:
+            raise ValueError(f"expected {name}, got {value[:40]!r}") from None
+    else:
+        raise ValueError(f"expected {name}, got {type(value).__name__}")
+    if not bounds[0] <= result <= bounds[1]:
+        raise ValueError(f"{result} is out of range for {name}")
+    return result
+
+
+def to_int(value: Any) -> int | None:
+    """int: a 32-bit whole number."""
+    return _integer(value, _INT32, "int")
+
+
+def to_long(value: Any) -> int | None:
+    """long: a 64-bit whole number."""
+    return _integer(value, _INT64, "long")
+
+
+def to_real(value: Any) -> float | None:
+    """real: a double; text may be NaN, inf, -inf as ADX writes them."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("expected real, got a boolean")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        text = _text(value)
+        if text is None:
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"expected real, got {value[:40]!r}") from None
+    raise ValueError(f"expected real, got {type(value).__name__}")
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """decimal: exact decimal number."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("expected decimal, got a boolean")
+    if isinstance(value, str):
+        text = _text(value)
+        if text is None:
+            return None
+        value = text
+    try:
+        result = Decimal(str(value)) if isinstance(value, (int, float, str)) else None
+    except InvalidOperation:
+        result = None
+    if result is None or not result.is_finite():
+        raise ValueError(f"expected decimal, got {str(value)[:40]!r}")
+    return result
+
+
+def to_bool(value: Any) -> bool | None:
+    """bool: true/false (any case), 1/0."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = _text(value)
+        if text is None:
+            return None
+        lowered = text.lower()
+        if lowered in ("true", "1"):
+            return True
+        if lowered in ("false", "0"):
+            return False
+    raise ValueError(f"expected bool (true/false), got {str(value)[:40]!r}")
+
+
+def parse_datetime(text: str) -> datetime:
+    """ISO 8601 (``2007-01-01``, ``2007-01-01T00:00:00.1234567Z``, offsets) or RFC 822; UTC."""
+    match = _DT.match(text)
+    if match:
+        year, month, day, hour, minute, second, fraction, zone = match.groups()
+        micro = int((fraction or "0")[:6].ljust(6, "0"))
+        result = datetime(
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), micro, tzinfo=UTC
+        )
+        if zone and zone != "Z":
+            sign = 1 if zone[0] == "+" else -1
+            digits = zone[1:].replace(":", "")
+            result -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        return result
+    parsed = parsedate_to_datetime(text)  # raises ValueError/TypeError
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def to_datetime(value: Any) -> datetime | None:
+    """datetime: ISO 8601 or RFC 822 text (numbers need a DateTimeFromUnix* transform)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        text = _text(value)
+        if text is None:
+            return None
+        try:
+            return parse_datetime(text)
+        except (ValueError, TypeError, IndexError):
+            raise ValueError(f"expected datetime (ISO 8601), got {value[:40]!r}") from None
+    raise ValueError(f"expected datetime text, got {type(value).__name__} (use a DateTimeFromUnix* transform)")
+
+
+def to_timespan(value: Any) -> timedelta | None:
+    """timespan: ``[-][d.]hh:mm[:ss[.fffffff]]`` or a KQL literal like ``90s``, ``2h``, ``1.5d``."""
+    if value is None or isinstance(value, timedelta):
+        return value
+    if isinstance(value, str):
+        text = _text(value)
+        if text is None:
+            return None
+        match = _TIMESPAN.match(text)
+        if match:
+            neg, days, hours, minutes, seconds, fraction = match.groups()
+            result = timedelta(
+                days=int(days or 0),
+                hours=int(hours),
+                minutes=int(minutes),
+                seconds=int(seconds or 0),
+                microseconds=int((fraction or "0")[:6].ljust(6, "0")),
+            )
+            return -result if neg else result
+        match = _TIMESPAN_LITERAL.match(text)
+        if match:
+            neg, amount, unit = match.groups()
+            result = _LITERAL_UNITS[unit] * float(amount)
+            return -result if neg else result
+    raise ValueError(f"expected timespan (d.hh:mm:ss), got {str(value)[:40]!r}")
+
+
+def to_guid(value: Any) -> uuid.UUID | None:
+    """guid: a UUID in any of its text forms."""
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        text = _text(value)
+        if text is None:
+            return None
+        try:
+            return uuid.UUID(text)
+        except ValueError:
+            pass
+    raise ValueError(f"expected guid, got {str(value)[:40]!r}")
+
+
+def to_dynamic(value: Any) -> Any:
+    """dynamic: JSON values as they are; text is parsed as JSON and kept as a string if it is
+    not JSON (what ADX's parse_json does)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if text[0] in '{["' or text in ("true", "false", "null") or text[0] in "-0123456789":
+            try:
+                return orjson.loads(text)
+            except orjson.JSONDecodeError:
+                return value
+        return value
+    return value
+
+
+CONVERTERS: dict[str, Converter] = {
+    "string": to_string,
+    "int": to_int,
+    "long": to_long,
+    "real": to_real,
+    "decimal": to_decimal,
+    "bool": to_bool,
+    "datetime": to_datetime,
+    "timespan": to_timespan,
+    "guid": to_guid,
+    "dynamic": to_dynamic,
+}
+"""ADX type name to converter."""
+
+
+def convert(value: Any, adx_type: str) -> Any:
+    """Convert ``value`` to ``adx_type``; ``ValueError`` says what was expected."""
+    return CONVERTERS[adx_type](value)
+
+
+_UNIX_SCALE = {
+    "DateTimeFromUnixSeconds": 1,
+    "DateTimeFromUnixMilliseconds": 1_000,
+    "DateTimeFromUnixMicroseconds": 1_000_000,
+    "DateTimeFromUnixNanoseconds": 1_000_000_000,
+}
+
+
+def from_unix(value: Any, transform: str) -> datetime | None:
+    """Apply a DateTimeFromUnix* transform to a number (or numeric text)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{transform} expects a number, got a boolean")
+    if isinstance(value, str):
+        text = _text(value)
+        if text is None:
+            return None
+        try:
+            value = int(text) if text.lstrip("-").isdigit() else float(text)
+        except ValueError:
+            raise ValueError(f"{transform} expects a number, got {value[:40]!r}") from None
+    if not isinstance(value, (int, float)) or (isinstance(value, float) and not math.isfinite(value)):
+        raise ValueError(f"{transform} expects a number, got {str(value)[:40]!r}")
+    scale = _UNIX_SCALE[transform]
+    if isinstance(value, int):
+        seconds, rest = divmod(value, scale)
+        micros = rest * 1_000_000 // scale
+        delta = timedelta(seconds=seconds, microseconds=micros)
+    else:
+        delta = timedelta(seconds=value / scale)
+    try:
+        return _EPOCH + delta
+    except OverflowError:
+        raise ValueError(f"{transform}: {value} is out of the datetime range") from None
+
+
+# --- writing values as the CSV text ADX reads ---------------------------------------------------
+
+
+def format_datetime(value: datetime) -> str:
+    """ISO 8601 in UTC with 7 fractional digits, as ADX writes datetimes."""
+    value = value.astimezone(UTC) if value.tzinfo else value
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond:06d}0Z"
+
+
+def format_timespan(value: timedelta) -> str:
+    """``[-][d.]hh:mm:ss.fffffff``."""
+    total = round(value.total_seconds() * 1_000_000)
+    sign = "-" if total < 0 else ""
+    total = abs(total)
+    days, rem = divmod(total, 86_400_000_000)
+    hours, rem = divmod(rem, 3_600_000_000)
+    minutes, rem = divmod(rem, 60_000_000)
+    seconds, micros = divmod(rem, 1_000_000)
+    day_part = f"{days}." if days else ""
+    return f"{sign}{day_part}{hours:02d}:{minutes:02d}:{seconds:02d}.{micros:06d}0"
+
+
+def to_text(value: Any) -> str:
+    """A converted value as CSV field text (before quoting); null is the empty field."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, (int, Decimal, uuid.UUID)):
+        return str(value)
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, timedelta):
+        return format_timespan(value)
+    return orjson.dumps(value).decode()
+
+
+_NEEDS_QUOTES = re.compile(r'[",\r\n]|^\s|\s$')
+
+
+def csv_field(text: str) -> str:
+    """Quote a CSV field the way ADX's CSV reader expects (RFC 4180)."""
+    if text and _NEEDS_QUOTES.search(text):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def csv_line(values: list[Any]) -> str:
+    """One CSV row of converted values."""
+    return ",".join([csv_field(to_text(v)) for v in values])

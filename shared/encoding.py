@@ -1,0 +1,232 @@
+"""Per-destination encoding of records into the lines a batch carries, with per-record
+validation, and the readers that parse those payloads back (for the local sink and tests).
+
+- server mapping: the record's bytes pass through (checked when validation is on), one line
+  per record; JSON spanning lines is re-serialised onto one line so ADX's ``json`` format
+  reads it;
+- client mapping: the record is decoded, mapped with :class:`CompiledMapping` and written as a
+  CSV row in table column order.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import orjson
+
+from shared.adxtypes import csv_line
+from shared.config import DELIMITERS, JSON_FORMATS, IngestionConfig
+from shared.destination import Destination
+from shared.errors import RecordError
+from shared.mapping import CompiledMapping, expected_fields
+from shared.records import Record
+
+_LINE_BREAKS = (b"\n", b"\r")
+
+
+class Encoder(Protocol):
+    """Turns one record into its line(s) for a batch, or raises :class:`RecordError`."""
+
+    def encode(self, record: Record) -> bytes:
+        """Encoded line(s) without a trailing newline."""
+        ...
+
+
+def _utf8(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"value is not valid UTF-8 (byte {exc.start})", stage="decode") from None
+
+
+def _strip_eol(value: bytes) -> bytes:
+    if value.endswith(b"\n"):
+        value = value[:-1]
+        if value.endswith(b"\r"):
+            value = value[:-1]
+    return value
+
+
+def parse_json(value: bytes, fmt: str) -> Any:
+    """Parse a JSON record: an object for ``json``; an object or array of objects for
+    ``multijson`` (a record holding several objects back to back is read too)."""
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        if fmt == "multijson":
+            try:
+                return list(iter_json_values(_utf8(value)))
+            except ValueError:
+                pass
+        raise RecordError(f"invalid JSON: {exc}", stage="decode") from None
+    if isinstance(doc, dict):
+        return doc
+    if fmt == "multijson" and isinstance(doc, list) and all(isinstance(item, dict) for item in doc):
+        return doc
+    expected = "an object or an array of objects" if fmt == "multijson" else "an object"
+    raise RecordError(f"JSON value is {type(doc).__name__}, expected {expected}", stage="decode")
+
+
+def iter_json_values(text: str) -> Iterator[Any]:
+    """JSON values written back to back (whitespace between them allowed)."""
+    decoder = json.JSONDecoder()
+    pos, end = 0, len(text)
+    while True:
+        while pos < end and text[pos] in " \t\r\n":
+            pos += 1
+        if pos >= end:
+            return
+        value, pos = decoder.raw_decode(text, pos)
+        yield value
+
+
+def split_delimited(text: str, delimiter: str) -> list[str]:
+    """The fields of one delimited record, with CSV quoting as ADX reads it (RFC 4180)."""
+    if '"' not in text:
+        if "\n" in text or "\r" in text:
+            raise RecordError("record holds more than one line", stage="decode")
+        return text.split(delimiter)
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
+    except csv.Error as exc:
+        raise RecordError(f"invalid CSV quoting: {exc}", stage="decode") from None
+    if len(rows) != 1:
+        raise RecordError(f"record holds {len(rows)} rows, expected one", stage="decode")
+    return rows[0]
+
+
+class JsonPassthrough:
+    """Server-mapped JSON: check that it parses, keep it on one line."""
+
+    def __init__(self, fmt: str, validate: bool) -> None:
+        self.fmt = fmt
+        self.validate = validate
+
+    def encode(self, record: Record) -> bytes:
+        """The record's JSON on one line."""
+        value = record.value or b""
+        if self.validate:
+            doc = parse_json(value, self.fmt)
+            if self.fmt == "json" and (b"\n" in value or b"\r" in value):
+                return orjson.dumps(doc)
+            return value
+        if self.fmt == "json" and (b"\n" in value or b"\r" in value):
+            return orjson.dumps(parse_json(value, self.fmt))
+        return value
+
+
+class DelimitedPassthrough:
+    """Server-mapped CSV/TSV/PSV...: check UTF-8 and the field count, keep the bytes."""
+
+    def __init__(self, delimiter: str, fields: int, exact: bool, validate: bool) -> None:
+        self.delimiter = delimiter
+        self.fields = fields
+        self.exact = exact
+        self.validate = validate
+
+    def encode(self, record: Record) -> bytes:
+        """The record's row."""
+        value = _strip_eol(record.value or b"")
+        if not self.validate:
+            return value
+        count = len(split_delimited(_utf8(value), self.delimiter))
+        if count != self.fields if self.exact else count < self.fields:
+            expected = f"{self.fields}" if self.exact else f"at least {self.fields}"
+            raise RecordError(f"has {count} fields, expected {expected}", stage="decode")
+        return value
+
+
+class TextPassthrough:
+    """txt/raw: one record is one row of a single string column."""
+
+    def __init__(self, validate: bool) -> None:
+        self.validate = validate
+
+    def encode(self, record: Record) -> bytes:
+        """The record's text on one line."""
+        value = _strip_eol(record.value or b"")
+        if any(b in value for b in _LINE_BREAKS):
+            raise RecordError("record contains a line break; txt ingests one row per line", stage="decode")
+        if self.validate:
+            _utf8(value)
+        return value
+
+
+class ClientMapped:
+    """Client-side mapping: decode, map, convert, write a CSV row in table column order."""
+
+    def __init__(self, config: IngestionConfig, dest: Destination) -> None:
+        table = config.tables[dest.table]
+        mapping = table.mappings[dest.mapping] if dest.mapping else None
+        self.fmt = dest.format
+        kind = "json" if dest.format in JSON_FORMATS else "csv"
+        self.mapping = CompiledMapping(table, mapping, kind, strict=dest.validate)
+        self.delimiter = DELIMITERS.get(dest.format)
+        self.fields, self.exact = expected_fields(table, mapping)
+
+    def encode(self, record: Record) -> bytes:
+        """One CSV row per object in the record."""
+        value = record.value or b""
+        location = f"{record.topic}/{record.partition}"
+        rows = [csv_line(self.mapping.row(doc, record, location)) for doc in self.documents(value)]
+        return "\n".join(rows).encode("utf-8")
+
+    def documents(self, value: bytes) -> list[Any]:
+        """The decoded documents of one record."""
+        if self.fmt in JSON_FORMATS:
+            doc = parse_json(value, self.fmt)
+            return doc if isinstance(doc, list) else [doc]
+        text = _utf8(_strip_eol(value))
+        if self.delimiter is None:  # txt / raw: the whole line is field 0
+            if "\n" in text or "\r" in text:
+                raise RecordError("record contains a line break; txt ingests one row per line", stage="decode")
+            return [[text]]
+        fields = split_delimited(text, self.delimiter)
+        count = len(fields)
+        if self.mapping.strict and (count != self.fields if self.exact else count < self.fields):
+            expected = f"{self.fields}" if self.exact else f"at least {self.fields}"
+            raise RecordError(f"has {count} fields, expected {expected}", stage="decode")
+        return [fields]
+
+
+def encoder_for(config: IngestionConfig, dest: Destination) -> Encoder:
+    """The encoder of a destination."""
+    if dest.apply == "client":
+        return ClientMapped(config, dest)
+    if dest.format in JSON_FORMATS:
+        return JsonPassthrough(dest.format, dest.validate)
+    delimiter = DELIMITERS.get(dest.format)
+    if delimiter is None:
+        return TextPassthrough(dest.validate)
+    table = config.tables[dest.table]
+    mapping = table.mappings[dest.mapping] if dest.mapping else None
+    fields, exact = expected_fields(table, mapping)
+    return DelimitedPassthrough(delimiter, fields, exact, dest.validate)
+
+
+def read_payload(data: bytes, wire_format: str) -> Iterator[Any]:
+    """Parse an uncompressed batch payload the way ADX would: JSON objects, or lists of fields."""
+    if wire_format in JSON_FORMATS:
+        text = data.decode("utf-8", errors="replace")
+        if wire_format == "json":
+            for line in text.splitlines():
+                if line.strip():
+                    yield orjson.loads(line)
+            return
+        for value in iter_json_values(text):
+            if isinstance(value, list):
+                yield from value
+            else:
+                yield value
+        return
+    delimiter = DELIMITERS.get(wire_format)
+    text = data.decode("utf-8", errors="replace")
+    if delimiter is None:
+        for line in text.split("\n")[:-1] if text.endswith("\n") else text.split("\n"):
+            yield [line]
+        return
+    yield from csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)

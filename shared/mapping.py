@@ -1,0 +1,141 @@
+"""ADX mapping semantics in Python: turn one decoded record into a row in table column order.
+
+The same engine serves client-side mapping in the pipeline, ``kafka-adx preview`` and the local
+DuckDB sink (which plays ADX's part for server-side mappings). Rules, as ADX documents them:
+
+- a JSON ``Path`` that does not exist gives null; ``$`` is the whole document;
+- a CSV ``Ordinal`` past the last field gives null;
+- ``ConstValue`` gives the constant for every row;
+- DateTimeFromUnix{Seconds,Milliseconds,Microseconds,Nanoseconds} turn numbers into datetimes;
+- SourceLocation / SourceLineNumber give where the record came from and its line (offset);
+- columns the mapping does not name are null;
+- without a mapping, CSV maps by ordinal in table order and JSON by column name.
+``Metadata`` (key, topic, partition, offset, timestamp, header:<name>) is this project's
+extension for client-side mapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from shared import adxtypes
+from shared.config import Mapping, MappingProperties, Table
+from shared.errors import RecordError
+from shared.jsonpath import parse_path, resolve
+from shared.records import Record
+
+Getter = Callable[[Any, Record, str], Any]
+"""(decoded document, record, source location) -> raw value."""
+
+
+def _decode_bytes(data: bytes | None, what: str) -> str | None:
+    if data is None:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{what} is not valid UTF-8 (byte {exc.start})") from None
+
+
+def _metadata_getter(source: str) -> Getter:
+    if source == "key":
+        return lambda doc, rec, loc: _decode_bytes(rec.key, "the record key")
+    if source == "topic":
+        return lambda doc, rec, loc: rec.topic
+    if source == "partition":
+        return lambda doc, rec, loc: rec.partition
+    if source == "offset":
+        return lambda doc, rec, loc: rec.offset
+    if source == "timestamp":
+        return lambda doc, rec, loc: rec.timestamp
+    name = source.split(":", 1)[1]
+    return lambda doc, rec, loc: _decode_bytes(rec.header(name), f"header {name!r}")
+
+
+def _getter(props: MappingProperties) -> Getter:
+    if props.path is not None:
+        steps = parse_path(props.path)
+        return lambda doc, rec, loc: resolve(doc, steps)
+    if props.ordinal is not None:
+        index = props.ordinal
+        return lambda doc, rec, loc: doc[index] if isinstance(doc, list) and index < len(doc) else None
+    if props.const_value is not None:
+        const = props.const_value
+        return lambda doc, rec, loc: const
+    if props.metadata is not None:
+        return _metadata_getter(props.metadata)
+    if props.transform == "SourceLocation":
+        return lambda doc, rec, loc: loc
+    # SourceLineNumber
+    return lambda doc, rec, loc: rec.offset
+
+
+class CompiledMapping:
+    """A mapping compiled once into one getter and one converter per table column.
+
+    ``strict`` (per-record validation on): a value that does not convert to its column type
+    raises :class:`RecordError` naming the column; otherwise it becomes null, as in ADX.
+    """
+
+    def __init__(self, table: Table, mapping: Mapping | None, kind: str, *, strict: bool) -> None:
+        self.table = table
+        self.kind = kind
+        self.strict = strict
+        by_column = {entry.column: entry.properties for entry in mapping.columns} if mapping else None
+        self.columns: list[tuple[str, str, Getter | None, Callable[[Any], Any], str | None]] = []
+        for index, column in enumerate(table.columns):
+            props: MappingProperties | None
+            if by_column is None:
+                props = MappingProperties.model_validate(
+                    {"Ordinal": index} if kind == "csv" else {"Path": f"$[{_quote(column.name)}]"}
+                )
+            else:
+                props = by_column.get(column.name)
+            getter = _getter(props) if props is not None else None
+            transform = props.transform if props is not None else None
+            unix = transform if transform and transform.startswith("DateTimeFromUnix") else None
+            self.columns.append((column.name, column.type, getter, adxtypes.CONVERTERS[column.type], unix))
+
+    def row(self, doc: Any, record: Record, location: str = "") -> list[Any]:
+        """Map one decoded document to converted values in table column order."""
+        values: list[Any] = []
+        append = values.append
+        for name, adx_type, getter, converter, unix in self.columns:
+            if getter is None:
+                append(None)
+                continue
+            try:
+                raw = getter(doc, record, location)
+                if unix is not None:
+                    raw = adxtypes.from_unix(raw, unix)
+                append(converter(raw))
+            except (ValueError, TypeError, OverflowError, ArithmeticError) as exc:
+                if self.strict:
+                    raise RecordError(
+                        f"column {name} ({adx_type}): {exc}", stage="map", field=name
+                    ) from None
+                append(None)
+        return values
+
+
+def _quote(name: str) -> str:
+    return "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def expected_fields(table: Table, mapping: Mapping | None) -> tuple[int, bool]:
+    """How many fields a delimited record must have: (count, exact). Without a mapping exactly
+    the table's column count; with one at least the highest ordinal + 1 (ADX ignores extras)."""
+    if mapping is None:
+        return len(table.columns), True
+    ordinals = [entry.properties.ordinal for entry in mapping.columns if entry.properties.ordinal is not None]
+    return (max(ordinals) + 1 if ordinals else 0), False
+
+
+def describe_row(table: Table, values: list[Any]) -> dict[str, Any]:
+    """Column name to value, for previews."""
+    out: dict[str, Any] = {}
+    for column, value in zip(table.columns, values, strict=True):
+        out[column.name] = adxtypes.format_datetime(value) if isinstance(value, datetime) else value
+    return out

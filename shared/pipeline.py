@@ -1,0 +1,289 @@
+"""The one pipeline every entry point uses: records -> route -> encode -> batch -> sink.
+
+Delivery contract (DESIGN.md), for every call of :meth:`Pipeline.process`:
+
+1. A poison record (null/empty, oversize, undecodable, unroutable, unmappable) goes to the
+   dead-letter store with its reason; the rest of the batch goes on.
+2. A transient sink failure is retried in process (``RetryPolicy``: bounded, exponential, with
+   jitter). When those tries are used up and this is not the caller's final attempt,
+   :class:`TransientError` is raised so the trigger redelivers the whole batch (deterministic
+   batch ids, and ingest-by tags on dedup routes, make that retry idempotent).
+3. On a terminal failure, or a transient one on the final attempt, the whole batch is written
+   to the dead-letter store with the reason and processing goes on. If even that write fails,
+   :class:`DeadLetterError` is raised: the caller must not advance its checkpoint.
+
+When ``process`` returns, ``received == ingested + dead_lettered`` holds for the call; a caller
+may then commit or checkpoint everything it passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from shared.batching import Batch, BatchBuilder
+from shared.config import IngestionConfig
+from shared.deadletter import DeadLetter, DeadLetterStore
+from shared.destination import Destination
+from shared.encoding import Encoder, encoder_for
+from shared.errors import DeadLetterError, RecordError, TransientError, classify
+from shared.records import Record
+from shared.routing import Router
+from shared.sinks.base import Sink
+
+log = logging.getLogger("kafka_adx.pipeline")
+
+UNROUTED = "(unrouted)"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """In-process retries of a transient sink failure (the function app uses 1 attempt and lets
+    the trigger's retry policy redeliver; the CLI and the consumer retry here)."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        """Backoff before try ``attempt + 1``: exponential with full jitter."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+@dataclass
+class TableCounts:
+    """Counts of one destination table."""
+
+    ingested: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+    raw_bytes: int = 0
+    gzip_bytes: int = 0
+
+
+@dataclass
+class Result:
+    """What a call of :meth:`Pipeline.process` did. ``received == ingested + dead_lettered``."""
+
+    received: int = 0
+    ingested: int = 0
+    dead_lettered: int = 0
+    tables: dict[str, TableCounts] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+    """Dead-letter counts by stage (decode, size, route, map, sink)."""
+    seconds: float = 0.0
+    oldest_timestamp: datetime | None = None
+
+    @property
+    def balanced(self) -> bool:
+        """Whether every received record was ingested or dead-lettered."""
+        return self.received == self.ingested + self.dead_lettered
+
+    def table(self, name: str) -> TableCounts:
+        """Counts of ``database.table`` (created on first use)."""
+        counts = self.tables.get(name)
+        if counts is None:
+            counts = self.tables[name] = TableCounts()
+        return counts
+
+    def merge(self, other: Result) -> None:
+        """Add another result's counts into this one."""
+        self.received += other.received
+        self.ingested += other.ingested
+        self.dead_lettered += other.dead_lettered
+        self.seconds += other.seconds
+        for name, counts in other.tables.items():
+            mine = self.table(name)
+            mine.ingested += counts.ingested
+            mine.dead_lettered += counts.dead_lettered
+            mine.batches += counts.batches
+            mine.raw_bytes += counts.raw_bytes
+            mine.gzip_bytes += counts.gzip_bytes
+        for stage, count in other.reasons.items():
+            self.reasons[stage] = self.reasons.get(stage, 0) + count
+        if other.oldest_timestamp and (self.oldest_timestamp is None or other.oldest_timestamp < self.oldest_timestamp):
+            self.oldest_timestamp = other.oldest_timestamp
+
+
+class Pipeline:
+    """Routes, encodes and batches records and hands batches to a sink (see module docstring).
+
+    Create one per process and reuse it: routes, encoders and compiled mappings are cached.
+    """
+
+    #: Poison records are flushed to the dead-letter store in sets of at most this many.
+    POISON_SET_SIZE = 1000
+
+    def __init__(
+        self,
+        config: IngestionConfig,
+        sink: Sink,
+        deadletters: DeadLetterStore,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        on_batch: Callable[[Batch], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.sink = sink
+        self.deadletters = deadletters
+        self.retry = retry or RetryPolicy()
+        self.sleep = sleep
+        self.on_batch = on_batch
+        self.router = Router(config)
+        self._encoders: dict[Destination, Encoder] = {}
+        self.max_record_bytes = config.limits.max_record_bytes
+        self.max_batch_bytes = config.limits.max_batch_bytes
+        self.max_batch_records = config.limits.max_batch_records
+        self.gzip_level = config.limits.gzip_level
+
+    def encoder(self, dest: Destination) -> Encoder:
+        """The (cached) encoder of a destination."""
+        encoder = self._encoders.get(dest)
+        if encoder is None:
+            encoder = self._encoders[dest] = encoder_for(self.config, dest)
+        return encoder
+
+    def prepare(self, record: Record) -> tuple[str, Destination, bytes]:
+        """Route and encode one record: (route topic, destination, line), or RecordError."""
+        value = record.value
+        if value is None:
+            raise RecordError("value is null", stage="decode")
+        if not value.strip():
+            raise RecordError("value is empty", stage="decode")
+        if len(value) > self.max_record_bytes:
+            raise RecordError(
+                f"record is {len(value)} bytes, over the limit of {self.max_record_bytes}", stage="size"
+            )
+        route, dest = self.router.resolve(record)
+        try:
+            line = self.encoder(dest).encode(record)
+        except RecordError as exc:
+            exc.route = route.topic
+            exc.destination = dest
+            raise
+        except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:
+            # A decoder bug must not lose the record or stop the batch: dead-letter it, say so.
+            log.exception("unexpected error encoding %s for %s", record.where, dest.describe())
+            error = RecordError(f"cannot encode record: {type(exc).__name__}: {exc}", stage="decode")
+            error.route = route.topic
+            error.destination = dest
+            raise error from exc
+        return route.topic, dest, line
+
+    def process(
+        self, records: Iterable[Record], *, attempt: int = 1, final_attempt: bool = True
+    ) -> Result:
+        """Run records through the pipeline under the delivery contract; see the module doc."""
+        started = time.perf_counter()
+        result = Result()
+        builders: dict[Destination, BatchBuilder] = {}
+        poison: list[DeadLetter] = []
+        for record in records:
+            result.received += 1
+            ts = record.timestamp
+            if ts is not None and (result.oldest_timestamp is None or ts < result.oldest_timestamp):
+                result.oldest_timestamp = ts
+            try:
+                _, dest, line = self.prepare(record)
+            except RecordError as exc:
+                poison.append(self._letter(record, exc, attempt))
+                if len(poison) >= self.POISON_SET_SIZE:
+                    self._dead_letter(poison, result)
+                    poison = []
+                continue
+            builder = builders.get(dest)
+            if builder is None:
+                builder = builders[dest] = BatchBuilder(dest, self.gzip_level)
+            builder.add(record, line)
+            if builder.raw_size >= self.max_batch_bytes or len(builder) >= self.max_batch_records:
+                self._deliver(builder.seal(), result, attempt, final_attempt)
+        for builder in builders.values():
+            if len(builder):
+                self._deliver(builder.seal(), result, attempt, final_attempt)
+        if poison:
+            self._dead_letter(poison, result)
+        result.seconds = time.perf_counter() - started
+        if not result.balanced:  # a bug, never expected: refuse to let a checkpoint advance
+            raise AssertionError(f"pipeline counts do not add up: {result}")
+        return result
+
+    def _letter(self, record: Record, exc: RecordError, attempt: int) -> DeadLetter:
+        reason = f"{record.where}: {exc.reason}"
+        return DeadLetter(
+            record=record,
+            reason=reason,
+            stage=exc.stage,
+            field=exc.field,
+            route=exc.route,
+            destination=exc.destination,
+            attempt=attempt,
+        )
+
+    def _dead_letter(self, letters: list[DeadLetter], result: Result) -> None:
+        """Write letters (raises DeadLetterError if the store fails) and count them."""
+        try:
+            set_id = self.deadletters.write(letters)
+        except DeadLetterError:
+            raise
+        except Exception as exc:
+            raise DeadLetterError(f"dead-letter store failed: {exc}") from exc
+        result.dead_lettered += len(letters)
+        for letter in letters:
+            result.reasons[letter.stage] = result.reasons.get(letter.stage, 0) + 1
+            dest = letter.destination
+            name = f"{dest.database}.{dest.table}" if dest else UNROUTED
+            result.table(name).dead_lettered += 1
+        log.warning("dead-lettered %d record(s) as set %s", len(letters), set_id)
+
+    def _deliver(self, batch: Batch, result: Result, attempt: int, final_attempt: bool) -> None:
+        """Write a batch with bounded retries; dead-letter it when it cannot be written."""
+        dest = batch.destination
+        name = f"{dest.database}.{dest.table}"
+        tries = max(1, self.retry.attempts)
+        for try_number in range(1, tries + 1):
+            try:
+                self.sink.write(batch)
+            except Exception as exc:
+                kind = classify(exc)
+                if kind is TransientError and try_number < tries:
+                    delay = self.retry.delay(try_number)
+                    log.warning("transient failure writing %s (try %d/%d), retrying in %.2fs: %s",
+                                batch.describe(), try_number, tries, delay, exc)
+                    self.sleep(delay)
+                    continue
+                if kind is TransientError and not final_attempt:
+                    log.warning("transient failure writing %s; raising for redelivery: %s", batch.describe(), exc)
+                    raise TransientError(f"{batch.describe()}: {exc}") from exc
+                reason = f"{'terminal' if kind is not TransientError else 'transient (final attempt)'} " \
+                         f"sink failure: {type(exc).__name__}: {exc}"
+                log.error("dead-lettering %s: %s", batch.describe(), reason)
+                letters = [
+                    DeadLetter(
+                        record=record,
+                        reason=f"{record.where}: {reason}",
+                        stage="sink",
+                        route=None,
+                        destination=dest,
+                        batch_id=batch.batch_id,
+                        attempt=attempt,
+                        time=datetime.now(UTC),
+                    )
+                    for record in batch.records
+                ]
+                self._dead_letter(letters, result)
+                return
+            counts = result.table(name)
+            counts.ingested += batch.count
+            counts.batches += 1
+            counts.raw_bytes += batch.raw_size
+            counts.gzip_bytes += len(batch.payload)
+            result.ingested += batch.count
+            log.info("wrote %s", batch.describe())
+            if self.on_batch is not None:
+                self.on_batch(batch)
+            return

@@ -1,0 +1,168 @@
+"""Local mode: an embedded DuckDB playing ADX's part.
+
+The sink reads each batch's payload exactly as ADX would receive it (gzip, ``wire_format``,
+``wire_mapping``) and applies the mapping with the Python engine, with ADX's lenient semantics
+(a value that does not convert becomes null). One DuckDB schema per ADX database, one table per
+ADX table, with matching column types.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+import threading
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from shared.batching import Batch
+from shared.config import JSON_FORMATS, IngestionConfig
+from shared.encoding import read_payload
+from shared.errors import TerminalError
+from shared.mapping import CompiledMapping
+from shared.records import Record
+
+DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "int": "INTEGER",
+    "long": "BIGINT",
+    "real": "DOUBLE",
+    "decimal": "DECIMAL(38, 10)",
+    "bool": "BOOLEAN",
+    "datetime": "TIMESTAMP",
+    "timespan": "INTERVAL",
+    "guid": "UUID",
+    "dynamic": "JSON",
+}
+"""ADX type to DuckDB type."""
+
+_NULL = "\\N"
+
+
+def _duck_text(value: Any, adx_type: str) -> str:
+    """A converted value as text DuckDB's CSV reader parses into the column type."""
+    if value is None:
+        return _NULL
+    if adx_type == "dynamic":
+        return orjson.dumps(value, default=str).decode()
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, timedelta):
+        return f"{round(value.total_seconds() * 1_000_000)} microseconds"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (int, Decimal)):
+        return str(value)
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class DuckDbSink:
+    """Writes batches into a DuckDB file (local mode)."""
+
+    name = "duckdb"
+
+    def __init__(self, config: IngestionConfig, path: str | Path) -> None:
+        import duckdb
+
+        self.config = config
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(str(path))
+        self._lock = threading.Lock()
+        self._mappings: dict[tuple[str, str | None, str], CompiledMapping] = {}
+        self._created: set[tuple[str, str]] = set()
+
+    def ensure_table(self, database: str, table_name: str) -> None:
+        """Create the schema and table, adding any column the config has and the table lacks."""
+        if (database, table_name) in self._created:
+            return
+        table = self.config.tables[table_name]
+        self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(database)}")
+        columns = ", ".join(f"{_quote(c.name)} {DUCKDB_TYPES[c.type]}" for c in table.columns)
+        full = f"{_quote(database)}.{_quote(table_name)}"
+        self.con.execute(f"CREATE TABLE IF NOT EXISTS {full} ({columns})")
+        existing = {
+            row[0]
+            for row in self.con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+                [database, table_name],
+            ).fetchall()
+        }
+        for column in table.columns:
+            if column.name not in existing:
+                self.con.execute(f"ALTER TABLE {full} ADD COLUMN {_quote(column.name)} {DUCKDB_TYPES[column.type]}")
+        self._created.add((database, table_name))
+
+    def _mapping(self, table_name: str, mapping_name: str | None, wire_format: str) -> CompiledMapping:
+        kind = "json" if wire_format in JSON_FORMATS else "csv"
+        key = (table_name, mapping_name, kind)
+        compiled = self._mappings.get(key)
+        if compiled is None:
+            table = self.config.tables[table_name]
+            mapping = table.mappings[mapping_name] if mapping_name else None
+            compiled = self._mappings[key] = CompiledMapping(table, mapping, kind, strict=False)
+        return compiled
+
+    def rows(self, batch: Batch) -> list[list[Any]]:
+        """The rows ADX would ingest from this batch (also used by tests and previews)."""
+        dest = batch.destination
+        compiled = self._mapping(dest.table, dest.wire_mapping, dest.wire_format)
+        location = f"kafka-adx://{dest.database}/{dest.table}/{batch.batch_id}"
+        rows = []
+        for line_number, doc in enumerate(read_payload(batch.decompressed(), dest.wire_format), start=1):
+            rows.append(compiled.row(doc, Record(value=None, offset=line_number), location))
+        return rows
+
+    def write(self, batch: Batch) -> None:
+        """Insert the batch's rows (one transaction per batch)."""
+        dest = batch.destination
+        if dest.table not in self.config.tables:
+            raise TerminalError(f"table {dest.table!r} is not declared in the ingestion file")
+        rows = self.rows(batch)
+        table = self.config.tables[dest.table]
+        fd, tmp = tempfile.mkstemp(prefix="kafka-adx-", suffix=".csv")
+        try:
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh, lineterminator="\n")
+                types = [c.type for c in table.columns]
+                writer.writerows([[_duck_text(v, t) for v, t in zip(row, types, strict=True)] for row in rows])
+            columns = ", ".join(f"{_quote(c.name)}: {_sql_literal(DUCKDB_TYPES[c.type])}" for c in table.columns)
+            full = f"{_quote(dest.database)}.{_quote(dest.table)}"
+            with self._lock:
+                self.ensure_table(dest.database, dest.table)
+                names = ", ".join(_quote(c.name) for c in table.columns)
+                self.con.execute(
+                    f"INSERT INTO {full} ({names}) SELECT * FROM read_csv({_sql_literal(tmp)}, header = false, "
+                    f"columns = {{{columns}}}, nullstr = {_sql_literal(_NULL)}, quote = '\"', escape = '\"', "
+                    f"delim = ',', auto_detect = false, strict_mode = false)"
+                )
+        finally:
+            os.unlink(tmp)
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a query against the local database."""
+        with self._lock:
+            return list(self.con.execute(sql, params or []).fetchall())
+
+    def close(self) -> None:
+        """Close the database."""
+        self.con.close()
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,1 @@
+"""Adapters that turn each entry point's input into :class:`shared.records.Record` objects."""
