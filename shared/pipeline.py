@@ -199,8 +199,12 @@ class Pipeline:
             builder = builders.get(dest)
             if builder is None:
                 builder = builders[dest] = BatchBuilder(dest, self.gzip_level)
+            elif builder.raw_size + len(line) + 1 > self.max_batch_bytes and len(builder):
+                # Seal before the cap would be crossed: a batch never exceeds max_batch_bytes
+                # unless one record alone does.
+                self._deliver(builder.seal(), result, attempt, final_attempt)
             builder.add(record, line)
-            if builder.raw_size >= self.max_batch_bytes or len(builder) >= self.max_batch_records:
+            if len(builder) >= self.max_batch_records:
                 self._deliver(builder.seal(), result, attempt, final_attempt)
         for builder in builders.values():
             if len(builder):
