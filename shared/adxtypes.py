@@ -9,6 +9,7 @@ convert; with validation off it ingests null, as ADX itself does.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import uuid
@@ -21,6 +22,14 @@ from typing import Any
 import orjson
 
 Converter = Callable[[Any], Any]
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON text of a value (stdlib fallback for integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
@@ -58,7 +67,7 @@ def to_string(value: Any) -> str | None:
         return str(value)
     if isinstance(value, datetime):
         return format_datetime(value)
-    return orjson.dumps(value).decode()
+    return json_text(value)
 
 
 def _integer(value: Any, bounds: tuple[int, int], name: str) -> int | None:
@@ -348,7 +357,7 @@ def to_text(value: Any) -> str:
         return format_datetime(value)
     if isinstance(value, timedelta):
         return format_timespan(value)
-    return orjson.dumps(value).decode()
+    return json_text(value)
 
 
 _NEEDS_QUOTES = re.compile(r'[",\r\n]|^\s|\s$')
@@ -362,5 +371,8 @@ def csv_field(text: str) -> str:
 
 
 def csv_line(values: list[Any]) -> str:
-    """One CSV row of converted values."""
-    return ",".join([csv_field(to_text(v)) for v in values])
+    """One CSV row of converted values. A row that would be an empty line (one column, null or
+    empty) is written as ``""`` so that it is not read as a blank line and skipped."""
+    line = ",".join([csv_field(to_text(v)) for v in values])
+    return line or '""'
+

@@ -213,7 +213,9 @@ def read_payload(data: bytes, wire_format: str) -> Iterator[Any]:
     if wire_format in JSON_FORMATS:
         text = data.decode("utf-8", errors="replace")
         if wire_format == "json":
-            for line in text.splitlines():
+            # Records are separated by "\n" only: str.splitlines would also split inside JSON
+            # strings at U+2028 and friends.
+            for line in text.split("\n"):
                 if line.strip():
                     yield orjson.loads(line)
             return

@@ -17,8 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from shared.adxtypes import json_text
 from shared.batching import Batch
 from shared.config import JSON_FORMATS, IngestionConfig
 from shared.encoding import read_payload
@@ -48,7 +47,7 @@ def _duck_text(value: Any, adx_type: str) -> str:
     if value is None:
         return _NULL
     if adx_type == "dynamic":
-        return orjson.dumps(value, default=str).decode()
+        return json_text(value)
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -62,7 +61,7 @@ def _duck_text(value: Any, adx_type: str) -> str:
     if isinstance(value, (int, Decimal)):
         return str(value)
     if isinstance(value, (dict, list)):
-        return orjson.dumps(value).decode()
+        return json_text(value)
     return str(value)
 
 

@@ -56,7 +56,7 @@ def test_route_to_unknown_table() -> None:
 
 
 def test_route_to_unknown_mapping_lists_known() -> None:
-    with pytest.raises(ConfigError, match="has no mapping 'Nope' .*T_csv"):
+    with pytest.raises(ConfigError, match=r"has no mapping 'Nope' .*T_csv"):
         make_config(routes=[{"topic": "x", "table": "T", "format": "csv", "mapping": "Nope"}])
 
 

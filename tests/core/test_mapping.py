@@ -146,7 +146,7 @@ def test_unix_transforms(transform: str, value: object, expected: datetime) -> N
 
 def test_unix_transform_of_text_is_an_error() -> None:
     t = table(("ts", "datetime"))
-    with pytest.raises(RecordError, match="column ts .*expects a number"):
+    with pytest.raises(RecordError, match=r"column ts .*expects a number"):
         row(t, json_mapping(ts={"Path": "$.t", "Transform": "DateTimeFromUnixSeconds"}), {"t": "yesterday"})
 
 
@@ -213,7 +213,7 @@ def test_conversions(adx_type: str, value: object, expected: object) -> None:
      ("datetime", "31/12/2020"), ("datetime", 12345), ("timespan", "soon"), ("guid", "nope"), ("decimal", "NaN")],
 )
 def test_unconvertible_values_raise(adx_type: str, value: object) -> None:
-    with pytest.raises(ValueError, match="expected|out of range"):
+    with pytest.raises(ValueError, match=r"expected|out of range"):
         convert(value, adx_type)
 
 
