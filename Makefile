@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck unit bench clean
+.PHONY: venv demo test tools lint typecheck unit bench kafka kafka-stop clean
 
 venv: $(STAMP)
 
@@ -19,7 +19,19 @@ demo: venv
 	$(VENV)/bin/kafka-adx demo
 
 ## test: lint, type-check and the whole test suite (services are started by the suite)
-test: venv lint typecheck unit
+test: venv tools lint typecheck unit
+
+## tools: fetch the pinned local services the tests start (Kafka jars via Maven into .tools/)
+tools:
+	bash scripts/kafka-install.sh >/dev/null
+
+## kafka: a local Kafka broker on 127.0.0.1:9092 (a free port if taken); Ctrl-C stops it. BACKGROUND=1 detaches
+kafka: venv tools
+	bash scripts/kafka-dev.sh $(if $(BACKGROUND),--background)
+
+## kafka-stop: stop the broker that `make kafka BACKGROUND=1` started
+kafka-stop:
+	bash scripts/kafka-stop.sh
 
 lint: venv
 	$(VENV)/bin/ruff check shared tests bench function_app.py

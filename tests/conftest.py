@@ -11,6 +11,8 @@ from shared.config import IngestionConfig, load_config
 
 REPO = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ["tests.fixtures.kafka"]
+
 
 @pytest.fixture(scope="session")
 def sample_config() -> IngestionConfig:
