@@ -1,0 +1,95 @@
+"""Fixtures of the ADX tests: Azurite (session), and per test fault proxies in front of it, the
+ADX stand-in, fast-retrying clients, the sink and a blob dead-letter store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from shared.deadletter_blob import BlobDeadLetterStore
+from shared.settings import Settings
+from shared.sinks.adx import AdxClients, AdxOptions, AdxSink, StorageRetry
+from tests.adx_standin import AdxStandIn, FaultProxy
+from tests.fixtures.azurite import Azurite, azurite, storage_names  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.azurite
+
+# Fast but real: the same code paths as production, with short backoffs and timeouts.
+FAST = AdxOptions(
+    storage=StorageRetry(total=1, initial_backoff=0.05, increment_base=0.1, jitter=0.02,
+                         connection_timeout=2, read_timeout=5),
+    request_timeout=2,
+    streaming_attempts=2,
+    streaming_max_wait=0.2,
+)
+
+
+def fast_throttle_retries(clients: AdxClients) -> None:
+    """Shorten the SDK's own waits between retries of throttled management commands (4 tries,
+    up to 30 s each in production) so throttling tests stay quick; the retry logic is unchanged."""
+    from azure.kusto.data.exceptions import KustoThrottlingError
+    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
+
+    clients.queued._resource_manager._retryer = Retrying(
+        wait=wait_fixed(0.05), retry=retry_if_exception_type(KustoThrottlingError),
+        stop=stop_after_attempt(4), reraise=True,
+    )
+
+
+@pytest.fixture
+def blob_proxy(azurite: Azurite) -> Iterator[FaultProxy]:  # noqa: F811
+    """Fault proxy in front of Azurite's blob service."""
+    proxy = FaultProxy(azurite.blob_port)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def queue_proxy(azurite: Azurite) -> Iterator[FaultProxy]:  # noqa: F811
+    """Fault proxy in front of Azurite's queue service."""
+    proxy = FaultProxy(azurite.queue_port)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def standin(azurite: Azurite, storage_names: str, blob_proxy: FaultProxy, queue_proxy: FaultProxy) -> Iterator[AdxStandIn]:  # noqa: F811
+    """The ADX stand-in, handing out SAS URIs through the fault proxies."""
+    with AdxStandIn(azurite, storage_names, blob_endpoint=blob_proxy.endpoint, queue_endpoint=queue_proxy.endpoint) as st:
+        yield st
+
+
+@pytest.fixture
+def adx_settings(standin: AdxStandIn) -> Settings:
+    """Settings pointing at the stand-in, no authentication (loopback)."""
+    return Settings.from_env({"ADX_INGEST_URI": standin.url, "ADX_AUTH": "none"})
+
+
+@pytest.fixture
+def adx_clients(adx_settings: Settings) -> Iterator[AdxClients]:
+    """Fresh clients for this test (the process-wide cache is for the app, not for tests)."""
+    clients = AdxClients(adx_settings, FAST)
+    fast_throttle_retries(clients)
+    yield clients
+    clients.close()
+
+
+@pytest.fixture
+def sink(adx_clients: AdxClients) -> AdxSink:
+    """The ADX sink over the test's clients."""
+    return AdxSink(adx_clients)
+
+
+@pytest.fixture
+def deadletter_url(azurite: Azurite, storage_names: str, blob_proxy: FaultProxy) -> str:  # noqa: F811
+    """SAS URI (through the blob proxy) of this test's dead-letter container (not created yet)."""
+    return azurite.container_sas_uri(f"{storage_names}-deadletter", endpoint=blob_proxy.endpoint)
+
+
+@pytest.fixture
+def dl_store(deadletter_url: str) -> Iterator[BlobDeadLetterStore]:
+    """The blob dead-letter store (creates its container on first write), fast retries."""
+    store = BlobDeadLetterStore.from_url(deadletter_url, retries=1, initial_backoff=0, timeout=5)
+    yield store
+    store.close()
