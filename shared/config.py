@@ -345,14 +345,25 @@ def _format_location(loc: tuple[int | str, ...]) -> str:
             text += f"[{part}]"
         else:
             text += f".{part}" if text else str(part)
-    return text or "(top level)"
+    return text
 
 
 def _format_validation_error(source: str, error: ValidationError) -> str:
-    lines = [f"{source}: {error.error_count()} error(s) in the ingestion file"]
-    for item in error.errors():
+    items = error.errors()
+    # pydantic also reports a list as "too short" when its only item failed: keep the item's error.
+    items = [
+        item
+        for item in items
+        if not (
+            item["type"] == "too_short"
+            and any(len(o["loc"]) > len(item["loc"]) and o["loc"][: len(item["loc"])] == item["loc"] for o in items)
+        )
+    ]
+    lines = [f"{source}: {len(items)} error(s) in the ingestion file"]
+    for item in items:
         message = re.sub(r"^Value error, ", "", item["msg"])
-        lines.append(f"  {source}: {_format_location(item['loc'])}: {message}")
+        where = f"{_format_location(item['loc'])}: " if item["loc"] else ""
+        lines.append(f"  {source}: {where}{message}")
     return "\n".join(lines)
 
 
