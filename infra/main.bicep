@@ -1,0 +1,325 @@
+// kafka-adx: Kafka / Event Hubs -> Azure Data Explorer, serverless. Deployed with `azd up`.
+// Subscription scope: creates the resource group, then everything in it through the modules in
+// ./modules (plain Bicep, no registry modules, so pycep and checkov can read every file).
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; prefixes the resource group and seeds the resource token.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region of every resource (must offer Flex Consumption).')
+param location string
+
+@description('Object id of the deploying user (azd sets AZURE_PRINCIPAL_ID): ADX Viewer/Ingestor, Event Hubs Data Sender, dead-letter access. Empty: none.')
+param principalId string = ''
+
+@description('Event hubs to create. Kafka producers use the event hub name as the topic.')
+param eventHubs array = [
+  {
+    name: 'storm-events'
+    partitionCount: 4
+    messageRetentionInDays: 1
+    consumerGroups: [
+      'kafka-adx'
+    ]
+  }
+]
+
+@description('Event hub the function reads (one of eventHubs).')
+param triggerEventHubName string = 'storm-events'
+
+@description('Consumer group of the function (one of that event hub\'s consumerGroups).')
+param triggerConsumerGroup string = 'kafka-adx'
+
+@description('Event Hubs throughput units.')
+param eventHubsCapacity int = 1
+
+@description('ADX database; must equal `database` in ingestion.yaml (a test checks it).')
+param adxDatabaseName string = 'Weather'
+
+@description('ADX cluster SKU. The Dev SKU has no SLA; use e.g. Standard_E2ads_v5 with tier Standard and capacity 2 in production.')
+param adxSkuName string = 'Dev(No SLA)_Standard_E2a_v4'
+
+@description('ADX cluster SKU tier.')
+@allowed([
+  'Basic'
+  'Standard'
+])
+param adxSkuTier string = 'Basic'
+
+@description('ADX instance count.')
+param adxCapacity int = 1
+
+@description('Enable streaming ingestion on the ADX cluster; routes with `ingestion: streaming` need it (a test checks the default against ingestion.yaml).')
+param adxEnableStreamingIngest bool = false
+
+@description('Register the Event Hubs trigger.')
+param enableEventHubTrigger bool = true
+
+@description('Bootstrap servers of a non-Azure Kafka broker; set to add the Kafka trigger (credentials go to Key Vault).')
+param kafkaBrokers string = ''
+
+@description('Topic the Kafka trigger reads.')
+param kafkaTopic string = ''
+
+@description('Consumer group of the Kafka trigger.')
+param kafkaConsumerGroup string = 'kafka-adx'
+
+@description('Kafka security protocol (Functions Kafka extension name).')
+param kafkaProtocol string = 'SaslSsl'
+
+@description('Kafka SASL mechanism (Functions Kafka extension name).')
+param kafkaSaslMechanism string = 'Plain'
+
+@secure()
+@description('Kafka SASL username, stored in Key Vault.')
+param kafkaUsername string = ''
+
+@secure()
+@description('Kafka SASL password, stored in Key Vault.')
+param kafkaPassword string = ''
+
+@description('Retries of a failed batch before it is dead-lettered.')
+param retryMaxCount int = 5
+
+@description('First retry delay (hh:mm:ss).')
+param retryMinInterval string = '00:00:05'
+
+@description('Longest retry delay (hh:mm:ss).')
+param retryMaxInterval string = '00:15:00'
+
+@description('Private networking: VNet integration for the app, private endpoints for storage, Event Hubs and Key Vault, public endpoints closed.')
+param enablePrivateNetworking bool = false
+
+var abbrs = loadJsonContent('abbreviations.json')
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+  application: 'kafka-adx'
+}
+var enableKafkaTrigger = !empty(kafkaBrokers)
+var deploymentContainerName = 'deployment-packages'
+var deadLetterContainerName = 'deadletter'
+var storageName = '${abbrs.storageStorageAccounts}${resourceToken}'
+var eventHubsName = '${abbrs.eventHubNamespaces}${resourceToken}'
+var keyVaultName = '${abbrs.keyVaultVaults}${resourceToken}'
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: '${abbrs.resourcesResourceGroups}${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: '${abbrs.managedIdentityUserAssignedIdentities}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    workspaceName: '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+    appInsightsName: '${abbrs.insightsComponents}${resourceToken}'
+    location: location
+    tags: tags
+    publisherPrincipalId: identity.outputs.principalId
+  }
+}
+
+module network 'modules/network.bicep' = if (enablePrivateNetworking) {
+  name: 'network'
+  scope: rg
+  params: {
+    name: '${abbrs.networkVirtualNetworks}${resourceToken}'
+    nsgNamePrefix: '${abbrs.networkNetworkSecurityGroups}${resourceToken}-'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: storageName
+    location: location
+    tags: tags
+    appPrincipalId: identity.outputs.principalId
+    userPrincipalId: principalId
+    deploymentContainerName: deploymentContainerName
+    deadLetterContainerName: deadLetterContainerName
+    enablePrivateNetworking: enablePrivateNetworking
+  }
+}
+
+module eventHubsNamespace 'modules/eventhubs.bicep' = {
+  name: 'eventhubs'
+  scope: rg
+  params: {
+    name: eventHubsName
+    location: location
+    tags: tags
+    capacity: eventHubsCapacity
+    eventHubs: eventHubs
+    triggerEventHubName: triggerEventHubName
+    receiverPrincipalId: identity.outputs.principalId
+    userPrincipalId: principalId
+    enablePrivateNetworking: enablePrivateNetworking
+  }
+}
+
+module adx 'modules/adx.bicep' = {
+  name: 'adx'
+  scope: rg
+  params: {
+    clusterName: '${abbrs.kustoClusters}${resourceToken}'
+    databaseName: adxDatabaseName
+    location: location
+    tags: tags
+    skuName: adxSkuName
+    skuTier: adxSkuTier
+    capacity: adxCapacity
+    enableStreamingIngest: adxEnableStreamingIngest
+    ingestorClientId: identity.outputs.clientId
+    userPrincipalId: principalId
+    // Generated from ingestion.yaml by scripts/gen-infra-kql.sh; a test fails when it is stale.
+    databaseScript: loadTextContent('kql/database.kql')
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = if (enableKafkaTrigger) {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: keyVaultName
+    location: location
+    tags: tags
+    readerPrincipalId: identity.outputs.principalId
+    kafkaUsername: kafkaUsername
+    kafkaPassword: kafkaPassword
+    enablePrivateNetworking: enablePrivateNetworking
+  }
+}
+
+module blobEndpoint 'modules/private-endpoint.bicep' = if (enablePrivateNetworking) {
+  name: 'pe-blob'
+  scope: rg
+  params: {
+    name: '${abbrs.networkPrivateEndpoints}${storageName}-blob'
+    location: location
+    tags: tags
+    serviceId: storage.outputs.id
+    groupId: 'blob'
+    dnsZoneName: 'privatelink.blob.${environment().suffixes.storage}'
+    vnetId: network.outputs.id
+    subnetId: network.outputs.privateEndpointSubnetId
+  }
+}
+
+module queueEndpoint 'modules/private-endpoint.bicep' = if (enablePrivateNetworking) {
+  name: 'pe-queue'
+  scope: rg
+  params: {
+    name: '${abbrs.networkPrivateEndpoints}${storageName}-queue'
+    location: location
+    tags: tags
+    serviceId: storage.outputs.id
+    groupId: 'queue'
+    dnsZoneName: 'privatelink.queue.${environment().suffixes.storage}'
+    vnetId: network.outputs.id
+    subnetId: network.outputs.privateEndpointSubnetId
+  }
+}
+
+module eventHubsEndpoint 'modules/private-endpoint.bicep' = if (enablePrivateNetworking) {
+  name: 'pe-eventhubs'
+  scope: rg
+  params: {
+    name: '${abbrs.networkPrivateEndpoints}${eventHubsName}'
+    location: location
+    tags: tags
+    serviceId: eventHubsNamespace.outputs.id
+    groupId: 'namespace'
+    dnsZoneName: 'privatelink.servicebus.windows.net'
+    vnetId: network.outputs.id
+    subnetId: network.outputs.privateEndpointSubnetId
+  }
+}
+
+module keyVaultEndpoint 'modules/private-endpoint.bicep' = if (enablePrivateNetworking && enableKafkaTrigger) {
+  name: 'pe-keyvault'
+  scope: rg
+  params: {
+    name: '${abbrs.networkPrivateEndpoints}${keyVaultName}'
+    location: location
+    tags: tags
+    serviceId: keyVault.outputs.id
+    groupId: 'vault'
+    dnsZoneName: 'privatelink.vaultcore.azure.net'
+    vnetId: network.outputs.id
+    subnetId: network.outputs.privateEndpointSubnetId
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  scope: rg
+  params: {
+    name: '${abbrs.webSitesFunctions}${resourceToken}'
+    planName: '${abbrs.webServerFarms}${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerUri: storage.outputs.deploymentContainerUri
+    deadLetterContainerUri: storage.outputs.deadLetterContainerUri
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    adxIngestUri: adx.outputs.ingestUri
+    adxEngineUri: adx.outputs.engineUri
+    eventHubsNamespaceHost: eventHubsNamespace.outputs.fullyQualifiedNamespace
+    eventHubName: triggerEventHubName
+    eventHubConsumerGroup: triggerConsumerGroup
+    enableEventHubTrigger: enableEventHubTrigger
+    kafkaBrokers: kafkaBrokers
+    kafkaTopic: kafkaTopic
+    kafkaConsumerGroup: kafkaConsumerGroup
+    kafkaProtocol: kafkaProtocol
+    kafkaSaslMechanism: kafkaSaslMechanism
+    kafkaUsernameSecretUri: enableKafkaTrigger ? keyVault.outputs.kafkaUsernameSecretUri : ''
+    kafkaPasswordSecretUri: enableKafkaTrigger ? keyVault.outputs.kafkaPasswordSecretUri : ''
+    retryMaxCount: retryMaxCount
+    retryMinInterval: retryMinInterval
+    retryMaxInterval: retryMaxInterval
+    appSubnetId: enablePrivateNetworking ? network.outputs.appSubnetId : ''
+  }
+  dependsOn: [
+    blobEndpoint
+    queueEndpoint
+    eventHubsEndpoint
+    keyVaultEndpoint
+  ]
+}
+
+// azd stores these in the environment (`azd env get-values`); the kafka-adx CLI and producers use them.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_CLIENT_ID string = identity.outputs.clientId
+output FUNCTION_APP_NAME string = functionApp.outputs.name
+output ADX_CLUSTER_NAME string = adx.outputs.clusterName
+output ADX_DATABASE string = adx.outputs.databaseName
+output ADX_INGEST_URI string = adx.outputs.ingestUri
+output ADX_ENGINE_URI string = adx.outputs.engineUri
+output DEADLETTER_BLOB_URI string = storage.outputs.deadLetterContainerUri
+output EVENTHUB_NAMESPACE string = eventHubsNamespace.outputs.name
+output EVENTHUB_NAME string = triggerEventHubName
+output KAFKA_BOOTSTRAP_SERVERS string = eventHubsNamespace.outputs.kafkaBootstrapServers

@@ -1,0 +1,82 @@
+// Event Hubs namespace (Standard, Kafka endpoint on, local/SAS authentication off) and its event
+// hubs. Kafka producers write through the Kafka endpoint (port 9093) with Entra ID (OAUTHBEARER);
+// the function reads with the Event Hubs trigger and the managed identity.
+
+@description('Namespace name.')
+param name string
+
+@description('Azure region.')
+param location string
+
+@description('Tags for every resource.')
+param tags object
+
+@description('Throughput units.')
+@minValue(1)
+@maxValue(40)
+param capacity int = 1
+
+@description('Event hubs: [{ name, partitionCount, messageRetentionInDays, consumerGroups: [names] }].')
+param eventHubs array
+
+@description('The event hub the function reads; the identity gets Data Receiver on it only.')
+param triggerEventHubName string
+
+@description('Principal id of the managed identity used by the function app.')
+param receiverPrincipalId string
+
+@description('Object id of the deploying user, granted Data Sender on the namespace to produce test data (empty: none).')
+param userPrincipalId string = ''
+
+@description('Close the public endpoint; the app reaches the namespace through a private endpoint.')
+param enablePrivateNetworking bool = false
+
+var publicNetworkAccess = enablePrivateNetworking ? 'Disabled' : 'Enabled'
+var eventHubsDataSender = '2b629674-e913-4c01-ae53-ef4638d8f975'
+
+resource namespace 'Microsoft.EventHub/namespaces@2024-01-01' = {
+  name: name
+  location: location
+  tags: tags
+  sku: {
+    name: 'Standard'
+    tier: 'Standard'
+    capacity: capacity
+  }
+  properties: {
+    disableLocalAuth: true
+    kafkaEnabled: true
+    minimumTlsVersion: '1.2'
+    publicNetworkAccess: publicNetworkAccess
+    zoneRedundant: true
+  }
+}
+
+module hubs 'eventhub.bicep' = [for hub in eventHubs: {
+  name: 'eventhub-${hub.name}'
+  params: {
+    namespaceName: namespace.name
+    name: hub.name
+    partitionCount: hub.partitionCount
+    messageRetentionInDays: hub.messageRetentionInDays
+    consumerGroups: hub.consumerGroups
+    triggerEventHubName: triggerEventHubName
+    receiverPrincipalId: receiverPrincipalId
+  }
+}]
+
+// Kafka producers of the deploying user authenticate with Entra ID (SASL OAUTHBEARER).
+resource userSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
+  name: guid(namespace.id, userPrincipalId, eventHubsDataSender)
+  scope: namespace
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', eventHubsDataSender)
+    principalId: userPrincipalId
+    principalType: 'User'
+  }
+}
+
+output id string = namespace.id
+output name string = namespace.name
+output fullyQualifiedNamespace string = '${namespace.name}.servicebus.windows.net'
+output kafkaBootstrapServers string = '${namespace.name}.servicebus.windows.net:9093'

@@ -1,0 +1,332 @@
+// The function app on Flex Consumption (Linux, Python 3.11). Every connection is identity-based
+// with the user-assigned identity: AzureWebJobsStorage, the Event Hubs trigger, ADX, Application
+// Insights and Key Vault references. No key, connection string or publishing password exists.
+
+@description('Function app name.')
+param name string
+
+@description('Flex Consumption plan name.')
+param planName string
+
+@description('Azure region.')
+param location string
+
+@description('Tags for every resource.')
+param tags object
+
+@description('azd service name (tag azd-service-name) in azure.yaml.')
+param serviceName string = 'ingest'
+
+@description('Resource id of the user-assigned identity.')
+param identityId string
+
+@description('Client id of the user-assigned identity.')
+param identityClientId string
+
+@description('Storage account of AzureWebJobsStorage.')
+param storageAccountName string
+
+@description('Container URI of the deployment package.')
+param deploymentContainerUri string
+
+@description('Container URI of the dead letters.')
+param deadLetterContainerUri string
+
+@description('Application Insights connection string (holds no secret; local auth is disabled).')
+param appInsightsConnectionString string
+
+@description('ADX data-ingestion URI.')
+param adxIngestUri string
+
+@description('ADX engine URI.')
+param adxEngineUri string
+
+@description('Event Hubs namespace host name (<ns>.servicebus.windows.net).')
+param eventHubsNamespaceHost string
+
+@description('Event hub the trigger reads.')
+param eventHubName string
+
+@description('Consumer group of the Event Hubs trigger.')
+param eventHubConsumerGroup string
+
+@description('Register the Event Hubs trigger.')
+param enableEventHubTrigger bool = true
+
+@description('Kafka bootstrap servers of a non-Azure broker (empty: no Kafka trigger).')
+param kafkaBrokers string = ''
+
+@description('Kafka topic the Kafka trigger reads.')
+param kafkaTopic string = ''
+
+@description('Consumer group of the Kafka trigger.')
+param kafkaConsumerGroup string = 'kafka-adx'
+
+@description('Kafka security protocol, as the Functions Kafka extension names it.')
+@allowed([
+  'SaslSsl'
+  'Ssl'
+  'SaslPlaintext'
+  'Plaintext'
+])
+param kafkaProtocol string = 'SaslSsl'
+
+@description('Kafka SASL mechanism, as the Functions Kafka extension names it.')
+@allowed([
+  'Plain'
+  'ScramSha256'
+  'ScramSha512'
+  'Gssapi'
+])
+param kafkaSaslMechanism string = 'Plain'
+
+@description('Key Vault secret URI of the Kafka username (needed when kafkaBrokers is set).')
+param kafkaUsernameSecretUri string = ''
+
+@description('Key Vault secret URI of the Kafka password (needed when kafkaBrokers is set).')
+param kafkaPasswordSecretUri string = ''
+
+@description('Retries of a failed batch before it is dead-lettered.')
+param retryMaxCount int = 5
+
+@description('First retry delay (hh:mm:ss).')
+param retryMinInterval string = '00:00:05'
+
+@description('Longest retry delay (hh:mm:ss).')
+param retryMaxInterval string = '00:15:00'
+
+@description('Most instances Flex Consumption scales out to.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Memory of each instance.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Subnet for VNet integration (empty: none).')
+param appSubnetId string = ''
+
+var enableKafkaTrigger = !empty(kafkaBrokers)
+
+// Settings the function app and the host read; tests/infra/test_settings_consistency.py checks
+// them against the code. Flex Consumption sets the runtime itself: no FUNCTIONS_WORKER_RUNTIME
+// or FUNCTIONS_EXTENSION_VERSION here (the platform rejects them).
+var platformSettings = [
+  {
+    name: 'AzureWebJobsStorage__accountName'
+    value: storageAccountName
+  }
+  {
+    name: 'AzureWebJobsStorage__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'AzureWebJobsStorage__clientId'
+    value: identityClientId
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+    value: appInsightsConnectionString
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+    value: 'ClientId=${identityClientId};Authorization=AAD'
+  }
+]
+
+var pipelineSettings = [
+  {
+    name: 'INGESTION_CONFIG'
+    value: 'ingestion.yaml'
+  }
+  {
+    name: 'ADX_INGEST_URI'
+    value: adxIngestUri
+  }
+  {
+    name: 'ADX_ENGINE_URI'
+    value: adxEngineUri
+  }
+  {
+    name: 'ADX_AUTH'
+    value: 'managed-identity'
+  }
+  {
+    name: 'AZURE_CLIENT_ID'
+    value: identityClientId
+  }
+  {
+    name: 'DEADLETTER_BLOB_URI'
+    value: deadLetterContainerUri
+  }
+  {
+    name: 'RETRY_MAX_COUNT'
+    value: string(retryMaxCount)
+  }
+  {
+    name: 'RETRY_MIN_INTERVAL'
+    value: retryMinInterval
+  }
+  {
+    name: 'RETRY_MAX_INTERVAL'
+    value: retryMaxInterval
+  }
+  {
+    name: 'ENABLE_EVENTHUB_TRIGGER'
+    value: enableEventHubTrigger ? 'true' : 'false'
+  }
+  {
+    name: 'ENABLE_KAFKA_TRIGGER'
+    value: enableKafkaTrigger ? 'true' : 'false'
+  }
+]
+
+var eventHubSettings = [
+  {
+    name: 'EventHubConnection__fullyQualifiedNamespace'
+    value: eventHubsNamespaceHost
+  }
+  {
+    name: 'EventHubConnection__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'EventHubConnection__clientId'
+    value: identityClientId
+  }
+  {
+    name: 'EVENTHUB_NAME'
+    value: eventHubName
+  }
+  {
+    name: 'EVENTHUB_CONSUMER_GROUP'
+    value: eventHubConsumerGroup
+  }
+]
+
+var kafkaSettings = [
+  {
+    name: 'KAFKA_BROKERS'
+    value: kafkaBrokers
+  }
+  {
+    name: 'KAFKA_TOPIC'
+    value: kafkaTopic
+  }
+  {
+    name: 'KAFKA_CONSUMER_GROUP'
+    value: kafkaConsumerGroup
+  }
+  {
+    name: 'KAFKA_PROTOCOL'
+    value: kafkaProtocol
+  }
+  {
+    name: 'KAFKA_SASL_MECHANISM'
+    value: kafkaSaslMechanism
+  }
+  {
+    name: 'KAFKA_USERNAME'
+    value: '@Microsoft.KeyVault(SecretUri=${kafkaUsernameSecretUri})'
+  }
+  {
+    name: 'KAFKA_PASSWORD'
+    value: '@Microsoft.KeyVault(SecretUri=${kafkaPasswordSecretUri})'
+  }
+]
+
+var kafkaSettingsIfEnabled = enableKafkaTrigger ? kafkaSettings : []
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  //checkov:skip=CKV_AZURE_225:Zone redundancy on Flex Consumption depends on the region; ingestion resumes from the last checkpoint after a zone outage.
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource app 'Microsoft.Web/sites@2024-04-01' = {
+  //checkov:skip=CKV_AZURE_17:The app has no HTTP-triggered functions; client certificates would protect no endpoint.
+  //checkov:skip=CKV_AZURE_213:The app has no HTTP endpoint to probe; Flex Consumption replaces unhealthy instances itself.
+  //checkov:skip=CKV_AZURE_212:Flex Consumption scales out from zero per event; a minimum instance count is a dedicated-plan setting.
+  //checkov:skip=CKV_AZURE_222:The app exposes no HTTP functions; the public endpoint serves only the deployment (SCM) endpoint, which requires Entra ID since basic publishing credentials are disabled.
+  name: name
+  location: location
+  tags: union(tags, {
+    'azd-service-name': serviceName
+  })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    keyVaultReferenceIdentity: identityId
+    virtualNetworkSubnetId: empty(appSubnetId) ? null : appSubnetId
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: deploymentContainerUri
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      remoteDebuggingEnabled: false
+      appSettings: concat(platformSettings, pipelineSettings, eventHubSettings, kafkaSettingsIfEnabled)
+    }
+  }
+}
+
+// No publishing password exists for FTP or the deployment endpoint: azd deploys with Entra ID.
+resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: app
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: app
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+output id string = app.id
+output name string = app.name
+output defaultHostName string = app.properties.defaultHostName

@@ -1,0 +1,90 @@
+// Key Vault for the credentials of a non-Azure Kafka broker (Confluent Cloud, self-hosted).
+// The Kafka trigger has no managed-identity option, so its SASL username and password are app
+// settings that are Key Vault references, resolved by the platform with the managed identity.
+
+@description('Vault name (3-24 characters).')
+param name string
+
+@description('Azure region.')
+param location string
+
+@description('Tags for every resource.')
+param tags object
+
+@description('Principal id of the managed identity that reads the secrets.')
+param readerPrincipalId string
+
+@secure()
+@description('SASL username of the Kafka broker.')
+param kafkaUsername string
+
+@secure()
+@description('SASL password of the Kafka broker.')
+param kafkaPassword string
+
+@description('Close the public endpoint; the app reaches the vault through a private endpoint.')
+param enablePrivateNetworking bool = false
+
+var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
+var publicNetworkAccess = enablePrivateNetworking ? 'Disabled' : 'Enabled'
+var defaultAction = enablePrivateNetworking ? 'Deny' : 'Allow'
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  //checkov:skip=CKV_AZURE_189:Public network access is disabled with enablePrivateNetworking=true; without VNet integration the platform resolves Key Vault references over the public endpoint (Entra ID and RBAC only).
+  //checkov:skip=CKV_AZURE_109:The firewall denies by default with enablePrivateNetworking=true; see CKV_AZURE_189.
+  name: name
+  location: location
+  tags: tags
+  properties: {
+    tenantId: tenant().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 7
+    enablePurgeProtection: true
+    publicNetworkAccess: publicNetworkAccess
+    networkAcls: {
+      bypass: 'AzureServices'
+      defaultAction: defaultAction
+    }
+  }
+}
+
+resource usernameSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  //checkov:skip=CKV_AZURE_41:The broker owner rotates these credentials; an expiry date here would silently stop ingestion when it passes.
+  parent: vault
+  name: 'kafka-username'
+  properties: {
+    value: kafkaUsername
+    contentType: 'text/plain'
+  }
+}
+
+resource passwordSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  //checkov:skip=CKV_AZURE_41:The broker owner rotates these credentials; an expiry date here would silently stop ingestion when it passes.
+  parent: vault
+  name: 'kafka-password'
+  properties: {
+    value: kafkaPassword
+    contentType: 'text/plain'
+  }
+}
+
+resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, readerPrincipalId, keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)
+    principalId: readerPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+output id string = vault.id
+output name string = vault.name
+// Versionless URIs: a rotated secret is picked up without redeploying.
+output kafkaUsernameSecretUri string = usernameSecret.properties.secretUri
+output kafkaPasswordSecretUri string = passwordSecret.properties.secretUri
