@@ -83,13 +83,15 @@ def sink(adx_clients: AdxClients) -> AdxSink:
 
 @pytest.fixture
 def deadletter_url(azurite: Azurite, storage_names: str, blob_proxy: FaultProxy) -> str:  # noqa: F811
-    """SAS URI (through the blob proxy) of this test's dead-letter container (not created yet)."""
+    """SAS URI (through the blob proxy) of this test's dead-letter container (created, as the
+    infrastructure does)."""
+    azurite.create_container(f"{storage_names}-deadletter")
     return azurite.container_sas_uri(f"{storage_names}-deadletter", endpoint=blob_proxy.endpoint)
 
 
 @pytest.fixture
 def dl_store(deadletter_url: str) -> Iterator[BlobDeadLetterStore]:
-    """The blob dead-letter store (creates its container on first write), fast retries."""
-    store = BlobDeadLetterStore.from_url(deadletter_url, retries=1, initial_backoff=0, timeout=5)
+    """The blob dead-letter store, fast retries."""
+    store = BlobDeadLetterStore.from_url(deadletter_url, retries=1, backoff=0.05, timeout=5)
     yield store
     store.close()
