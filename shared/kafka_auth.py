@@ -1,0 +1,277 @@
+"""librdkafka client settings for `kafka-adx consume` and `kafka-adx produce`.
+
+Supported connections:
+
+- ``PLAINTEXT`` (a local broker, ``make kafka``);
+- ``SASL_SSL`` + ``PLAIN`` with a username and password (Confluent Cloud API keys, and the Event
+  Hubs Kafka endpoint in connection-string mode: username ``$ConnectionString``, password the
+  namespace or event hub connection string);
+- ``SASL_SSL`` + ``SCRAM-SHA-256/512``;
+- ``SASL_SSL`` + ``OAUTHBEARER`` with a Microsoft Entra ID token from azure-identity, for the Event
+  Hubs Kafka endpoint (scope ``https://<namespace>.servicebus.windows.net/.default``) or any
+  broker that accepts Entra tokens (``oauth_scope``).
+
+Protocol and mechanism names are accepted as librdkafka spells them (``SASL_SSL``, ``PLAIN``)
+and as the Functions Kafka trigger does (``SaslSsl``, ``Plain``), so ``KAFKA_PROTOCOL`` and
+``KAFKA_SASL_MECHANISM`` can be shared with the function app. Secrets never appear in
+:meth:`KafkaConnection.describe`, in ``repr`` or in error messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from shared.errors import ConfigError
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+log = logging.getLogger("kafka_adx.kafka")
+
+Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+CredentialKind = Literal["default", "managed-identity"]
+
+EVENTHUBS_SUFFIX = ".servicebus.windows.net"
+EVENTHUBS_KAFKA_PORT = 9093
+CONNECTION_STRING_USER = "$ConnectionString"
+"""The SASL PLAIN username of the Event Hubs Kafka endpoint's connection-string mode."""
+
+_PROTOCOLS: dict[str, Protocol] = {
+    "plaintext": "PLAINTEXT",
+    "ssl": "SSL",
+    "saslplaintext": "SASL_PLAINTEXT",
+    "saslssl": "SASL_SSL",
+}
+_MECHANISMS: dict[str, Mechanism] = {
+    "plain": "PLAIN",
+    "scramsha256": "SCRAM-SHA-256",
+    "scramsha512": "SCRAM-SHA-512",
+    "oauthbearer": "OAUTHBEARER",
+}
+
+# Client settings Microsoft recommends for librdkafka against the Event Hubs Kafka endpoint: it
+# closes idle connections after 240 s, so keep them alive and refresh metadata before that.
+EVENTHUBS_CLIENT_SETTINGS: dict[str, Any] = {
+    "socket.keepalive.enable": True,
+    "metadata.max.age.ms": 180_000,
+}
+
+
+def _squash(value: str) -> str:
+    return "".join(ch for ch in value.lower() if ch.isalnum())
+
+
+def normalize_protocol(value: str | None) -> Protocol | None:
+    """``SASL_SSL``, ``SaslSsl``, ``sasl-ssl`` ... -> ``SASL_SSL``; None/empty -> None."""
+    if value is None or not value.strip():
+        return None
+    found = _PROTOCOLS.get(_squash(value))
+    if found is None:
+        raise ConfigError(
+            f"KAFKA_PROTOCOL / --protocol: unknown security protocol {value!r}; "
+            f"expected one of {', '.join(_PROTOCOLS.values())}"
+        )
+    return found
+
+
+def normalize_mechanism(value: str | None) -> Mechanism | None:
+    """``PLAIN``/``Plain``, ``SCRAM-SHA-256``/``ScramSha256``, ``OAUTHBEARER``/``OAuthBearer``."""
+    if value is None or not value.strip():
+        return None
+    found = _MECHANISMS.get(_squash(value))
+    if found is None:
+        raise ConfigError(
+            f"KAFKA_SASL_MECHANISM / --sasl-mechanism: unknown SASL mechanism {value!r}; "
+            f"expected one of {', '.join(_MECHANISMS.values())}"
+        )
+    return found
+
+
+def eventhubs_fqdn(namespace: str) -> str:
+    """``myns`` or ``myns.servicebus.windows.net`` (or a host:port) -> ``myns.servicebus.windows.net``."""
+    host = namespace.strip().split("://")[-1].split("/")[0].split(":")[0]
+    if not host:
+        raise ConfigError("--eventhubs-namespace: empty namespace")
+    return host if "." in host else f"{host}{EVENTHUBS_SUFFIX}"
+
+
+def _first_host(brokers: str) -> str:
+    first = brokers.split(",")[0].strip()
+    return first.rsplit(":", 1)[0] if ":" in first else first
+
+
+def make_credential(kind: CredentialKind = "default", client_id: str | None = None) -> TokenCredential:
+    """An azure-identity credential: ``managed-identity`` (the system identity, or the
+    user-assigned one ``client_id``) or ``default`` (DefaultAzureCredential: environment,
+    workload identity, managed identity, Azure CLI ...)."""
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    if kind == "managed-identity":
+        return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
+    if client_id:
+        return DefaultAzureCredential(managed_identity_client_id=client_id)
+    return DefaultAzureCredential()
+
+
+class EntraTokenProvider:
+    """librdkafka ``oauth_cb``: returns an Entra ID access token for ``scope`` and its expiry.
+
+    librdkafka calls it from ``poll``/``consume``/``flush`` when it needs a token and again
+    before the token expires (at 80 % of its lifetime).
+    """
+
+    def __init__(self, scope: str, credential: TokenCredential) -> None:
+        self.scope = scope
+        self.credential = credential
+        self.calls = 0
+
+    def __call__(self, oauthbearer_config: str) -> tuple[str, float]:
+        """(token, expiry as seconds since the epoch); ``oauthbearer_config`` is unused."""
+        self.calls += 1
+        token = self.credential.get_token(self.scope)
+        log.info("got an Entra ID token for %s (expires at %d)", self.scope, token.expires_on)
+        return token.token, float(token.expires_on)
+
+
+@dataclass(frozen=True)
+class KafkaConnection:
+    """Where the broker is and how to authenticate to it. Build with :meth:`resolve`."""
+
+    brokers: str
+    protocol: Protocol = "PLAINTEXT"
+    mechanism: Mechanism | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    oauth_scope: str | None = None
+    """Entra ID scope of OAUTHBEARER tokens."""
+    credential: CredentialKind = "default"
+    client_id: str | None = None
+    """Client id of a user-assigned managed identity (AZURE_CLIENT_ID)."""
+    extra: tuple[tuple[str, str], ...] = ()
+    """Any other librdkafka property (``-X name=value``), applied last."""
+
+    @property
+    def eventhubs(self) -> bool:
+        """Whether the brokers are an Event Hubs namespace's Kafka endpoint."""
+        return _first_host(self.brokers).lower().endswith(EVENTHUBS_SUFFIX)
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        brokers: str | None,
+        protocol: str | None = None,
+        mechanism: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        eventhubs_namespace: str | None = None,
+        oauth_scope: str | None = None,
+        credential: CredentialKind = "default",
+        client_id: str | None = None,
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> KafkaConnection:
+        """Fill in what follows from the inputs and check that they fit together.
+
+        ``eventhubs_namespace`` (``myns`` or its FQDN) sets the brokers to its Kafka endpoint
+        (port 9093) and SASL_SSL; the mechanism is then PLAIN when the username is
+        ``$ConnectionString``, else OAUTHBEARER with a token for the namespace.
+        """
+        username = username or None
+        password = password or None
+        if eventhubs_namespace:
+            fqdn = eventhubs_fqdn(eventhubs_namespace)
+            brokers = brokers or f"{fqdn}:{EVENTHUBS_KAFKA_PORT}"
+        if not brokers or not brokers.strip():
+            raise ConfigError("KAFKA_BROKERS / --brokers: no bootstrap servers given (host:port[,host:port])")
+        brokers = brokers.strip()
+        host = _first_host(brokers)
+        on_eventhubs = host.lower().endswith(EVENTHUBS_SUFFIX)
+        proto = normalize_protocol(protocol)
+        mech = normalize_mechanism(mechanism)
+        if on_eventhubs:
+            proto = proto or "SASL_SSL"
+            if mech is None:
+                mech = "PLAIN" if username == CONNECTION_STRING_USER else "OAUTHBEARER"
+        elif proto is None:
+            proto = "SASL_SSL" if (mech or username) else "PLAINTEXT"
+        if proto.startswith("SASL_") and mech is None:
+            mech = "PLAIN" if username else "OAUTHBEARER"
+        if not proto.startswith("SASL_"):
+            if mech is not None or username or password:
+                raise ConfigError(
+                    f"KAFKA_PROTOCOL is {proto}, which sends no credentials, but a SASL mechanism, "
+                    "username or password is set: use SASL_SSL (or unset them)"
+                )
+        elif mech == "OAUTHBEARER":
+            if oauth_scope is None:
+                if not on_eventhubs:
+                    raise ConfigError(
+                        "OAUTHBEARER needs a token scope: give --oauth-scope, or use the Event Hubs "
+                        f"Kafka endpoint (<namespace>{EVENTHUBS_SUFFIX}:9093), whose scope is derived"
+                    )
+                oauth_scope = f"https://{host}/.default"
+            if username or password:
+                raise ConfigError("OAUTHBEARER uses an Entra ID token: unset KAFKA_USERNAME / KAFKA_PASSWORD")
+        else:
+            missing = [name for name, value in (("KAFKA_USERNAME", username), ("KAFKA_PASSWORD", password))
+                       if not value]  # fmt: skip
+            if missing:
+                raise ConfigError(f"SASL {mech} needs {' and '.join(missing)} (or --username / --password)")
+        if on_eventhubs and proto != "SASL_SSL":
+            raise ConfigError(f"the Event Hubs Kafka endpoint needs SASL_SSL, not {proto}")
+        return cls(
+            brokers=brokers,
+            protocol=proto,
+            mechanism=mech,
+            username=username,
+            password=password,
+            oauth_scope=oauth_scope if mech == "OAUTHBEARER" else None,
+            credential=credential,
+            client_id=client_id or None,
+            extra=extra,
+        )
+
+    def describe(self) -> str:
+        """A one-line description without secrets, for logs and errors."""
+        text = f"{self.brokers} ({self.protocol}"
+        if self.mechanism:
+            text += f" {self.mechanism}"
+        if self.mechanism == "OAUTHBEARER":
+            text += f", Entra ID {self.credential} credential, scope {self.oauth_scope}"
+        elif self.username:
+            text += f", user {self.username}"
+        return text + ")"
+
+    def client_config(
+        self, *, credential_factory: Callable[[CredentialKind, str | None], TokenCredential] = make_credential
+    ) -> dict[str, Any]:
+        """librdkafka settings shared by consumers and producers (credentials included)."""
+        config: dict[str, Any] = {"bootstrap.servers": self.brokers, "security.protocol": self.protocol}
+        if self.eventhubs:
+            config.update(EVENTHUBS_CLIENT_SETTINGS)
+        if self.mechanism is not None:
+            config["sasl.mechanism"] = self.mechanism
+        if self.mechanism == "OAUTHBEARER":
+            assert self.oauth_scope is not None  # resolve() guarantees it
+            config["oauth_cb"] = EntraTokenProvider(self.oauth_scope, credential_factory(self.credential, self.client_id))
+        elif self.mechanism is not None:
+            config["sasl.username"] = self.username
+            config["sasl.password"] = self.password
+        for name, value in self.extra:
+            config[name] = value
+        return config
+
+
+def parse_properties(values: tuple[str, ...] | list[str]) -> tuple[tuple[str, str], ...]:
+    """``name=value`` librdkafka properties (``-X``), in order."""
+    out = []
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"-X {item!r}: expected name=value (a librdkafka property)")
+        out.append((name.strip(), value))
+    return tuple(out)
