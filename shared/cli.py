@@ -289,7 +289,10 @@ def demo(config_path: str | None, count: int, directory: str) -> None:
         click.echo(f"\nStorms (classic tutorial table): {storms:,} rows")
     finally:
         sink.close()
-    click.echo(f"query it yourself: duckdb {settings.local_db}  (or python -c 'import duckdb; ...')")
+    click.echo(
+        "query it yourself: python -c \"import duckdb; print(duckdb.connect('"
+        f"{settings.local_db}', read_only=True).sql('FROM Weather.Storms LIMIT 5'))\""
+    )
 
 
 def _register_optional_commands() -> None:
