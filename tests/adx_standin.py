@@ -436,6 +436,8 @@ class StorageFault:
     """How many requests to fail; None = until removed."""
     method: str | None = None
     code: str = "ServerBusy"
+    after: int = 0
+    """Let this many matching requests through first (storage going down mid-batch)."""
 
     def matches(self, method: str, path: str) -> bool:
         return self.path_part in path and (self.method is None or self.method == method)
@@ -473,9 +475,11 @@ class FaultProxy:
         """Service URL through the proxy (path-style account)."""
         return f"http://{HOST}:{self._server.server_address[1]}/{self.account}"
 
-    def fail(self, path_part: str, status: int = 503, *, times: int | None = None, method: str | None = None) -> StorageFault:
+    def fail(
+        self, path_part: str, status: int = 503, *, times: int | None = None, method: str | None = None, after: int = 0
+    ) -> StorageFault:
         """Add a rule; returns it (pass it to :meth:`heal` to remove just that one)."""
-        rule = StorageFault(path_part, status, times, method)
+        rule = StorageFault(path_part, status, times, method, after=after)
         with self.state.lock:
             self.state.rules.append(rule)
         return rule
@@ -507,6 +511,9 @@ class _ProxyHandler(_Base):
         with state.lock:
             for candidate in state.rules:
                 if candidate.matches(self.command, self.path):
+                    if candidate.after > 0:
+                        candidate.after -= 1
+                        break
                     rule = candidate
                     if candidate.times is not None:
                         candidate.times -= 1
