@@ -1,0 +1,113 @@
+"""The Kafka trigger, called as the worker calls it, into the local sink: keys, headers, null
+values, non-UTF-8 bytes and mixed topics in one batch; what landed plus what was dead-lettered
+is exactly what was sent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from shared.sample import storm_events, to_csv, to_json
+from shared.sources.functions import kafka_records
+from tests.functions.conftest import KAFKA_ENV, LocalApp
+from tests.functions.host import Context, KafkaMessage, kafka_events
+
+EVENTS = list(storm_events(6, seed=3))
+
+
+def mixed_batch() -> list[KafkaMessage]:
+    return [
+        KafkaMessage("storm-events-json", 10, to_json(EVENTS[0]), key=b"station-10"),
+        KafkaMessage("storm-events-json", 11, to_json(EVENTS[1]), headers=[("Table", b"Storms"), ("trace", None)]),
+        KafkaMessage("storm-events-csv", 5, to_csv(EVENTS[2]), partition=1, key=b"station-5"),
+        KafkaMessage("storm-events", 7, to_csv(EVENTS[3]), partition=2),
+        KafkaMessage("audit", 1, "caf\u00e9 line".encode()),
+        KafkaMessage("audit", 2, b"\xff\xfe not utf-8"),
+        KafkaMessage("storm-events-json", 12, None),  # tombstone
+        KafkaMessage("storm-events-json", 13, to_json(EVENTS[4]), headers=[("Table", b"Secrets")]),
+    ]
+
+
+def test_binary_batch_lands_with_metadata_and_every_poison_record_is_dead_lettered(
+    local_app: Callable[[dict[str, str]], LocalApp],
+) -> None:
+    app = local_app(KAFKA_ENV)
+    messages = mixed_batch()
+    assert app.call("kafka_ingest", kafka_events(messages, data_type="binary"), Context("kafka_ingest")) is None
+
+    storm_events_rows = app.rows(
+        'SELECT EventId, KafkaTopic, KafkaPartition, KafkaOffset, KafkaKey FROM "Weather"."StormEvents" ORDER BY EventId'
+    )
+    assert storm_events_rows == [
+        (EVENTS[0]["EventId"], "storm-events-json", 0, 10, "station-10"),
+        (EVENTS[2]["EventId"], "storm-events-csv", 1, 5, "station-5"),
+    ]
+    # Header routing (Table=Storms is on the route's allow-list) and the server-side CSV route.
+    assert app.rows('SELECT EventId FROM "Weather"."Storms" ORDER BY EventId') == [
+        (EVENTS[1]["EventId"],), (EVENTS[3]["EventId"],)
+    ]
+    assert app.rows('SELECT Line FROM "Weather"."RawEvents"') == [("caf\u00e9 line",)]
+
+    letters = {(letter.record.topic, letter.record.offset): letter for letter in app.dead_letters()}
+    assert sorted(letters) == [("audit", 2), ("storm-events-json", 12), ("storm-events-json", 13)]
+    assert letters["storm-events-json", 12].reason == "storm-events-json[0]@12: value is empty"
+    assert "not on the allow-list" in letters["storm-events-json", 13].reason
+    assert letters["storm-events-json", 13].field == "Table"
+    assert letters["audit", 2].record.value == b"\xff\xfe not utf-8"  # original bytes kept for replay
+    assert letters["audit", 2].reason == "audit[0]@2: value is not valid UTF-8 (byte 0)"
+    assert len(storm_events_rows) + 2 + 1 + len(letters) == len(messages)
+
+
+def test_json_envelope_batch_decodes_base64_headers_and_keys(local_app: Callable[[dict[str, str]], LocalApp]) -> None:
+    app = local_app({**KAFKA_ENV, "KAFKA_DATA_TYPE": "string"})
+    messages = mixed_batch()
+    app.call("kafka_ingest", kafka_events(messages, data_type="string"), Context("kafka_ingest"))
+
+    assert app.rows('SELECT EventId, KafkaKey FROM "Weather"."StormEvents" ORDER BY EventId') == [
+        (EVENTS[0]["EventId"], "station-10"), (EVENTS[2]["EventId"], "station-5")
+    ]
+    assert len(app.rows('SELECT * FROM "Weather"."Storms"')) == 2
+    # The extension already decoded the value as UTF-8: the invalid bytes arrive replaced, which
+    # is why dataType binary is the default.
+    assert sorted(app.rows('SELECT Line FROM "Weather"."RawEvents"')) == [("caf\u00e9 line",), ("\ufffd\ufffd not utf-8",)]
+    letters = sorted(app.dead_letters(), key=lambda letter: letter.record.offset)
+    assert [(letter.record.offset, letter.stage) for letter in letters] == [(12, "decode"), (13, "route")]
+    assert letters[0].reason.endswith("value is null")
+
+
+def test_adapter_reads_every_field_of_the_envelope() -> None:
+    message = KafkaMessage("t", 42, b'{"a": 1}', partition=3, key=b"k", headers=[("Table", b"T"), ("bin", b"\x00\xff"), ("n", None)])
+    for data_type in ("binary", "string"):
+        adapted = kafka_records(kafka_events([message], data_type=data_type), envelope=data_type == "string")
+        assert adapted.errors == []
+        (record,) = adapted.records
+        assert (record.topic, record.partition, record.offset, record.key, record.value) == ("t", 3, 42, b"k", b'{"a": 1}')
+        assert record.headers == (("Table", b"T"), ("bin", b"\x00\xff"), ("n", None))
+        assert record.timestamp == message.timestamp and record.source == "kafka"
+
+
+def test_unreadable_envelope_is_dead_lettered_with_its_reason_and_the_rest_ingested(
+    local_app: Callable[[dict[str, str]], LocalApp],
+) -> None:
+    app = local_app({**KAFKA_ENV, "KAFKA_DATA_TYPE": "string"})
+    good = KafkaMessage("storm-events-json", 20, to_json(EVENTS[5]))
+    events = kafka_events([good, KafkaMessage("storm-events-json", 21, b"x")], data_type="string")
+    broken = orjson.loads(events[1].get_body())
+    broken["Headers"] = [{"Key": "Table", "Value": "not base64!"}]
+    events[1] = type(events[1])(body=orjson.dumps(broken), topic="storm-events-json", offset=21, partition=0)
+    app.call("kafka_ingest", events, Context("kafka_ingest"))
+
+    assert app.rows('SELECT KafkaOffset FROM "Weather"."StormEvents"') == [(20,)]
+    (letter,) = app.dead_letters()
+    assert letter.reason == "storm-events-json[0]@21: header 'Table' is not base64"
+    assert letter.stage == "decode" and letter.record.value == orjson.dumps(broken)
+
+
+@pytest.mark.parametrize("data_type", ["binary", "string"])
+def test_timestamps_from_the_host_become_aware_utc(data_type: str) -> None:
+    (record,) = kafka_records(kafka_events([KafkaMessage("t", 1, b"v")], data_type=data_type),
+                              envelope=data_type == "string").records
+    assert record.timestamp is not None and record.timestamp.utcoffset() is not None
+    assert record.timestamp.isoformat() == "2024-05-01T12:00:00.123456+00:00"
