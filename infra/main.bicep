@@ -27,11 +27,14 @@ param eventHubs array = [
   }
 ]
 
-@description('Event hub the function reads (one of eventHubs).')
-param triggerEventHubName string = 'storm-events'
+@description('Event hub(s) the function reads, comma-separated without spaces (each one of eventHubs).')
+param triggerEventHubNames string = 'storm-events'
 
-@description('Consumer group of the function (one of that event hub\'s consumerGroups).')
+@description('Consumer group of the function (in the consumerGroups of each of those event hubs).')
 param triggerConsumerGroup string = 'kafka-adx'
+
+@description('How string application properties of events become Kafka header bytes: base64 (Kafka producers through the Kafka endpoint) or text (AMQP producers).')
+param eventHubHeaderEncoding string = 'base64'
 
 @description('Event Hubs throughput units.')
 param eventHubsCapacity int = 1
@@ -55,7 +58,7 @@ param adxCapacity int = 1
 @description('Enable streaming ingestion on the ADX cluster; routes with `ingestion: streaming` need it (a test checks the default against ingestion.yaml).')
 param adxEnableStreamingIngest bool = false
 
-@description('Register the Event Hubs trigger.')
+@description('Register the Event Hubs trigger (sets EVENTHUB_NAME).')
 param enableEventHubTrigger bool = true
 
 @description('Bootstrap servers of a non-Azure Kafka broker; set to add the Kafka trigger (credentials go to Key Vault).')
@@ -67,11 +70,14 @@ param kafkaTopic string = ''
 @description('Consumer group of the Kafka trigger.')
 param kafkaConsumerGroup string = 'kafka-adx'
 
-@description('Kafka security protocol (Functions Kafka extension name).')
-param kafkaProtocol string = 'SaslSsl'
+@description('Kafka security protocol: sasl_ssl, ssl, sasl_plaintext or plaintext.')
+param kafkaProtocol string = 'sasl_ssl'
 
-@description('Kafka SASL mechanism (Functions Kafka extension name).')
-param kafkaSaslMechanism string = 'Plain'
+@description('Kafka SASL mechanism: plain, scram-sha-256, scram-sha-512 or gssapi.')
+param kafkaSaslMechanism string = 'plain'
+
+@description('How the Kafka trigger hands values over: binary or string (JSON envelope).')
+param kafkaDataType string = 'binary'
 
 @secure()
 @description('Kafka SASL username, stored in Key Vault.')
@@ -81,14 +87,14 @@ param kafkaUsername string = ''
 @description('Kafka SASL password, stored in Key Vault.')
 param kafkaPassword string = ''
 
-@description('Retries of a failed batch before it is dead-lettered.')
+@description('Retries of a failed batch before it is dead-lettered (-1: forever).')
 param retryMaxCount int = 5
 
-@description('First retry delay (hh:mm:ss).')
-param retryMinInterval string = '00:00:05'
+@description('First retry delay (hh:mm:ss), doubled on each retry.')
+param retryMinInterval string = '00:00:10'
 
 @description('Longest retry delay (hh:mm:ss).')
-param retryMaxInterval string = '00:15:00'
+param retryMaxInterval string = '00:05:00'
 
 @description('Private networking: VNet integration for the app, private endpoints for storage, Event Hubs and Key Vault, public endpoints closed.')
 param enablePrivateNetworking bool = false
@@ -169,7 +175,7 @@ module eventHubsNamespace 'modules/eventhubs.bicep' = {
     tags: tags
     capacity: eventHubsCapacity
     eventHubs: eventHubs
-    triggerEventHubName: triggerEventHubName
+    triggerEventHubNames: triggerEventHubNames
     receiverPrincipalId: identity.outputs.principalId
     userPrincipalId: principalId
     enablePrivateNetworking: enablePrivateNetworking
@@ -286,14 +292,16 @@ module functionApp 'modules/functionapp.bicep' = {
     adxIngestUri: adx.outputs.ingestUri
     adxEngineUri: adx.outputs.engineUri
     eventHubsNamespaceHost: eventHubsNamespace.outputs.fullyQualifiedNamespace
-    eventHubName: triggerEventHubName
+    eventHubName: triggerEventHubNames
     eventHubConsumerGroup: triggerConsumerGroup
+    eventHubHeaderEncoding: eventHubHeaderEncoding
     enableEventHubTrigger: enableEventHubTrigger
     kafkaBrokers: kafkaBrokers
     kafkaTopic: kafkaTopic
     kafkaConsumerGroup: kafkaConsumerGroup
     kafkaProtocol: kafkaProtocol
     kafkaSaslMechanism: kafkaSaslMechanism
+    kafkaDataType: kafkaDataType
     kafkaUsernameSecretUri: enableKafkaTrigger ? keyVault.outputs.kafkaUsernameSecretUri : ''
     kafkaPasswordSecretUri: enableKafkaTrigger ? keyVault.outputs.kafkaPasswordSecretUri : ''
     retryMaxCount: retryMaxCount
@@ -321,5 +329,5 @@ output ADX_INGEST_URI string = adx.outputs.ingestUri
 output ADX_ENGINE_URI string = adx.outputs.engineUri
 output DEADLETTER_BLOB_URI string = storage.outputs.deadLetterContainerUri
 output EVENTHUB_NAMESPACE string = eventHubsNamespace.outputs.name
-output EVENTHUB_NAME string = triggerEventHubName
+output EVENTHUB_NAME string = triggerEventHubNames
 output KAFKA_BOOTSTRAP_SERVERS string = eventHubsNamespace.outputs.kafkaBootstrapServers

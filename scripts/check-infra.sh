@@ -17,6 +17,10 @@ PY="${PY:-.venv/bin/python}"
 BASE_PYTHON="${PYTHON:-python3}"
 STAMP="$CHECKOV_VENV/.installed-checkov-$CHECKOV_VERSION"
 
+if command -v flock >/dev/null 2>&1; then  # two runs at once must not both build the venv
+    exec 9>"${TMPDIR:-/tmp}/kafka-adx-checkov-venv.lock"
+    flock 9
+fi
 if [ ! -f "$STAMP" ]; then
     echo "check-infra: installing checkov $CHECKOV_VERSION into $CHECKOV_VENV (one time)" >&2
     rm -rf "$CHECKOV_VENV"

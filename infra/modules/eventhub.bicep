@@ -20,14 +20,14 @@ param messageRetentionInDays int = 1
 @description('Consumer group names to create.')
 param consumerGroups array = []
 
-@description('The event hub the function reads: only that hub grants the receiver role.')
-param triggerEventHubName string
+@description('The event hub(s) the function reads, comma-separated: only those grant the receiver role.')
+param triggerEventHubNames string
 
 @description('Principal granted Azure Event Hubs Data Receiver if this is the trigger\'s hub (empty: none).')
 param receiverPrincipalId string = ''
 
 var eventHubsDataReceiver = 'a638d3c7-ab3a-418d-83e6-5f17a39d4fde'
-var isTriggerHub = name == triggerEventHubName
+var isTriggerHub = contains(split(triggerEventHubNames, ','), name)
 
 resource namespace 'Microsoft.EventHub/namespaces@2024-01-01' existing = {
   name: namespaceName

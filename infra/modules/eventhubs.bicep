@@ -19,8 +19,8 @@ param capacity int = 1
 @description('Event hubs: [{ name, partitionCount, messageRetentionInDays, consumerGroups: [names] }].')
 param eventHubs array
 
-@description('The event hub the function reads; the identity gets Data Receiver on it only.')
-param triggerEventHubName string
+@description('The event hub(s) the function reads, comma-separated; the identity gets Data Receiver on those only.')
+param triggerEventHubNames string
 
 @description('Principal id of the managed identity used by the function app.')
 param receiverPrincipalId string
@@ -60,7 +60,7 @@ module hubs 'eventhub.bicep' = [for hub in eventHubs: {
     partitionCount: hub.partitionCount
     messageRetentionInDays: hub.messageRetentionInDays
     consumerGroups: hub.consumerGroups
-    triggerEventHubName: triggerEventHubName
+    triggerEventHubNames: triggerEventHubNames
     receiverPrincipalId: receiverPrincipalId
   }
 }]

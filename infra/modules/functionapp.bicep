@@ -44,41 +44,55 @@ param adxEngineUri string
 @description('Event Hubs namespace host name (<ns>.servicebus.windows.net).')
 param eventHubsNamespaceHost string
 
-@description('Event hub the trigger reads.')
+@description('Event hub(s) the trigger reads, comma-separated (one function per event hub).')
 param eventHubName string
 
 @description('Consumer group of the Event Hubs trigger.')
 param eventHubConsumerGroup string
 
-@description('Register the Event Hubs trigger.')
+@description('How string application properties become Kafka header bytes: base64 (Kafka producers through the Event Hubs Kafka endpoint) or text (AMQP producers).')
+@allowed([
+  'base64'
+  'text'
+])
+param eventHubHeaderEncoding string = 'base64'
+
+@description('Register the Event Hubs trigger (the app switches it on when EVENTHUB_NAME is set).')
 param enableEventHubTrigger bool = true
 
-@description('Kafka bootstrap servers of a non-Azure broker (empty: no Kafka trigger).')
+@description('Kafka bootstrap servers of a non-Azure broker (empty: no Kafka trigger; the app switches it on when KAFKA_BROKERS is set).')
 param kafkaBrokers string = ''
 
-@description('Kafka topic the Kafka trigger reads.')
+@description('Kafka topic(s) the Kafka trigger reads, comma-separated (one function per topic).')
 param kafkaTopic string = ''
 
 @description('Consumer group of the Kafka trigger.')
 param kafkaConsumerGroup string = 'kafka-adx'
 
-@description('Kafka security protocol, as the Functions Kafka extension names it.')
+@description('Kafka security protocol.')
 @allowed([
-  'SaslSsl'
-  'Ssl'
-  'SaslPlaintext'
-  'Plaintext'
+  'sasl_ssl'
+  'ssl'
+  'sasl_plaintext'
+  'plaintext'
 ])
-param kafkaProtocol string = 'SaslSsl'
+param kafkaProtocol string = 'sasl_ssl'
 
-@description('Kafka SASL mechanism, as the Functions Kafka extension names it.')
+@description('Kafka SASL mechanism (OAUTHBEARER is not supported by the Python Kafka trigger).')
 @allowed([
-  'Plain'
-  'ScramSha256'
-  'ScramSha512'
-  'Gssapi'
+  'plain'
+  'scram-sha-256'
+  'scram-sha-512'
+  'gssapi'
 ])
-param kafkaSaslMechanism string = 'Plain'
+param kafkaSaslMechanism string = 'plain'
+
+@description('How the Kafka trigger hands values over: binary (raw bytes) or string (the extension\'s JSON envelope).')
+@allowed([
+  'binary'
+  'string'
+])
+param kafkaDataType string = 'binary'
 
 @description('Key Vault secret URI of the Kafka username (needed when kafkaBrokers is set).')
 param kafkaUsernameSecretUri string = ''
@@ -86,14 +100,15 @@ param kafkaUsernameSecretUri string = ''
 @description('Key Vault secret URI of the Kafka password (needed when kafkaBrokers is set).')
 param kafkaPasswordSecretUri string = ''
 
-@description('Retries of a failed batch before it is dead-lettered.')
+@description('Retries of a failed batch before it is dead-lettered (-1: forever).')
+@minValue(-1)
 param retryMaxCount int = 5
 
-@description('First retry delay (hh:mm:ss).')
-param retryMinInterval string = '00:00:05'
+@description('First retry delay (hh:mm:ss), doubled on each retry.')
+param retryMinInterval string = '00:00:10'
 
 @description('Longest retry delay (hh:mm:ss).')
-param retryMaxInterval string = '00:15:00'
+param retryMaxInterval string = '00:05:00'
 
 @description('Most instances Flex Consumption scales out to.')
 @minValue(40)
@@ -176,14 +191,6 @@ var pipelineSettings = [
     name: 'RETRY_MAX_INTERVAL'
     value: retryMaxInterval
   }
-  {
-    name: 'ENABLE_EVENTHUB_TRIGGER'
-    value: enableEventHubTrigger ? 'true' : 'false'
-  }
-  {
-    name: 'ENABLE_KAFKA_TRIGGER'
-    value: enableKafkaTrigger ? 'true' : 'false'
-  }
 ]
 
 var eventHubSettings = [
@@ -206,6 +213,10 @@ var eventHubSettings = [
   {
     name: 'EVENTHUB_CONSUMER_GROUP'
     value: eventHubConsumerGroup
+  }
+  {
+    name: 'EVENTHUB_HEADER_ENCODING'
+    value: eventHubHeaderEncoding
   }
 ]
 
@@ -231,6 +242,10 @@ var kafkaSettings = [
     value: kafkaSaslMechanism
   }
   {
+    name: 'KAFKA_DATA_TYPE'
+    value: kafkaDataType
+  }
+  {
     name: 'KAFKA_USERNAME'
     value: '@Microsoft.KeyVault(SecretUri=${kafkaUsernameSecretUri})'
   }
@@ -240,6 +255,8 @@ var kafkaSettings = [
   }
 ]
 
+// The app registers a trigger only when its source setting (EVENTHUB_NAME, KAFKA_BROKERS) is set.
+var eventHubSettingsIfEnabled = enableEventHubTrigger ? eventHubSettings : []
 var kafkaSettingsIfEnabled = enableKafkaTrigger ? kafkaSettings : []
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
@@ -305,7 +322,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       ftpsState: 'Disabled'
       http20Enabled: true
       remoteDebuggingEnabled: false
-      appSettings: concat(platformSettings, pipelineSettings, eventHubSettings, kafkaSettingsIfEnabled)
+      appSettings: concat(platformSettings, pipelineSettings, eventHubSettingsIfEnabled, kafkaSettingsIfEnabled)
     }
   }
 }
