@@ -85,7 +85,12 @@ def batch_id_for(destination: Destination, ranges: tuple[OffsetRange, ...], coun
 class BatchBuilder:
     """Accumulates encoded lines for one destination and seals them into a :class:`Batch`."""
 
-    __slots__ = ("_chunks", "_compressor", "_first", "_last", "_oldest", "_order", "_records", "destination", "level", "raw_size")
+    #: Lines are handed to the compressor in chunks of about this many bytes: a compressor
+    #: call per record costs more than the compression itself when records are small.
+    CHUNK_BYTES = 128 * 1024
+
+    __slots__ = ("_chunks", "_compressor", "_oldest", "_pending", "_pending_size", "_records", "_spans",
+                 "destination", "level", "raw_size")
 
     def __init__(self, destination: Destination, level: int = 1) -> None:
         self.destination = destination
@@ -95,10 +100,11 @@ class BatchBuilder:
     def _reset(self) -> None:
         self._compressor = zlib.compressobj(self.level, zlib.DEFLATED, 31)
         self._chunks: list[bytes] = []
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         self._records: list[Record] = []
-        self._first: dict[tuple[str, int], int] = {}
-        self._last: dict[tuple[str, int], int] = {}
-        self._order: list[tuple[str, int]] = []
+        # (topic, partition) -> [first offset, last offset], in order of first appearance.
+        self._spans: dict[tuple[str, int], list[int]] = {}
         self._oldest: datetime | None = None
         self.raw_size = 0
 
@@ -107,32 +113,41 @@ class BatchBuilder:
 
     def add(self, record: Record, line: bytes) -> None:
         """Append one encoded record (``line`` has no trailing newline)."""
-        data = line + b"\n"
-        self.raw_size += len(data)
-        out = self._compressor.compress(data)
-        if out:
-            self._chunks.append(out)
+        size = len(line) + 1
+        self.raw_size += size
+        self._pending.append(line)
+        self._pending_size += size
+        if self._pending_size >= self.CHUNK_BYTES:
+            self._compress_pending()
         self._records.append(record)
+        offset = record.offset
         key = (record.topic, record.partition)
-        if key not in self._first:
-            self._first[key] = record.offset
-            self._last[key] = record.offset
-            self._order.append(key)
-        else:
-            if record.offset < self._first[key]:
-                self._first[key] = record.offset
-            if record.offset > self._last[key]:
-                self._last[key] = record.offset
+        span = self._spans.get(key)
+        if span is None:
+            self._spans[key] = [offset, offset]
+        elif offset > span[1]:
+            span[1] = offset
+        elif offset < span[0]:
+            span[0] = offset
         ts = record.timestamp
         if ts is not None and (self._oldest is None or ts < self._oldest):
             self._oldest = ts
 
+    def _compress_pending(self) -> None:
+        self._pending.append(b"")  # so that the join ends with a newline too
+        out = self._compressor.compress(b"\n".join(self._pending))
+        if out:
+            self._chunks.append(out)
+        self._pending = []
+        self._pending_size = 0
+
     def seal(self) -> Batch:
         """Finish the gzip stream and return the batch; the builder starts a new one."""
+        if self._pending:
+            self._compress_pending()
         self._chunks.append(self._compressor.flush())
         ranges = tuple(
-            OffsetRange(topic, partition, self._first[(topic, partition)], self._last[(topic, partition)])
-            for topic, partition in self._order
+            OffsetRange(topic, partition, first, last) for (topic, partition), (first, last) in self._spans.items()
         )
         records = tuple(self._records)
         batch = Batch(
