@@ -75,3 +75,28 @@ def test_stream_handed_to_the_sdk_is_fresh_per_call() -> None:
     first.stream.read()
     assert isinstance(second.stream, io.BytesIO) and second.stream.read() == batch.payload
     assert ingestion_properties(batch).additional_properties is not ingestion_properties(batch).additional_properties
+
+
+def test_plain_sdk_queues_a_zero_byte_blob_when_the_same_batch_is_sent_again(standin: AdxStandIn) -> None:
+    """No storage fault at all: a redelivered batch has the same source id, hence the same blob
+    name; the SDK does not overwrite, gets 409 on the first container, fails over with the
+    consumed stream and queues an empty blob. (Deterministic ids are what makes retries
+    idempotent, so every retry would hit this.)"""
+    client = QueuedIngestClient(KustoConnectionStringBuilder.with_no_authentication(standin.url))
+    batch = batch_of("events", records("events", [1, 2]))
+    try:
+        for _ in range(2):
+            client.ingest_from_stream(stream_descriptor(batch), ingestion_properties(batch))
+    finally:
+        client.close()
+    sizes = [len(standin.blob_bytes(m["BlobPath"])) for m in standin.queued_messages()]
+    assert sizes == [len(batch.payload), 0]
+
+
+def test_guarded_sink_sends_a_redelivered_batch_whole_every_time(sink: AdxSink, standin: AdxStandIn) -> None:
+    batch = batch_of("events", records("events", [1, 2]))
+    for _ in range(3):
+        sink.write(batch)
+    messages = standin.queued_messages()
+    assert len(messages) == 3
+    assert all(standin.blob_bytes(m["BlobPath"]) == batch.payload for m in messages)

@@ -198,3 +198,38 @@ def test_pipeline_with_the_adx_sink_balances(sink: AdxSink, standin: AdxStandIn,
     by_table = {item.table: sorted(item.ids) for item in landed(standin)}
     assert by_table == {"Events": [0, 1, 2, 3, 4], "Clicks": [100, 101, 102], "Live": [200, 201]}
 
+
+
+def test_streaming_request_refused_as_too_large_falls_back_to_queued(sink: AdxSink, standin: AdxStandIn) -> None:
+    standin.ingest.max_body = 10  # the service refuses the body (non-permanent error)
+    sink.write(batch_of("live", records("live", [1, 2])))
+    [item] = landed(standin)
+    assert item.kind == "queued" and item.ids == [1, 2]
+    assert standin.count("/v1/rest/ingest/", 413) >= 1
+
+
+def test_one_set_of_clients_per_process(adx_settings: object) -> None:
+    from shared.sinks.adx import clients_for
+
+    first = AdxSink.from_settings(adx_settings)  # type: ignore[arg-type]
+    second = AdxSink.from_settings(adx_settings)  # type: ignore[arg-type]
+    assert first.clients is second.clients is clients_for(adx_settings)  # type: ignore[arg-type]
+    assert first.clients.streaming is second.clients.streaming  # built once, on first use
+    assert first.clients.streaming.queued_client is first.clients.queued  # fallback shares the guarded client
+
+
+def test_credential_follows_adx_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    from shared.settings import Settings
+    from shared.sinks.adx import connection_string, credential_for
+
+    uri = "https://ingest-c.westeurope.kusto.windows.net"
+    mi = credential_for(Settings.from_env({"ADX_INGEST_URI": uri, "ADX_AUTH": "managed-identity"}))
+    assert isinstance(mi, ManagedIdentityCredential)
+    default = credential_for(Settings.from_env({"ADX_INGEST_URI": uri, "ADX_AUTH": "default"}))
+    assert isinstance(default, DefaultAzureCredential)
+    assert credential_for(Settings.from_env({"ADX_INGEST_URI": uri, "ADX_AUTH": "none"})) is None
+    # Separate builders: the SDK rewrites the one it is given.
+    a, b = connection_string(uri, mi), connection_string(uri, mi)
+    assert a is not b and a.azure_credential is mi
