@@ -68,7 +68,10 @@ FUNCTION_SETTINGS: dict[str, tuple[str, str]] = {
         "required when the Event Hubs trigger is on",
         "—",
     ),
-    "EventHubConnection__credential": ("managedidentity to use a managed identity in Azure", "unset (DefaultAzureCredential)"),
+    "EventHubConnection__credential": (
+        "managedidentity to use the app's managed identity for Event Hubs",
+        "unset (the host's default credential: your developer sign-in locally)",
+    ),
     "EventHubConnection__clientId": ("client id of the user-assigned identity for Event Hubs", "unset (system identity)"),
     "KAFKA_BROKERS": (
         "bootstrap servers of a non-Azure Kafka cluster (host:port,...); setting it switches the "
