@@ -48,7 +48,6 @@ resource namespace 'Microsoft.EventHub/namespaces@2024-01-01' = {
     kafkaEnabled: true
     minimumTlsVersion: '1.2'
     publicNetworkAccess: publicNetworkAccess
-    zoneRedundant: true
   }
 }
 
