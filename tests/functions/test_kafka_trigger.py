@@ -111,3 +111,50 @@ def test_timestamps_from_the_host_become_aware_utc(data_type: str) -> None:
                               envelope=data_type == "string").records
     assert record.timestamp is not None and record.timestamp.utcoffset() is not None
     assert record.timestamp.isoformat() == "2024-05-01T12:00:00.123456+00:00"
+
+
+def test_concurrent_invocations_share_the_worker_and_lose_nothing(local_app: Callable[[dict[str, str]], LocalApp]) -> None:
+    # The worker runs sync functions on a thread pool: partitions are processed concurrently.
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = local_app(KAFKA_ENV)
+    batches = [
+        [KafkaMessage("storm-events-json", 1000 * p + i, to_json(event), partition=p) for i, event in enumerate(storm_events(200, seed=p))]
+        + [KafkaMessage("storm-events-json", 1000 * p + 999, None, partition=p)]
+        for p in range(4)
+    ]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda b: app.call("kafka_ingest", kafka_events(b), Context("kafka_ingest")), batches))
+    assert app.rows('SELECT KafkaPartition, count(*) FROM "Weather"."StormEvents" GROUP BY 1 ORDER BY 1') == [
+        (0, 200), (1, 200), (2, 200), (3, 200)
+    ]
+    assert sorted(letter.record.partition for letter in app.dead_letters()) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-05-01T12:00:00.1234567Z", "2024-05-01T12:00:00.123456+00:00"),  # .NET: 7 digits
+        ("2024-05-01T12:00:00", "2024-05-01T12:00:00+00:00"),  # DateTime of kind Unspecified: UTC
+        ("2024-05-01T14:00:00+02:00", "2024-05-01T12:00:00+00:00"),
+        ("0001-01-01T00:00:00", None),  # DateTime.MinValue: no timestamp
+        (None, None),
+    ],
+)
+def test_host_timestamps_parse_to_aware_utc(text: str | None, expected: str | None) -> None:
+    from shared.sources.functions import parse_timestamp
+
+    parsed = parse_timestamp(text)
+    assert (parsed.isoformat() if parsed else None) == expected
+
+
+def test_unparseable_timestamp_is_an_adapter_error_naming_the_record() -> None:
+    from shared.sources.functions import AdapterFault, parse_timestamp
+
+    with pytest.raises(AdapterFault, match="not ISO 8601"):
+        parse_timestamp("05/01/2024 12:00")
+    events = kafka_events([KafkaMessage("t", 5, b"v", partition=2)])
+    broken = type(events[0])(body=b"v", topic="t", offset=5, partition=2, timestamp="yesterday", headers=[])
+    adapted = kafka_records([broken], envelope=False)
+    assert adapted.records == [] and adapted.errors[0].record.where == "t[2]@5"
+    assert adapted.errors[0].record.value == b"v"
