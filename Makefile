@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test tools lint typecheck unit bench kafka kafka-stop clean
+.PHONY: venv demo test tools lint typecheck unit bench kafka kafka-stop infra-check infra-kql clean
 
 venv: $(STAMP)
 
@@ -34,7 +34,7 @@ kafka-stop:
 	bash scripts/kafka-stop.sh
 
 lint: venv
-	$(VENV)/bin/ruff check shared tests bench function_app.py
+	$(VENV)/bin/ruff check shared tests bench function_app.py scripts
 
 typecheck: venv
 	$(VENV)/bin/mypy
@@ -44,6 +44,14 @@ unit: venv
 
 bench: venv
 	$(PY) bench/run.py
+
+## infra-check: pycep + checkov over infra/ (checkov lives in .venv-checkov; also run by the tests)
+infra-check: venv
+	scripts/check-infra.sh
+
+## infra-kql: regenerate infra/kql/database.kql from ingestion.yaml
+infra-kql: venv
+	scripts/gen-infra-kql.sh
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache .hypothesis

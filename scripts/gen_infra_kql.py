@@ -2,8 +2,8 @@
 ingestion file, with the same generator as ``kafka-adx kql`` (``shared.kql.generate_kql``).
 
 An ARM database script may only hold management commands (``.create``, ``.create-merge``,
-``.alter``, ...) separated by blank lines, so the comment-only paragraphs that ``kafka-adx kql``
-prints for people are left out; every command is kept, unchanged and in order.
+``.alter``, ...) separated by blank lines, so it is generated with ``comments=False``: the
+comment-only paragraphs that ``kafka-adx kql`` prints for people are left out.
 
 Usage: ``python scripts/gen_infra_kql.py [--config ingestion.yaml] [--check]``; ``--check`` writes
 nothing and exits 1 when the file is out of date (tests/infra/test_kql_current.py does the same).
@@ -19,28 +19,13 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO / "ingestion.yaml"
 TARGET = REPO / "infra" / "kql" / "database.kql"
 
-#: Verbs an ARM database script accepts (Azure Data Explorer "database script" documentation).
-SCRIPT_VERBS = (".create", ".create-or-alter", ".create-merge", ".alter", ".alter-merge", ".add")
-
-
-def infra_kql(kql: str) -> str:
-    """The database script for ``kql`` (output of ``generate_kql``): its commands, one per paragraph."""
-    paragraphs = [p.strip("\n") for p in kql.split("\n\n")]
-    commands = [
-        p
-        for p in paragraphs
-        if p.strip() and not all(line.lstrip().startswith("//") for line in p.splitlines())
-    ]
-    return "\n\n".join(commands) + "\n"
-
-
 def expected_script(config_path: Path = DEFAULT_CONFIG) -> str:
     """The database script the ingestion file at ``config_path`` calls for."""
     sys.path.insert(0, str(REPO))
     from shared.config import load_config
     from shared.kql import generate_kql
 
-    return infra_kql(generate_kql(load_config(config_path)))
+    return generate_kql(load_config(config_path), comments=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,11 +70,12 @@ def validate(config_path: str | None) -> None:
 
 @main.command()
 @config_option
-def kql(config_path: str | None) -> None:
+@click.option("--no-comments", is_flag=True, help="Commands only (as an ARM database script needs).")
+def kql(config_path: str | None, no_comments: bool) -> None:
     """Print the KQL that creates the tables, mappings and ingestion policies."""
     from shared.kql import generate_kql
 
-    click.echo(generate_kql(_config(config_path)), nl=False)
+    click.echo(generate_kql(_config(config_path), comments=not no_comments), nl=False)
 
 
 def _read(paths: tuple[str, ...], topic: str, fmt: str | None, skip_header: bool, max_bytes: int) -> Iterator[Record]:

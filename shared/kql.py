@@ -42,8 +42,12 @@ def mapping_json(mapping: Mapping) -> str:
     return orjson.dumps(entries).decode()
 
 
-def generate_kql(config: IngestionConfig) -> str:
-    """The commands, one per paragraph, to run in the database (in order)."""
+def generate_kql(config: IngestionConfig, *, comments: bool = True) -> str:
+    """The commands, one per paragraph, to run in the database (in order).
+
+    ``comments=False`` leaves out the comment paragraphs: an ARM database script (infra) may
+    hold management commands only.
+    """
     streaming_tables: set[str] = set()
     dedup_tables: set[str] = set()
     for route in config.routes:
@@ -85,4 +89,6 @@ def generate_kql(config: IngestionConfig) -> str:
         if table_name in dedup_tables:
             retention = orjson.dumps([{"TagPrefix": DEDUP_TAG_PREFIX, "RetentionPeriod": "3.00:00:00"}]).decode()
             commands.append(f".alter table {_name(table_name)} policy extent_tags_retention {_verbatim(retention)}")
+    if not comments:
+        commands = [c for c in commands if not c.startswith("//")]
     return "\n\n".join(commands) + "\n"
