@@ -209,7 +209,7 @@ class KafkaIngestor:
                 if message is not None:
                     self._take(message)
                     # Drain what is already fetched without waiting, up to one batch.
-                    while not self.stopping and len(self._pending) < options.batch_records:
+                    while not self.stopping and not self._due():
                         message = self.consumer.poll(0)
                         self._raise_if_aborted()
                         if message is None:
@@ -382,7 +382,8 @@ class KafkaIngestor:
         if not self._committing_allowed:  # aborting: leave everything uncommitted
             self._assignment -= revoked
             return
-        log.info("revoking %s: flushing and committing first", _names(partitions))
+        log.info("revoking %s: flushing %d pending record(s) and committing first", _names(partitions),
+                 len(self._pending))  # fmt: skip
         try:
             self._flush_and_commit()
         except BaseException as exc:  # re-raised by the loop right after poll() returns
