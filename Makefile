@@ -21,9 +21,10 @@ demo: venv
 ## test: lint, type-check and the whole test suite (services are started by the suite)
 test: venv tools lint typecheck unit
 
-## tools: fetch the pinned local services the tests start (Kafka jars via Maven into .tools/)
+## tools: fetch the pinned local services the tests start (Kafka jars via Maven, Azurite via npm, into .tools/)
 tools:
 	bash scripts/kafka-install.sh >/dev/null
+	bash scripts/azurite-install.sh
 
 ## kafka: a local Kafka broker on 127.0.0.1:9092 (a free port if taken); Ctrl-C stops it. BACKGROUND=1 detaches
 kafka: venv tools

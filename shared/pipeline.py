@@ -245,6 +245,10 @@ class Pipeline:
             attempt=attempt,
         )
 
+    def _route_name(self, record: Record) -> str | None:
+        route = self.router.route_for(record.topic)
+        return route.topic if route else None
+
     def _dead_letter(self, letters: list[DeadLetter], result: Result) -> None:
         """Write letters (raises DeadLetterError if the store fails) and count them."""
         try:
@@ -288,7 +292,7 @@ class Pipeline:
                         record=record,
                         reason=f"{record.where}: {reason}",
                         stage="sink",
-                        route=None,
+                        route=self._route_name(record),
                         destination=dest,
                         batch_id=batch.batch_id,
                         attempt=attempt,

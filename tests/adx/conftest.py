@@ -11,7 +11,7 @@ from shared.deadletter_blob import BlobDeadLetterStore
 from shared.settings import Settings
 from shared.sinks.adx import AdxClients, AdxOptions, AdxSink, StorageRetry
 from tests.adx_standin import AdxStandIn, FaultProxy
-from tests.fixtures.azurite import Azurite, azurite, storage_names  # noqa: F401 - fixtures
+from tests.fixtures.azurite import Azurite
 
 pytestmark = pytest.mark.azurite
 
@@ -38,7 +38,7 @@ def fast_throttle_retries(clients: AdxClients) -> None:
 
 
 @pytest.fixture
-def blob_proxy(azurite: Azurite) -> Iterator[FaultProxy]:  # noqa: F811
+def blob_proxy(azurite: Azurite) -> Iterator[FaultProxy]:
     """Fault proxy in front of Azurite's blob service."""
     proxy = FaultProxy(azurite.blob_port)
     yield proxy
@@ -46,7 +46,7 @@ def blob_proxy(azurite: Azurite) -> Iterator[FaultProxy]:  # noqa: F811
 
 
 @pytest.fixture
-def queue_proxy(azurite: Azurite) -> Iterator[FaultProxy]:  # noqa: F811
+def queue_proxy(azurite: Azurite) -> Iterator[FaultProxy]:
     """Fault proxy in front of Azurite's queue service."""
     proxy = FaultProxy(azurite.queue_port)
     yield proxy
@@ -54,7 +54,7 @@ def queue_proxy(azurite: Azurite) -> Iterator[FaultProxy]:  # noqa: F811
 
 
 @pytest.fixture
-def standin(azurite: Azurite, storage_names: str, blob_proxy: FaultProxy, queue_proxy: FaultProxy) -> Iterator[AdxStandIn]:  # noqa: F811
+def standin(azurite: Azurite, storage_names: str, blob_proxy: FaultProxy, queue_proxy: FaultProxy) -> Iterator[AdxStandIn]:
     """The ADX stand-in, handing out SAS URIs through the fault proxies."""
     with AdxStandIn(azurite, storage_names, blob_endpoint=blob_proxy.endpoint, queue_endpoint=queue_proxy.endpoint) as st:
         yield st
@@ -82,7 +82,7 @@ def sink(adx_clients: AdxClients) -> AdxSink:
 
 
 @pytest.fixture
-def deadletter_url(azurite: Azurite, storage_names: str, blob_proxy: FaultProxy) -> str:  # noqa: F811
+def deadletter_url(azurite: Azurite, storage_names: str, blob_proxy: FaultProxy) -> str:
     """SAS URI (through the blob proxy) of this test's dead-letter container (created, as the
     infrastructure does)."""
     azurite.create_container(f"{storage_names}-deadletter")
