@@ -20,19 +20,17 @@ def build_sink(settings: Settings, config: IngestionConfig) -> Sink:
         from shared.sinks.local import DuckDbSink
 
         return DuckDbSink(config, settings.local_db)
-    from shared.sinks.adx import AdxSink  # type: ignore[import-not-found,unused-ignore]
+    from shared.sinks.adx import AdxSink
 
-    sink: Sink = AdxSink.from_settings(settings)
-    return sink
+    return AdxSink.from_settings(settings)
 
 
 def build_deadletters(settings: Settings) -> DeadLetterStore:
     """The dead-letter store the settings select."""
     if settings.deadletter_blob_uri:
-        from shared.deadletter_blob import BlobDeadLetterStore  # type: ignore[import-not-found,unused-ignore]
+        from shared.deadletter_blob import BlobDeadLetterStore
 
-        store: DeadLetterStore = BlobDeadLetterStore.from_settings(settings)
-        return store
+        return BlobDeadLetterStore.from_settings(settings)
     return LocalDeadLetterStore(settings.local_deadletter_dir)
 
 
