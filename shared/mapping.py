@@ -57,6 +57,9 @@ def _metadata_getter(source: str) -> Getter:
 def _getter(props: MappingProperties) -> Getter:
     if props.path is not None:
         steps = parse_path(props.path)
+        if len(steps) == 1 and isinstance(steps[0], str):
+            key = steps[0]  # $.name, the common case: resolve() reduced to one dict lookup
+            return lambda doc, rec, loc: doc.get(key) if isinstance(doc, dict) else None
         return lambda doc, rec, loc: resolve(doc, steps)
     if props.ordinal is not None:
         index = props.ordinal
@@ -97,20 +100,22 @@ class CompiledMapping:
             transform = props.transform if props is not None else None
             unix = transform if transform and transform.startswith("DateTimeFromUnix") else None
             self.columns.append((column.name, column.type, getter, adxtypes.CONVERTERS[column.type], unix))
+        # What row() runs per column: the DateTimeFromUnix* transform folded into the converter.
+        self._cells = [
+            (name, adx_type, getter, converter if unix is None else _after_unix(converter, unix))
+            for name, adx_type, getter, converter, unix in self.columns
+        ]
 
     def row(self, doc: Any, record: Record, location: str = "") -> list[Any]:
         """Map one decoded document to converted values in table column order."""
         values: list[Any] = []
         append = values.append
-        for name, adx_type, getter, converter, unix in self.columns:
+        for name, adx_type, getter, converter in self._cells:
             if getter is None:
                 append(None)
                 continue
             try:
-                raw = getter(doc, record, location)
-                if unix is not None:
-                    raw = adxtypes.from_unix(raw, unix)
-                append(converter(raw))
+                append(converter(getter(doc, record, location)))
             except (ValueError, TypeError, OverflowError, ArithmeticError) as exc:
                 if self.strict:
                     raise RecordError(
@@ -118,6 +123,10 @@ class CompiledMapping:
                     ) from None
                 append(None)
         return values
+
+
+def _after_unix(converter: Callable[[Any], Any], transform: str) -> Callable[[Any], Any]:
+    return lambda raw: converter(adxtypes.from_unix(raw, transform))
 
 
 def _quote(name: str) -> str:

@@ -1,0 +1,160 @@
+"""The hot-path shortcuts made for `make bench` give exactly what the reference definitions give:
+typed CSV field writers vs ``csv_field(to_text(v))``, the datetime fast path vs the full parser,
+the quoting check vs the original regex, integer/real shortcuts vs the general converters, the
+one-key JSON path getter vs ``resolve``, and chunked batch compression vs one call per line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zlib
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from shared import adxtypes
+from shared.adxtypes import (
+    CONVERTERS,
+    _parse_datetime_full,
+    csv_field,
+    csv_line,
+    field_writer,
+    format_datetime,
+    parse_datetime,
+    to_text,
+    typed_csv_line,
+)
+from shared.batching import BatchBuilder
+from shared.config import MappingProperties
+from shared.destination import Destination
+from shared.encoding import split_delimited
+from shared.errors import RecordError
+from shared.jsonpath import resolve
+from shared.mapping import _getter
+from shared.records import Record
+
+ORIGINAL_NEEDS_QUOTES = re.compile(r'[",\r\n]|^\s|\s$')
+"""The quoting rule as first written (a regex); csv_field now checks it without one."""
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=30)
+    | st.sampled_from(["2007-01-01T00:00:00Z", " 12 ", "1e3", "true", "00:01:00", "90s", "NaN", "-inf",
+                       "6ba7b810-9dad-11d1-80b4-00c04fd430c8", '{"a": [1, "x,y"]}', "2007-02-30T00:00:00Z"])
+)
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                      max_leaves=6)
+
+# Text shaped like the datetime fast path's guard, with each position drawn from digits and a
+# few characters that must fall back to the full parser (Unicode digits, signs, spaces).
+_SLOT = st.sampled_from("0123456789") | st.sampled_from(["٣", "+", " ", "a", "W", ",", "²"])
+guarded = st.tuples(*[_SLOT] * 14).map(
+    lambda d: f"{''.join(d[0:4])}-{''.join(d[4:6])}-{''.join(d[6:8])}T{''.join(d[8:10])}:{''.join(d[10:12])}:{''.join(d[12:14])}Z"
+)
+valid_stamps = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)).map(
+    lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ") if d.year >= 1000 else f"{d.year:04d}" + d.strftime("-%m-%dT%H:%M:%SZ")
+)
+
+
+def _outcome(fn, *args):  # type: ignore[no-untyped-def]
+    try:
+        return ("ok", fn(*args))
+    except (ValueError, TypeError, IndexError, OverflowError) as exc:
+        return ("error", type(exc))
+
+
+@settings(max_examples=400, deadline=None)
+@given(values, st.sampled_from(sorted(CONVERTERS)))
+def test_field_writers_write_what_csv_field_of_to_text_writes(raw: object, adx_type: str) -> None:
+    outcome, converted = _outcome(CONVERTERS[adx_type], raw)
+    if outcome == "ok":
+        assert field_writer(adx_type)(converted) == csv_field(to_text(converted))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(sorted(CONVERTERS)), values), min_size=1, max_size=6))
+def test_typed_csv_line_equals_csv_line(columns: list[tuple[str, object]]) -> None:
+    converted = []
+    for adx_type, raw in columns:
+        outcome, value = _outcome(CONVERTERS[adx_type], raw)
+        converted.append(value if outcome == "ok" else None)
+    writers = [field_writer(adx_type) for adx_type, _ in columns]
+    assert typed_csv_line(converted, writers) == csv_line(converted)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=12) | st.sampled_from([" a", "a ", "a\n", "\u2028x", "x\u00a0", "a\nb", '"', ",", "\r"]))
+def test_csv_field_quotes_exactly_where_the_original_regex_did(text: str) -> None:
+    expected = '"' + text.replace('"', '""') + '"' if text and ORIGINAL_NEEDS_QUOTES.search(text) else text
+    assert csv_field(text) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(guarded | valid_stamps)
+def test_datetime_fast_path_agrees_with_the_full_parser(text: str) -> None:
+    fast, full = _outcome(parse_datetime, text), _outcome(_parse_datetime_full, text)
+    assert fast == full
+    if fast[0] == "ok":
+        assert fast[1].tzinfo is not None and fast[1].utcoffset() == timedelta(0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+       st.sampled_from([None, UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]))
+def test_format_datetime_writes_what_strftime_wrote(value: datetime, tz: timezone | None) -> None:
+    value = value.replace(tzinfo=tz)
+    utc = value.astimezone(UTC) if value.tzinfo else value
+    assert format_datetime(value) == utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond:06d}0Z"
+
+
+@settings(max_examples=300, deadline=None)
+@given(values)
+def test_number_shortcuts_equal_the_general_converters(raw: object) -> None:
+    assert _outcome(adxtypes.to_int, raw) == _outcome(adxtypes._integer, raw, adxtypes._INT32, "int")
+    assert _outcome(adxtypes.to_long, raw) == _outcome(adxtypes._integer, raw, adxtypes._INT64, "long")
+    if isinstance(raw, float):
+        assert adxtypes.to_real(raw) is raw
+
+
+@settings(max_examples=300, deadline=None)
+@given(values, st.sampled_from(["a", "x", "odd name"]))
+def test_one_key_path_getter_equals_resolve(doc: object, key: str) -> None:
+    path = f"$.{key}" if " " not in key else f"$['{key}']"
+    getter = _getter(MappingProperties.model_validate({"Path": path}))
+    assert getter(doc, Record(value=None), "") == resolve(doc, (key,))
+
+
+def test_chunked_compression_is_byte_identical_to_one_call_per_line() -> None:
+    lines = [b'{"n": %d, "pad": "%s"}' % (i, b"x" * (i % 300)) for i in range(3000)]
+    builder = BatchBuilder(Destination("db", "T", "json", None, "server"), level=1)
+    for offset, line in zip([5, 3, 9, *range(10, 3007)], lines, strict=True):
+        builder.add(Record(value=line, topic="t", partition=offset % 2, offset=offset), line)
+    batch = builder.seal()
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+    expected = b"".join(compressor.compress(line + b"\n") for line in lines) + compressor.flush()
+    assert batch.payload == expected
+    assert batch.raw_size == sum(len(line) + 1 for line in lines)
+    assert [str(r) for r in batch.ranges] == ["t[1]@3-3005", "t[0]@10-3006"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from('ab ,;|\t"x\u00e9'), max_size=8), min_size=1, max_size=5),
+       st.sampled_from([",", ";", "|", "\t", "\x01", ":"]), st.booleans())
+def test_one_line_csv_split_equals_the_stringio_reader(fields: list[str], delimiter: str, quote_all: bool) -> None:
+    text = delimiter.join(f'"{f}"' if quote_all else f for f in fields)
+    assume('"' in text)  # without quotes both versions split on the delimiter
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
+        expected: object = rows[0] if len(rows) == 1 else RecordError
+    except csv.Error:
+        expected = RecordError
+    try:
+        got: object = split_delimited(text, delimiter)
+    except RecordError:
+        got = RecordError
+    assert got == expected
