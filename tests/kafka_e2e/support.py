@@ -109,13 +109,16 @@ class BackgroundProducer:
 class ConsumerProcess:
     """``kafka-adx consume`` running in the background; its output goes to files."""
 
-    def __init__(self, ws: Workspace, topic: str, group: str, *args: str, name: str = "consumer") -> None:
+    def __init__(
+        self, ws: Workspace, topic: str, group: str, *args: str, name: str = "consumer",
+        env: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
         self.ws = ws
         self.log = ws.root / f"{name}-{uuid.uuid4().hex[:6]}.log"
         self.out = self.log.with_suffix(".out")
         argv = [*CLI, "consume", "-t", topic, "-g", group, *FAST_GROUP, *args]
         with open(self.log, "wb") as err, open(self.out, "wb") as out:
-            self.proc = subprocess.Popen(argv, env=ws.env(), cwd=ws.root, stdout=out, stderr=err,
+            self.proc = subprocess.Popen(argv, env=ws.env(**(env or {})), cwd=ws.root, stdout=out, stderr=err,
                                          stdin=subprocess.DEVNULL)  # fmt: skip
 
     def output(self) -> str:

@@ -122,6 +122,42 @@ def test_poison_records_are_dead_lettered_and_everything_else_ingested(
     assert committed(ws.bootstrap, group, topic, PARTITIONS) == end_offsets(ws.bootstrap, topic, PARTITIONS)
 
 
+def test_dead_letter_store_down_exits_2_without_committing_and_a_restart_delivers_everything(
+    ws: Workspace, kafka_topic: Callable[..., str]
+) -> None:
+    topic = kafka_topic(partitions=PARTITIONS, prefix="e2e-dlq-down")
+    produce(ws, topic, "--records", "400", "--poison-every", "50")
+    total = 408
+    truth = read_topic(ws.bootstrap, topic, total)
+    poison = {k for k, sent in truth.items() if sent.poison}
+    group = _group()
+
+    # The dead-letter folder cannot be created (its parent is a file): the store is down.
+    blocker = ws.root / "blocked"
+    blocker.write_text("not a directory")
+    env_dir = str(blocker / "deadletter")
+    consumer = ConsumerProcess(ws, topic, group, "--batch-records", "100", "--deadletter-retry-timeout", "2",
+                               env={"LOCAL_DEADLETTER_DIR": env_dir})  # fmt: skip
+    assert consumer.wait() == 2, consumer.output()
+    assert "retrying the same 100 record(s)" in consumer.output()  # backoff first, then give up
+    assert "stopped without committing" in consumer.output()
+    # Only batches that were fully ingested (no poison in them) are committed.
+    at_stop = committed(ws.bootstrap, group, topic, PARTITIONS)
+    first_run = counts(db_rows(ws.db))
+    below = {(p, o) for p, o in truth if o < at_stop[p]}
+    assert len(below) < total
+    assert not below & poison and below <= set(first_run)
+
+    # The store is back: the restarted consumer gets every record again, nothing is lost.
+    restarted = ConsumerProcess(ws, topic, group, "--idle-exit", "2")
+    assert restarted.wait() == 0, restarted.output()
+    seen = counts(db_rows(ws.db))
+    assert set(seen) == set(truth) - poison
+    lettered = sorted((letter.record.partition, letter.record.offset) for letter in dead_letters(ws.deadletter_dir))
+    assert lettered == sorted(poison)
+    assert committed(ws.bootstrap, group, topic, PARTITIONS) == end_offsets(ws.bootstrap, topic, PARTITIONS)
+
+
 def test_sigterm_flushes_and_commits_exactly_what_was_ingested(
     ws: Workspace, kafka_topic: Callable[..., str]
 ) -> None:
