@@ -468,7 +468,16 @@ def _configure_azure_monitor(connection_string: str) -> None:
             "APPLICATIONINSIGHTS_CONNECTION_STRING is set but azure-monitor-opentelemetry is not "
             "installed (pip install -r requirements.txt)"
         ) from exc
-    configure_azure_monitor(connection_string=connection_string, disable_logging=True, enable_live_metrics=False)
+    # Application Insights has local (key) auth disabled in our infra: export with Entra ID, as
+    # the user-assigned identity when one is configured (AZURE_CLIENT_ID).
+    credential: Any = None
+    if os.environ.get("IDENTITY_ENDPOINT") or os.environ.get("AZURE_CLIENT_ID"):
+        from azure.identity import ManagedIdentityCredential
+
+        credential = ManagedIdentityCredential(client_id=os.environ.get("AZURE_CLIENT_ID") or None)
+    configure_azure_monitor(
+        connection_string=connection_string, credential=credential, disable_logging=True, enable_live_metrics=False
+    )
 
 
 # --------------------------------------------------------------------------- the worker
