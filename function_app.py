@@ -3,7 +3,7 @@
 Which triggers exist is decided by app settings when the worker indexes this file:
 ``EVENTHUB_NAME`` switches the Event Hubs trigger on, ``KAFKA_BROKERS`` the Kafka trigger.
 A comma-separated ``EVENTHUB_NAME`` or ``KAFKA_TOPIC`` registers one function per name.
-Everything else lives in :mod:`shared.functions_runtime`; see docs/functions.md.
+Everything else lives in :mod:`shared.functions_runtime`; see README.md ("The function app").
 """
 
 # No "from __future__ import annotations": the worker inspects the annotations as objects.
