@@ -169,16 +169,21 @@ def to_bool(value: Any) -> bool | None:
     raise ValueError(f"expected bool (true/false), got {str(value)[:40]!r}")
 
 
-def parse_datetime(text: str) -> datetime:
-    """ISO 8601 (``2007-01-01``, ``2007-01-01T00:00:00.1234567Z``, offsets) or RFC 822; UTC."""
+def _simple_utc_stamp(text: str) -> datetime | None:
+    """``2007-01-01T00:00:00Z``, the most common shape, parsed by the C parser; None for any
+    other text. On exactly this shape (ASCII digits only) it agrees with the full rules."""
     if len(text) == 20 and text[19] == "Z" and text[10] == "T" and text[4] == text[7] == "-" and text[13] == text[16] == ":":
-        # The most common shape, 2007-01-01T00:00:00Z: on exactly this shape the C parser (ASCII
-        # digits only) agrees with the full rules; anything it rejects takes the full path.
         try:
             return datetime.fromisoformat(text)
         except ValueError:
-            pass
-    return _parse_datetime_full(text)
+            return None
+    return None
+
+
+def parse_datetime(text: str) -> datetime:
+    """ISO 8601 (``2007-01-01``, ``2007-01-01T00:00:00.1234567Z``, offsets) or RFC 822; UTC."""
+    parsed = _simple_utc_stamp(text)
+    return parsed if parsed is not None else _parse_datetime_full(text)
 
 
 def _parse_datetime_full(text: str) -> datetime:
@@ -451,9 +456,63 @@ def csv_line(values: list[Any]) -> str:
     return line or '""'
 
 
-def typed_csv_line(values: list[Any], writers: list[FieldWriter]) -> str:
-    """:func:`csv_line` for values converted to known column types, one writer per column
-    (:func:`field_writer`): the same text, faster."""
-    line = ",".join([write(value) for write, value in zip(writers, values, strict=True)])
-    return line or '""'
+# --- converting and writing in one step (client-side mapping) ----------------------------------
+# A cell takes a raw source value and returns its CSV field: field_writer(t)(CONVERTERS[t](raw)),
+# raising what the converter raises. The common raw types go straight to text.
+
+
+def _string_cell(raw: Any) -> str:
+    text = raw if type(raw) is str else to_string(raw)
+    return "" if text is None else csv_field(text)
+
+
+def _int_cell(raw: Any) -> str:
+    if type(raw) is int and _INT32[0] <= raw <= _INT32[1]:
+        return str(raw)
+    return _plain_field(to_int(raw))
+
+
+def _long_cell(raw: Any) -> str:
+    if type(raw) is int and _INT64[0] <= raw <= _INT64[1]:
+        return str(raw)
+    return _plain_field(to_long(raw))
+
+
+def _real_cell(raw: Any) -> str:
+    if type(raw) is float and math.isfinite(raw):
+        return repr(raw)
+    return _real_field(to_real(raw))
+
+
+def _datetime_cell(raw: Any) -> str:
+    if type(raw) is str and raw[:1] != "0" and _simple_utc_stamp(raw) is not None:
+        # A valid 2007-01-01T00:00:00Z with a four-digit year is written as itself + fraction.
+        return raw[:19] + ".0000000Z"
+    return _datetime_field(to_datetime(raw))
+
+
+def _dynamic_cell(raw: Any) -> str:
+    return csv_field(to_text(to_dynamic(raw)))
+
+
+CellWriter = Callable[[Any], str]
+
+_CELLS: dict[str, CellWriter] = {
+    "string": _string_cell,
+    "int": _int_cell,
+    "long": _long_cell,
+    "real": _real_cell,
+    "datetime": _datetime_cell,
+    "dynamic": _dynamic_cell,
+}
+
+
+def csv_cell(adx_type: str) -> CellWriter:
+    """Convert a raw value to ``adx_type`` and write it as a CSV field in one call: exactly
+    ``field_writer(adx_type)(convert(raw, adx_type))``, raising what the converter raises."""
+    cell = _CELLS.get(adx_type)
+    if cell is not None:
+        return cell
+    converter, writer = CONVERTERS[adx_type], field_writer(adx_type)
+    return lambda raw: writer(converter(raw))
 

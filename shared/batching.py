@@ -89,8 +89,7 @@ class BatchBuilder:
     #: call per record costs more than the compression itself when records are small.
     CHUNK_BYTES = 128 * 1024
 
-    __slots__ = ("_chunks", "_compressor", "_oldest", "_pending", "_pending_size", "_records", "_spans",
-                 "destination", "level", "raw_size")
+    __slots__ = ("_chunks", "_compressed", "_compressor", "_pending", "_records", "destination", "level", "raw_size")
 
     def __init__(self, destination: Destination, level: int = 1) -> None:
         self.destination = destination
@@ -101,37 +100,22 @@ class BatchBuilder:
         self._compressor = zlib.compressobj(self.level, zlib.DEFLATED, 31)
         self._chunks: list[bytes] = []
         self._pending: list[bytes] = []
-        self._pending_size = 0
+        self._compressed = 0  # how much of raw_size the compressor has had
         self._records: list[Record] = []
-        # (topic, partition) -> [first offset, last offset], in order of first appearance.
-        self._spans: dict[tuple[str, int], list[int]] = {}
-        self._oldest: datetime | None = None
         self.raw_size = 0
 
     def __len__(self) -> int:
         return len(self._records)
 
-    def add(self, record: Record, line: bytes) -> None:
-        """Append one encoded record (``line`` has no trailing newline)."""
-        size = len(line) + 1
-        self.raw_size += size
-        self._pending.append(line)
-        self._pending_size += size
-        if self._pending_size >= self.CHUNK_BYTES:
-            self._compress_pending()
+    def add(self, record: Record, line: bytes) -> int:
+        """Append one encoded record (``line`` has no trailing newline); returns how many
+        records the batch now holds."""
         self._records.append(record)
-        offset = record.offset
-        key = (record.topic, record.partition)
-        span = self._spans.get(key)
-        if span is None:
-            self._spans[key] = [offset, offset]
-        elif offset > span[1]:
-            span[1] = offset
-        elif offset < span[0]:
-            span[0] = offset
-        ts = record.timestamp
-        if ts is not None and (self._oldest is None or ts < self._oldest):
-            self._oldest = ts
+        self._pending.append(line)
+        self.raw_size += len(line) + 1
+        if self.raw_size - self._compressed >= self.CHUNK_BYTES:
+            self._compress_pending()
+        return len(self._records)
 
     def _compress_pending(self) -> None:
         self._pending.append(b"")  # so that the join ends with a newline too
@@ -139,17 +123,15 @@ class BatchBuilder:
         if out:
             self._chunks.append(out)
         self._pending = []
-        self._pending_size = 0
+        self._compressed = self.raw_size
 
     def seal(self) -> Batch:
         """Finish the gzip stream and return the batch; the builder starts a new one."""
         if self._pending:
             self._compress_pending()
         self._chunks.append(self._compressor.flush())
-        ranges = tuple(
-            OffsetRange(topic, partition, first, last) for (topic, partition), (first, last) in self._spans.items()
-        )
         records = tuple(self._records)
+        ranges, oldest = _ranges_and_oldest(records)
         batch = Batch(
             destination=self.destination,
             payload=b"".join(self._chunks),
@@ -157,10 +139,32 @@ class BatchBuilder:
             records=records,
             ranges=ranges,
             batch_id=batch_id_for(self.destination, ranges, len(records)),
-            oldest_timestamp=self._oldest,
+            oldest_timestamp=oldest,
         )
         self._reset()
         return batch
+
+
+def _ranges_and_oldest(records: tuple[Record, ...]) -> tuple[tuple[OffsetRange, ...], datetime | None]:
+    """The offset range of each (topic, partition), in order of first appearance, and the
+    oldest timestamp."""
+    spans: dict[tuple[str, int], list[int]] = {}
+    oldest: datetime | None = None
+    for record in records:
+        offset = record.offset
+        key = (record.topic, record.partition)
+        span = spans.get(key)
+        if span is None:
+            spans[key] = [offset, offset]
+        elif offset > span[1]:
+            span[1] = offset
+        elif offset < span[0]:
+            span[0] = offset
+        ts = record.timestamp
+        if ts is not None and (oldest is None or ts < oldest):
+            oldest = ts
+    ranges = tuple(OffsetRange(topic, partition, first, last) for (topic, partition), (first, last) in spans.items())
+    return ranges, oldest
 
 
 def iter_lines(batch: Batch) -> Iterator[bytes]:

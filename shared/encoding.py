@@ -18,7 +18,6 @@ from typing import Any, Protocol
 
 import orjson
 
-from shared.adxtypes import field_writer, typed_csv_line
 from shared.config import DELIMITERS, JSON_FORMATS, IngestionConfig
 from shared.destination import Destination
 from shared.errors import RecordError
@@ -97,18 +96,20 @@ def _csv_reader(lines: Iterable[str], delimiter: str) -> Iterator[list[str]]:
     return csv.reader(lines, delimiter=delimiter, strict=True)
 
 
+def _split_quoted_line(text: str, delimiter: str) -> list[str]:
+    """The fields of a one-line record with quotes (the reader gives exactly one row)."""
+    try:
+        return next(_csv_reader((text,), delimiter))
+    except csv.Error as exc:
+        raise RecordError(f"invalid CSV quoting: {exc}", stage="decode") from None
+
+
 def split_delimited(text: str, delimiter: str) -> list[str]:
     """The fields of one delimited record, with CSV quoting as ADX reads it (RFC 4180)."""
-    if '"' not in text:
-        if "\n" in text or "\r" in text:
-            raise RecordError("record holds more than one line", stage="decode")
-        return text.split(delimiter)
     if "\n" not in text and "\r" not in text:
-        # One line (the common case): the reader gives exactly one row, no StringIO needed.
-        try:
-            return next(_csv_reader((text,), delimiter))
-        except csv.Error as exc:
-            raise RecordError(f"invalid CSV quoting: {exc}", stage="decode") from None
+        return _split_quoted_line(text, delimiter) if '"' in text else text.split(delimiter)
+    if '"' not in text:
+        raise RecordError("record holds more than one line", stage="decode")
     try:
         rows = list(_csv_reader(io.StringIO(text, newline=""), delimiter))
     except csv.Error as exc:
@@ -116,6 +117,14 @@ def split_delimited(text: str, delimiter: str) -> list[str]:
     if len(rows) != 1:
         raise RecordError(f"record holds {len(rows)} rows, expected one", stage="decode")
     return rows[0]
+
+
+def count_fields(text: str, delimiter: str) -> int:
+    """``len(split_delimited(text, delimiter))``, without building the fields of a record that
+    has no quotes."""
+    if "\n" in text or "\r" in text:
+        return len(split_delimited(text, delimiter))
+    return len(_split_quoted_line(text, delimiter)) if '"' in text else text.count(delimiter) + 1
 
 
 class JsonPassthrough:
@@ -149,10 +158,12 @@ class DelimitedPassthrough:
 
     def encode(self, record: Record) -> bytes:
         """The record's row."""
-        value = _strip_eol(record.value or b"")
+        value = record.value or b""
+        if value.endswith(b"\n"):
+            value = _strip_eol(value)
         if not self.validate:
             return value
-        count = len(split_delimited(_utf8(value), self.delimiter))
+        count = count_fields(_utf8(value), self.delimiter)
         if count != self.fields if self.exact else count < self.fields:
             expected = f"{self.fields}" if self.exact else f"at least {self.fields}"
             raise RecordError(f"has {count} fields, expected {expected}", stage="decode")
@@ -186,14 +197,12 @@ class ClientMapped:
         self.mapping = CompiledMapping(table, mapping, kind, strict=dest.validate)
         self.delimiter = DELIMITERS.get(dest.format)
         self.fields, self.exact = expected_fields(table, mapping)
-        self.writers = [field_writer(column.type) for column in table.columns]
 
     def encode(self, record: Record) -> bytes:
         """One CSV row per object in the record."""
         value = record.value or b""
         location = f"{record.topic}/{record.partition}"
-        writers = self.writers
-        rows = [typed_csv_line(self.mapping.row(doc, record, location), writers) for doc in self.documents(value)]
+        rows = [self.mapping.csv_line(doc, record, location) for doc in self.documents(value)]
         return "\n".join(rows).encode("utf-8")
 
     def documents(self, value: bytes) -> list[Any]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shared.batching import Batch, BatchBuilder
-from shared.config import IngestionConfig
+from shared.config import IngestionConfig, Route
 from shared.deadletter import DeadLetter, DeadLetterStore
 from shared.destination import Destination
 from shared.encoding import Encoder, encoder_for
@@ -117,6 +117,8 @@ class Pipeline:
 
     #: Poison records are flushed to the dead-letter store in sets of at most this many.
     POISON_SET_SIZE = 1000
+    #: Topics whose routing is remembered (beyond that, records are routed one by one).
+    TOPIC_CACHE_SIZE = 10_000
 
     def __init__(
         self,
@@ -136,10 +138,9 @@ class Pipeline:
         self.on_batch = on_batch
         self.router = Router(config)
         self._encoders: dict[Destination, Encoder] = {}
-        # The last destination and its encoder: consecutive records mostly share a destination,
-        # and this spares them the dict lookup (hashing a Destination costs more than encoding
-        # a small record). One tuple, so that threads always see a matching pair.
-        self._last_encoder: tuple[Destination | None, Encoder | None] = (None, None)
+        # Records without headers are routed by their topic alone (header routing needs
+        # headers), so their route, destination and encoder are looked up once per topic.
+        self._by_topic: dict[str, tuple[Route, Destination, Encoder]] = {}
         self.max_record_bytes = config.limits.max_record_bytes
         self.max_batch_bytes = config.limits.max_batch_bytes
         self.max_batch_records = config.limits.max_batch_records
@@ -163,11 +164,13 @@ class Pipeline:
             raise RecordError(
                 f"record is {len(value)} bytes, over the limit of {self.max_record_bytes}", stage="size"
             )
-        route, dest = self.router.resolve(record)
-        last_dest, encoder = self._last_encoder
-        if dest is not last_dest or encoder is None:
-            encoder = self.encoder(dest)
-            self._last_encoder = (dest, encoder)
+        lane = None if record.headers else self._by_topic.get(record.topic)
+        if lane is None:
+            route, dest = self.router.resolve(record)
+            lane = (route, dest, self.encoder(dest))
+            if not record.headers and len(self._by_topic) < self.TOPIC_CACHE_SIZE:
+                self._by_topic[record.topic] = lane
+        route, dest, encoder = lane
         try:
             line = encoder.encode(record)
         except RecordError as exc:
@@ -192,16 +195,19 @@ class Pipeline:
         builders: dict[Destination, BatchBuilder] = {}
         poison: list[DeadLetter] = []
         # Hot loop: the bound method and the limits in locals; the builder of the previous
-        # record's destination is reused without a dict lookup (see ``_last_encoder``).
+        # record's destination is reused without a dict lookup (hashing a Destination costs
+        # more than encoding a small record).
         prepare = self.prepare
         max_bytes, max_records = self.max_batch_bytes, self.max_batch_records
         last_dest: Destination | None = None
         builder: BatchBuilder
+        received = 0
+        oldest: datetime | None = None
         for record in records:
-            result.received += 1
+            received += 1
             ts = record.timestamp
-            if ts is not None and (result.oldest_timestamp is None or ts < result.oldest_timestamp):
-                result.oldest_timestamp = ts
+            if ts is not None and (oldest is None or ts < oldest):
+                oldest = ts
             try:
                 _, dest, line = prepare(record)
             except RecordError as exc:
@@ -220,9 +226,10 @@ class Pipeline:
                 # Seal before the cap would be crossed: a batch never exceeds max_batch_bytes
                 # unless one record alone does.
                 self._deliver(builder.seal(), result, attempt, final_attempt)
-            builder.add(record, line)
-            if len(builder) >= max_records:
+            if builder.add(record, line) >= max_records:
                 self._deliver(builder.seal(), result, attempt, final_attempt)
+        result.received = received
+        result.oldest_timestamp = oldest
         for builder in builders.values():
             if len(builder):
                 self._deliver(builder.seal(), result, attempt, final_attempt)

@@ -1,7 +1,9 @@
 """The hot-path shortcuts made for `make bench` give exactly what the reference definitions give:
-typed CSV field writers vs ``csv_field(to_text(v))``, the datetime fast path vs the full parser,
-the quoting check vs the original regex, integer/real shortcuts vs the general converters, the
-one-key JSON path getter vs ``resolve``, and chunked batch compression vs one call per line."""
+typed CSV field writers vs ``csv_field(to_text(v))``, convert-and-write cells vs converter +
+writer, ``CompiledMapping.csv_line`` vs ``csv_line(row())``, the datetime fast path vs the full
+parser, the quoting check vs the original regex, integer/real shortcuts vs the general
+converters, the one-key JSON path getter vs ``resolve``, one-line CSV splitting vs the StringIO
+reader, and chunked batch compression vs one call per line."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import io
 import re
 import zlib
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -18,22 +21,26 @@ from shared import adxtypes
 from shared.adxtypes import (
     CONVERTERS,
     _parse_datetime_full,
+    csv_cell,
     csv_field,
     csv_line,
     field_writer,
     format_datetime,
     parse_datetime,
     to_text,
-    typed_csv_line,
 )
 from shared.batching import BatchBuilder
-from shared.config import MappingProperties
+from shared.config import MappingProperties, Table
+from shared.deadletter import LocalDeadLetterStore
 from shared.destination import Destination
 from shared.encoding import split_delimited
 from shared.errors import RecordError
 from shared.jsonpath import resolve
-from shared.mapping import _getter
+from shared.mapping import CompiledMapping, _getter
+from shared.pipeline import Pipeline
 from shared.records import Record
+from shared.sinks.base import MemorySink
+from tests.helpers import make_config
 
 ORIGINAL_NEEDS_QUOTES = re.compile(r'[",\r\n]|^\s|\s$')
 """The quoting rule as first written (a regex); csv_field now checks it without one."""
@@ -76,15 +83,44 @@ def test_field_writers_write_what_csv_field_of_to_text_writes(raw: object, adx_t
         assert field_writer(adx_type)(converted) == csv_field(to_text(converted))
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(sorted(CONVERTERS)), values), min_size=1, max_size=6))
-def test_typed_csv_line_equals_csv_line(columns: list[tuple[str, object]]) -> None:
-    converted = []
-    for adx_type, raw in columns:
-        outcome, value = _outcome(CONVERTERS[adx_type], raw)
-        converted.append(value if outcome == "ok" else None)
-    writers = [field_writer(adx_type) for adx_type, _ in columns]
-    assert typed_csv_line(converted, writers) == csv_line(converted)
+@settings(max_examples=600, deadline=None)
+@given(values | valid_stamps | guarded | st.sampled_from(["0999-01-01T00:00:00Z", "1999-01-01T00:00:00Z"]),
+       st.sampled_from(sorted(CONVERTERS)))
+def test_cells_convert_and_write_like_converter_then_writer(raw: object, adx_type: str) -> None:
+    expected = _outcome(lambda r: field_writer(adx_type)(CONVERTERS[adx_type](r)), raw)
+    assert _outcome(csv_cell(adx_type), raw) == expected
+
+
+ALL_TYPES = Table.model_validate({
+    "columns": [{"name": f"c_{t}", "type": t} for t in sorted(CONVERTERS)]
+    + [{"name": "unix", "type": "datetime"}, {"name": "deep", "type": "string"}, {"name": "meta", "type": "long"},
+       {"name": "key", "type": "string"}, {"name": "unmapped", "type": "int"}],
+    "mappings": {"m": {"kind": "json", "columns": [
+        *({"column": f"c_{t}", "Properties": {"Path": f"$.{t}"}} for t in sorted(CONVERTERS)),
+        {"column": "unix", "Properties": {"Path": "$.u", "Transform": "DateTimeFromUnixMilliseconds"}},
+        {"column": "deep", "Properties": {"Path": "$.d.x[0]"}},
+        {"column": "meta", "Properties": {"Metadata": "offset"}},
+        {"column": "key", "Properties": {"Metadata": "key"}},
+    ]}},
+})
+documents = st.dictionaries(st.sampled_from([*sorted(CONVERTERS), "u", "d"]), values | valid_stamps, max_size=12) | values
+
+
+@settings(max_examples=400, deadline=None)
+@given(documents, st.booleans(), st.sampled_from([None, b"k", b"\xff"]))
+def test_mapping_csv_line_equals_csv_line_of_row(doc: object, strict: bool, key: bytes | None) -> None:
+    record = Record(value=b"{}", key=key, offset=42)
+    for mapping in (ALL_TYPES.mappings["m"], None):
+        compiled = CompiledMapping(ALL_TYPES, mapping, "json", strict=strict)
+        expected = _outcome_or_record_error(lambda m, d: csv_line(m.row(d, record, "loc")), compiled, doc)
+        assert _outcome_or_record_error(lambda m, d: m.csv_line(d, record, "loc"), compiled, doc) == expected
+
+
+def _outcome_or_record_error(fn, *args):  # type: ignore[no-untyped-def]
+    try:
+        return ("ok", fn(*args))
+    except RecordError as exc:
+        return ("error", exc.reason, exc.field, exc.stage)
 
 
 @settings(max_examples=500, deadline=None)
@@ -158,3 +194,15 @@ def test_one_line_csv_split_equals_the_stringio_reader(fields: list[str], delimi
     except RecordError:
         got = RecordError
     assert got == expected
+
+
+def test_topic_memo_never_hides_header_routing(tmp_path: Path) -> None:
+    routes = [{"topic": "json", "table": "T", "format": "json", "mapping": "T_json",
+               "header_routing": [{"table": "Raw", "format": "txt"}]}]
+    sink = MemorySink()
+    pipeline = Pipeline(make_config(routes=routes), sink, LocalDeadLetterStore(tmp_path))
+    plain = Record(value=b'{"a": "x"}', topic="json", offset=1)
+    to_raw = Record(value=b'{"a": "y"}', topic="json", offset=2, headers=(("Table", b"Raw"),))
+    pipeline.process([plain, to_raw, plain])  # the topic is memoised by the first record
+    pipeline.process([to_raw])
+    assert sorted((b.destination.table, b.count) for b in sink.batches) == [("Raw", 1), ("Raw", 1), ("T", 2)]
