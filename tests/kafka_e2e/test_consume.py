@@ -266,3 +266,37 @@ def test_rebalance_between_two_consumers_loses_and_duplicates_nothing(
     assert rows_b, "the second consumer should have taken partitions and ingested records"
     assert counts(rows_a + rows_b) == {k: 1 for k in truth}, "a rebalance must neither lose nor duplicate"
     assert committed(kafka_bootstrap, group, topic, PARTITIONS) == end_offsets(kafka_bootstrap, topic, PARTITIONS)
+
+
+def test_a_consumer_that_lost_its_partitions_drops_its_uncommitted_records_instead_of_duplicating(
+    tmp_path: Path, kafka_bootstrap: str, kafka_topic: Callable[..., str]
+) -> None:
+    topic = kafka_topic(partitions=PARTITIONS, prefix="e2e-lost")
+    ws_a = Workspace(tmp_path / "a", kafka_bootstrap)
+    ws_b = Workspace(tmp_path / "b", kafka_bootstrap)
+    for ws in (ws_a, ws_b):
+        ws.root.mkdir()
+    group = _group()
+    total = 2000
+    hold = ["--idle-exit", "4", "--batch-records", "100000", "--batch-wait", "600"]
+    produce(ws_a, topic, "--records", str(total))
+
+    first = ConsumerProcess(ws_a, topic, group, *hold, name="a")
+    first.wait_for("assigned")
+    time.sleep(1.0)  # it now holds every record, uncommitted
+    # Frozen past its session timeout (6 s): the group gives its partitions to the second one.
+    first.signal(signal.SIGSTOP)
+    try:
+        second = ConsumerProcess(ws_b, topic, group, *hold, name="b")
+        second.wait_for("assigned", timeout=30)
+        time.sleep(1.0)
+    finally:
+        first.signal(signal.SIGCONT)
+    assert first.wait() == 0, first.output()
+    assert second.wait() == 0, second.output()
+
+    truth = read_topic(kafka_bootstrap, topic, total)
+    dropped = [int(n) for n in re.findall(r"dropped (\d+) uncommitted", first.output())]
+    assert dropped and dropped[0] > 0, f"the first consumer should have found its partitions lost:\n{first.output()}"
+    assert counts(db_rows(ws_a.db) + db_rows(ws_b.db)) == {k: 1 for k in truth}
+    assert committed(kafka_bootstrap, group, topic, PARTITIONS) == end_offsets(kafka_bootstrap, topic, PARTITIONS)
