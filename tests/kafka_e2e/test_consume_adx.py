@@ -15,7 +15,7 @@ import pytest
 
 from shared.deadletter_blob import BlobDeadLetterStore
 from tests.adx_standin import AdxStandIn
-from tests.fixtures.azurite import Azurite, azurite, storage_names  # noqa: F401 - fixtures
+from tests.fixtures.azurite import Azurite
 from tests.kafka_e2e.support import (
     ConsumerProcess,
     Workspace,
@@ -37,8 +37,8 @@ def test_consume_into_adx_queues_every_record_once_and_dead_letters_poison_to_bl
     tmp_path: Path,
     kafka_bootstrap: str,
     kafka_topic: Callable[..., str],
-    azurite: Azurite,  # noqa: F811
-    storage_names: str,  # noqa: F811
+    azurite: Azurite,
+    storage_names: str,
 ) -> None:
     ws = Workspace(tmp_path, kafka_bootstrap)
     topic = kafka_topic(partitions=PARTITIONS, prefix="e2e-adx")
