@@ -14,34 +14,14 @@ from typing import Any
 import click
 import orjson
 
+from shared.cli_adx import replay, status
+from shared.cli_common import config_option, config_or_exit, parse_headers, print_summary, settings_or_exit
+from shared.cli_kafka import consume, produce
 from shared.config import IngestionConfig, load_config
 from shared.errors import ConfigError, KafkaAdxError
 from shared.pipeline import Result
 from shared.records import Record
 from shared.settings import Settings
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _config(path: str | None) -> IngestionConfig:
-    try:
-        return load_config(path or _settings().ingestion_config)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Ingestion file (default: $INGESTION_CONFIG or ingestion.yaml).",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,7 +39,7 @@ def main(verbose: int) -> None:
 @config_option
 def validate(config_path: str | None) -> None:
     """Check the ingestion file; every error names the file and the field path."""
-    path = config_path or str(_settings().ingestion_config)
+    path = config_path or str(settings_or_exit().ingestion_config)
     try:
         config = load_config(path)
     except ConfigError as exc:
@@ -75,23 +55,13 @@ def kql(config_path: str | None, no_comments: bool) -> None:
     """Print the KQL that creates the tables, mappings and ingestion policies."""
     from shared.kql import generate_kql
 
-    click.echo(generate_kql(_config(config_path), comments=not no_comments), nl=False)
+    click.echo(generate_kql(config_or_exit(config_path), comments=not no_comments), nl=False)
 
 
 def _read(paths: tuple[str, ...], topic: str, fmt: str | None, skip_header: bool, max_bytes: int) -> Iterator[Record]:
     from shared.sources.files import read_records
 
     return read_records(list(paths) or ["-"], topic, fmt=fmt, skip_header=skip_header, max_record_bytes=max_bytes)
-
-
-def _parse_headers(values: tuple[str, ...]) -> tuple[tuple[str, bytes | None], ...]:
-    headers = []
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise click.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint="--header")
-        headers.append((name, value.encode()))
-    return tuple(headers)
 
 
 @main.command()
@@ -124,8 +94,8 @@ def preview(
 
     from shared.preview import Previewer
 
-    config = _config(config_path)
-    extra = _parse_headers(headers)
+    config = config_or_exit(config_path)
+    extra = parse_headers(headers)
     records: Iterable[Record] = _read(files, topic, fmt, skip_header, config.limits.max_record_bytes)
     if extra or key is not None:
         records = (replace(r, headers=extra, key=None if key is None else key.encode()) for r in records)
@@ -181,27 +151,6 @@ class _Progress:
             sys.stderr.write("\r" + " " * 79 + "\r")
 
 
-def print_summary(result: Result, raw_bytes: int, label: str = "") -> None:
-    """Per table: rows ingested, records dead-lettered, batches; then totals and throughput."""
-    width = max([len(name) for name in result.tables] + [5])
-    title = f"{label}: " if label else ""
-    click.echo(f"{title}{result.received:,} received, {result.ingested:,} ingested, {result.dead_lettered:,} dead-lettered")
-    click.echo(f"  {'table':<{width}}  {'ingested':>10}  {'dead-lettered':>13}  {'batches':>7}  {'gzip MB':>8}")
-    for name in sorted(result.tables):
-        c = result.tables[name]
-        click.echo(
-            f"  {name:<{width}}  {c.ingested:>10,}  {c.dead_lettered:>13,}  {c.batches:>7,}  {c.gzip_bytes / 1e6:>8.2f}"
-        )
-    seconds = max(result.seconds, 1e-9)
-    click.echo(
-        f"  throughput: {result.received / seconds:,.0f} records/s, {raw_bytes / 1e6 / seconds:,.1f} MB/s "
-        f"({result.seconds:.2f} s)"
-    )
-    if result.reasons:
-        reasons = ", ".join(f"{stage}: {count}" for stage, count in sorted(result.reasons.items()))
-        click.echo(f"  dead letters by stage: {reasons}")
-
-
 def run_ingest(
     settings: Settings,
     config: IngestionConfig,
@@ -239,8 +188,8 @@ def ingest(config_path: str | None, topic: str, fmt: str | None, skip_header: bo
     Into the local DuckDB by default, into ADX when ADX_INGEST_URI is set. Exit code 1 when a
     record was dead-lettered, 2 on an error.
     """
-    settings = _settings()
-    config = _config(config_path)
+    settings = settings_or_exit()
+    config = config_or_exit(config_path)
     try:
         result, raw_bytes = run_ingest(settings, config, list(files), topic, fmt=fmt, skip_header=skip_header)
     except KafkaAdxError as exc:
@@ -264,7 +213,7 @@ def demo(config_path: str | None, count: int, directory: str) -> None:
     from shared.sample import write_sample
     from shared.sinks.local import DuckDbSink
 
-    config = _config(config_path)
+    config = config_or_exit(config_path)
     root = Path(directory)
     if root.exists():
         shutil.rmtree(root)
@@ -296,25 +245,11 @@ def demo(config_path: str | None, count: int, directory: str) -> None:
     )
 
 
-def _register_optional_commands() -> None:
-    """Commands that live in their own modules (kept out of this file's imports)."""
-    import importlib
-
-    for module_name, names in (
-        ("shared.cli_adx", ("replay", "status")),
-        ("shared.cli_kafka", ("consume", "produce")),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        for name in names:
-            main.add_command(getattr(module, name))
-
-
-_register_optional_commands()
+# Commands that live in their own modules.
+main.add_command(replay)
+main.add_command(status)
+main.add_command(consume)
+main.add_command(produce)
 
 
 if __name__ == "__main__":

@@ -6,18 +6,12 @@ from datetime import datetime
 
 import click
 
+from shared.cli_common import settings_or_exit
 from shared.config import load_config
 from shared.deadletter import DeadLetterStore, LocalDeadLetterStore
 from shared.errors import ConfigError, KafkaAdxError, TransientError
 from shared.replay import Reingest, ReplayFilter, SetReplay, marks_for, parse_when
 from shared.settings import Settings
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 def _store(settings: Settings, directory: str | None) -> DeadLetterStore:
@@ -82,7 +76,7 @@ def replay(
     from shared.replay import pipeline_reingest
     from shared.replay import replay as run_replay
 
-    settings = _settings()
+    settings = settings_or_exit()
     flt = ReplayFilter(table=table, route=route, since=_when(since, "--since"), until=_when(until, "--until"))
     try:
         store = _store(settings, directory)
@@ -134,7 +128,7 @@ def status(directory: str | None, count: int, pop: bool) -> None:
     """Recent ingestion failure reports from ADX's failure queue, and pending dead letters."""
     from shared.status import deadletter_summary, failure_reports
 
-    settings = _settings()
+    settings = settings_or_exit()
     if settings.local_mode:
         click.echo("ADX: not configured (local mode: no failure queue)")
     else:

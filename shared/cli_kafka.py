@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from shared.cli_common import config_or_exit, parse_headers, print_summary, settings_or_exit
 from shared.errors import ConfigError, KafkaAdxError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -138,7 +139,6 @@ def consume(
     without committing (dead-letter store down, fatal Kafka error): restart it and the
     uncommitted records are delivered again.
     """
-    from shared.cli import _config, _settings, print_summary
     from shared.pipeline import RetryPolicy
     from shared.runtime import build_pipeline
     from shared.sources.kafka_consumer import ConsumerAborted, ConsumerOptions, KafkaIngestor, stop_on_signals
@@ -146,8 +146,8 @@ def consume(
     _setup_logging(log_level)
     topics = _topics(topic_values)
     conn = _connection(**connection)
-    settings = _settings()
-    config = _config(config_path)
+    settings = settings_or_exit()
+    config = config_or_exit(config_path)
     options = ConsumerOptions(
         topics=topics,
         group=group,
@@ -179,16 +179,6 @@ def consume(
     click.echo(f"  {stats.flushes} flush(es), {stats.commits} commit(s); stopped: {stats.stopped_by}")
     if stats.result.dead_lettered:
         click.echo(f"  dead letters: {settings.deadletter_blob_uri or settings.local_deadletter_dir}")
-
-
-def _parse_headers(values: tuple[str, ...]) -> tuple[tuple[str, bytes | None], ...]:
-    headers: list[tuple[str, bytes | None]] = []
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise click.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint="--header")
-        headers.append((name, value.encode()))
-    return tuple(headers)
 
 
 @click.command()
@@ -241,7 +231,7 @@ def produce(
 
     from shared.producer import OutMessage, ProduceError, Sender, file_messages, produce, sample_messages
 
-    headers = _parse_headers(header_values)
+    headers = parse_headers(header_values)
     messages: Iterable[OutMessage]
     if files:
         messages = file_messages(
