@@ -14,7 +14,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 
@@ -240,25 +240,35 @@ def encoder_for(config: IngestionConfig, dest: Destination) -> Encoder:
 
 def read_payload(data: bytes, wire_format: str) -> Iterator[Any]:
     """Parse an uncompressed batch payload the way ADX would: JSON objects, or lists of fields."""
-    if wire_format in JSON_FORMATS:
-        text = data.decode("utf-8", errors="replace")
-        if wire_format == "json":
-            # Records are separated by "\n" only: str.splitlines would also split inside JSON
-            # strings at U+2028 and friends.
-            for line in text.split("\n"):
-                if line.strip():
-                    yield orjson.loads(line)
-            return
+    if wire_format == "json" or wire_format in DELIMITERS:
+        yield from read_payload_stream(io.BytesIO(data), wire_format)
+        return
+    text = data.decode("utf-8", errors="replace")
+    if wire_format == "multijson":
         for value in iter_json_values(text):
             if isinstance(value, list):
                 yield from value
             else:
                 yield value
         return
-    delimiter = DELIMITERS.get(wire_format)
-    text = data.decode("utf-8", errors="replace")
-    if delimiter is None:
-        for line in text.split("\n")[:-1] if text.endswith("\n") else text.split("\n"):
-            yield [line]
+    for line in text.split("\n")[:-1] if text.endswith("\n") else text.split("\n"):
+        yield [line]
+
+
+def read_payload_stream(stream: BinaryIO, wire_format: str) -> Iterator[Any]:
+    """:func:`read_payload` over a binary stream, holding one record at a time for ``json`` and
+    the delimited formats (the others are read whole)."""
+    if wire_format == "json":
+        # Records are separated by "\n" only (a binary stream splits on nothing else; text
+        # splitting would also split inside JSON strings at U+2028 and friends).
+        for raw in stream:
+            line = raw.decode("utf-8", errors="replace")
+            if line.strip():
+                yield orjson.loads(line)
         return
-    yield from csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    delimiter = DELIMITERS.get(wire_format)
+    if delimiter is not None:
+        text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+        yield from csv.reader(text, delimiter=delimiter)
+        return
+    yield from read_payload(stream.read(), wire_format)

@@ -9,18 +9,21 @@ ADX table, with matching column types.
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from shared.adxtypes import json_text
 from shared.batching import Batch
 from shared.config import JSON_FORMATS, IngestionConfig
-from shared.encoding import read_payload
+from shared.encoding import read_payload_stream
 from shared.errors import TerminalError
 from shared.mapping import CompiledMapping
 from shared.records import Record
@@ -73,15 +76,23 @@ class DuckDbSink:
     """Writes batches into a DuckDB file (local mode)."""
 
     name = "duckdb"
+    #: DuckDB memory_limit of a file database.
+    MEMORY_LIMIT = "64MB"
 
     def __init__(self, config: IngestionConfig, path: str | Path) -> None:
         import duckdb
 
         self.config = config
         self.path = Path(path)
-        if str(path) != ":memory:":
+        in_memory = str(path) == ":memory:"
+        if not in_memory:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.con = duckdb.connect(str(path))
+        if not in_memory:
+            # DuckDB's default (80% of RAM) lets its buffer pool grow with the database: bound
+            # it so that ingesting a large file stays flat. A file database spills to disk
+            # when an operation needs more (an in-memory one could not, so it keeps the default).
+            self.con.execute(f"SET memory_limit = '{self.MEMORY_LIMIT}'")
         self._lock = threading.Lock()
         self._mappings: dict[tuple[str, str | None, str], CompiledMapping] = {}
         self._created: set[tuple[str, str]] = set()
@@ -119,27 +130,33 @@ class DuckDbSink:
 
     def rows(self, batch: Batch) -> list[list[Any]]:
         """The rows ADX would ingest from this batch (also used by tests and previews)."""
+        return list(self.iter_rows(batch))
+
+    def iter_rows(self, batch: Batch) -> Iterator[list[Any]]:
+        """:meth:`rows`, one at a time: the payload is decompressed and parsed as it is read,
+        so a batch never sits in memory uncompressed."""
         dest = batch.destination
         compiled = self._mapping(dest.table, dest.wire_mapping, dest.wire_format)
         location = f"kafka-adx://{dest.database}/{dest.table}/{batch.batch_id}"
-        rows = []
-        for line_number, doc in enumerate(read_payload(batch.decompressed(), dest.wire_format), start=1):
-            rows.append(compiled.row(doc, Record(value=None, offset=line_number), location))
-        return rows
+        with gzip.GzipFile(fileobj=io.BytesIO(batch.payload), mode="rb") as payload:
+            stream = cast(BinaryIO, payload)  # a GzipFile reads like any binary file
+            for line_number, doc in enumerate(read_payload_stream(stream, dest.wire_format), start=1):
+                yield compiled.row(doc, Record(value=None, offset=line_number), location)
 
     def write(self, batch: Batch) -> None:
         """Insert the batch's rows (one transaction per batch)."""
         dest = batch.destination
         if dest.table not in self.config.tables:
             raise TerminalError(f"table {dest.table!r} is not declared in the ingestion file")
-        rows = self.rows(batch)
         table = self.config.tables[dest.table]
         fd, tmp = tempfile.mkstemp(prefix="kafka-adx-", suffix=".csv")
         try:
             with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
                 writer = csv.writer(fh, lineterminator="\n")
                 types = [c.type for c in table.columns]
-                writer.writerows([[_duck_text(v, t) for v, t in zip(row, types, strict=True)] for row in rows])
+                # Row by row: memory stays flat whatever the batch size.
+                for row in self.iter_rows(batch):
+                    writer.writerow([_duck_text(v, t) for v, t in zip(row, types, strict=True)])
             columns = ", ".join(f"{_quote(c.name)}: {_sql_literal(DUCKDB_TYPES[c.type])}" for c in table.columns)
             full = f"{_quote(dest.database)}.{_quote(dest.table)}"
             with self._lock:

@@ -3,7 +3,8 @@ typed CSV field writers vs ``csv_field(to_text(v))``, convert-and-write cells vs
 writer, ``CompiledMapping.csv_line`` vs ``csv_line(row())``, the datetime fast path vs the full
 parser, the quoting check vs the original regex, integer/real shortcuts vs the general
 converters, the one-key JSON path getter vs ``resolve``, one-line CSV splitting vs the StringIO
-reader, and chunked batch compression vs one call per line."""
+reader, chunked batch compression vs one call per line, the per-topic routing memo vs header
+routing, and streamed payload reading (the local sink's) vs decoding the whole payload."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import zlib
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import orjson
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -33,13 +35,14 @@ from shared.batching import BatchBuilder
 from shared.config import MappingProperties, Table
 from shared.deadletter import LocalDeadLetterStore
 from shared.destination import Destination
-from shared.encoding import split_delimited
+from shared.encoding import read_payload_stream, split_delimited
 from shared.errors import RecordError
 from shared.jsonpath import resolve
 from shared.mapping import CompiledMapping, _getter
 from shared.pipeline import Pipeline
 from shared.records import Record
 from shared.sinks.base import MemorySink
+from shared.sinks.local import DuckDbSink
 from tests.helpers import make_config
 
 ORIGINAL_NEEDS_QUOTES = re.compile(r'[",\r\n]|^\s|\s$')
@@ -206,3 +209,66 @@ def test_topic_memo_never_hides_header_routing(tmp_path: Path) -> None:
     pipeline.process([plain, to_raw, plain])  # the topic is memoised by the first record
     pipeline.process([to_raw])
     assert sorted((b.destination.table, b.count) for b in sink.batches) == [("Raw", 1), ("Raw", 1), ("T", 2)]
+
+
+def _reference_read_payload(data: bytes, wire_format: str) -> list[object]:
+    """read_payload for json and csv as first written: decode it all, then split."""
+    text = data.decode("utf-8", errors="replace")
+    if wire_format == "json":
+        return [orjson.loads(line) for line in text.split("\n") if line.strip()]
+    return list(csv.reader(io.StringIO(text, newline=""), delimiter=","))
+
+
+payload_lines = st.lists(
+    st.sampled_from([b'{"a": 1}', b'{"s": "x\xe2\x80\xa8y"}', b"  ", b"", b'{"t": "\xc3"}', b"\r", b'{"q": "a,b"}']),
+    max_size=8,
+)
+csv_payloads = st.lists(st.text(alphabet=st.sampled_from('ab,"\n\r\u00e9'), max_size=10), max_size=6).map(
+    lambda parts: "\n".join(parts).encode("utf-8")
+) | st.binary(max_size=40).filter(lambda b: b.count(b'"') % 2 == 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload_lines, st.booleans())
+def test_streamed_json_payload_reads_like_the_whole_text(lines: list[bytes], trailing: bool) -> None:
+    data = b"\n".join(lines) + (b"\n" if trailing else b"")
+    try:
+        expected: object = _reference_read_payload(data, "json")
+    except orjson.JSONDecodeError:
+        expected = orjson.JSONDecodeError
+    try:
+        got: object = list(read_payload_stream(io.BytesIO(data), "json"))
+    except orjson.JSONDecodeError:
+        got = orjson.JSONDecodeError
+    assert got == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(csv_payloads)
+def test_streamed_csv_payload_reads_like_the_whole_text(data: bytes) -> None:
+    try:
+        expected: object = _reference_read_payload(data, "csv")
+    except csv.Error:
+        expected = csv.Error
+    try:
+        got: object = list(read_payload_stream(io.BytesIO(data), "csv"))
+    except csv.Error:
+        got = csv.Error
+    assert got == expected
+
+
+def test_duckdb_sink_streams_the_same_rows_it_lists(tmp_path: Path) -> None:
+    config = make_config()
+    sink = DuckDbSink(config, tmp_path / "local.duckdb")
+    try:
+        builder = BatchBuilder(Destination("db", "T", "json", "T_json", "server"), level=1)
+        for offset in range(500):
+            line = b'{"a": "r%d", "n": %d, "ts": "2024-01-01T00:00:%02dZ", "d": {"i": [%d]}}' % (offset, offset, offset % 60, offset)
+            builder.add(Record(value=line, offset=offset), line)
+        batch = builder.seal()
+        rows = sink.rows(batch)
+        assert list(sink.iter_rows(batch)) == rows and len(rows) == 500
+        sink.write(batch)
+        assert sink.query('SELECT count(*), sum("n") FROM "db"."T"') == [(500, sum(range(500)))]
+    finally:
+        sink.close()
