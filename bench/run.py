@@ -1,0 +1,521 @@
+"""`make bench`: pipeline throughput against floors measured in the same run, the function entry
+point's cost per event, and the peak memory of `kafka-adx ingest` over a large file.
+
+Everything runs pinned to one CPU. Each pipeline case is measured against a *floor*: the least
+work that produces the same output with the same libraries (orjson, the csv module, zlib at the
+pipeline's gzip level), so the ratio says how much the pipeline's own machinery costs:
+
+(a)  server-mapped JSON passthrough  vs  orjson.loads each record, newline-join, gzip
+(b)  server-mapped CSV passthrough   vs  csv-module read of each record (field count), join, gzip
+(c)  client-mapped JSON -> CSV rows with three metadata columns
+                                     vs  orjson.loads each record, csv.writer rows, gzip
+(a0), (b0)  the same passthroughs with validation off  vs  newline-join + gzip
+
+Timings are the best of ``--repeat`` runs, pipeline and floor interleaved so that both see the
+same machine. Nothing here is a pass/fail test: the table shows ratios next to their targets.
+
+    python bench/run.py            # full: 200,000 records and a ~1 GB file (a few minutes)
+    python bench/run.py --quick    # seconds: a smoke run (tests/bench runs it)
+    python bench/run.py --profile c   # pyinstrument profile of one case (pip install pyinstrument)
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import gc
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # `python bench/run.py` from a checkout without `pip install -e .`
+    sys.path.insert(0, str(REPO))
+
+from shared.config import IngestionConfig, load_config  # noqa: E402
+from shared.deadletter import LocalDeadLetterStore  # noqa: E402
+from shared.pipeline import Pipeline  # noqa: E402
+from shared.records import Record  # noqa: E402
+from shared.sample import COLUMNS, storm_events, to_csv, to_json  # noqa: E402
+from shared.sinks.base import MemorySink  # noqa: E402
+
+CONFIG = Path(__file__).resolve().parent / "ingestion.yaml"
+METADATA_TOPIC = "bench-json-client"
+FUNCTION_BATCH = 100
+MEMORY_TARGET_MB = 300
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def pin_to_one_cpu() -> int | None:
+    """Pin this process (and the children it starts) to one CPU; returns it (None: no support)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpu = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
+@dataclass
+class Workload:
+    """The same storm events as JSON records and as CSV rows."""
+
+    json: list[bytes]
+    csv: list[bytes]
+
+    @classmethod
+    def generate(cls, count: int) -> Workload:
+        """``count`` storm events from the sample generator (deterministic)."""
+        events = list(storm_events(count))
+        return cls([to_json(e) for e in events], [to_csv(e) for e in events])
+
+    @staticmethod
+    def mean_size(values: Sequence[bytes]) -> float:
+        """Mean record size in bytes."""
+        return sum(map(len, values)) / max(len(values), 1)
+
+
+def gzip_all(data: bytes, level: int) -> bytes:
+    """One gzip stream, as the batch builder writes it."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+    return compressor.compress(data) + compressor.flush()
+
+
+# --------------------------------------------------------------------------- floors
+
+
+def floor_json(values: Sequence[bytes], level: int) -> bytes:
+    """(a): validate each record with orjson, then newline-join and gzip."""
+    loads = orjson.loads
+    for value in values:
+        loads(value)
+    return gzip_all(b"\n".join(values) + b"\n", level)
+
+
+def floor_csv(values: Sequence[bytes], level: int) -> bytes:
+    """(b): read each record with the csv module to count its fields, then join and gzip."""
+    reader = csv.reader
+    for value in values:
+        len(next(reader((value.decode("utf-8"),))))
+    return gzip_all(b"\n".join(values) + b"\n", level)
+
+
+def floor_client(values: Sequence[bytes], level: int) -> bytes:
+    """(c): orjson-parse each record and write the same rows (table columns, the dynamic column
+    as JSON text, then topic, partition, offset) with the csv module, then gzip."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    loads, dumps = orjson.loads, orjson.dumps
+    data_columns = COLUMNS[:-1]
+    for offset, value in enumerate(values):
+        doc = loads(value)
+        row = [doc.get(name) for name in data_columns]
+        row.append(dumps(doc.get("StormSummary")).decode())
+        row += (METADATA_TOPIC, 0, offset)
+        writer.writerow(row)
+    return gzip_all(out.getvalue().encode("utf-8"), level)
+
+
+def floor_join(values: Sequence[bytes], level: int) -> bytes:
+    """(a0), (b0): newline-join and gzip."""
+    return gzip_all(b"\n".join(values) + b"\n", level)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One pipeline measurement and its floor."""
+
+    key: str
+    label: str
+    topic: str
+    source: str
+    """``json`` or ``csv``: which workload values."""
+    floor: Callable[[Sequence[bytes], int], bytes]
+    target: float | None
+
+
+CASES = (
+    Case("a", "(a)  JSON passthrough, validated", "bench-json", "json", floor_json, 0.8),
+    Case("b", "(b)  CSV passthrough, validated", "bench-csv", "csv", floor_csv, 0.8),
+    Case("c", "(c)  JSON -> CSV rows + 3 metadata cols", METADATA_TOPIC, "json", floor_client, 0.5),
+    Case("a0", "(a0) JSON passthrough, no validation", "bench-json-novalidate", "json", floor_join, None),
+    Case("b0", "(b0) CSV passthrough, no validation", "bench-csv-novalidate", "csv", floor_join, None),
+)
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    """CPU seconds one call of ``fn`` takes (after a full collection, so runs start alike).
+
+    CPU time, not wall time: everything measured is single-threaded, and on a shared machine
+    CPU time leaves out the time other processes held the core."""
+    gc.collect()
+    started = time.process_time()
+    fn()
+    return time.process_time() - started
+
+
+@dataclass
+class Measured:
+    """Best times of one case."""
+
+    case: Case
+    records: int
+    raw_bytes: int
+    pipeline_s: float
+    floor_s: float
+
+    @property
+    def ratio(self) -> float:
+        """Pipeline throughput / floor throughput."""
+        return self.floor_s / self.pipeline_s
+
+
+def new_pipeline(config: IngestionConfig, deadletter_dir: Path) -> Pipeline:
+    """A pipeline into a memory sink that counts batches and keeps no payloads."""
+    return Pipeline(config, MemorySink(keep_payloads=False), LocalDeadLetterStore(deadletter_dir))
+
+
+def measure_case(case: Case, values: list[bytes], config: IngestionConfig, workdir: Path, repeat: int) -> Measured:
+    """Best-of-``repeat`` pipeline and floor times, interleaved."""
+    records = [Record(value=v, topic=case.topic, partition=0, offset=i, source="kafka") for i, v in enumerate(values)]
+    pipeline = new_pipeline(config, workdir / "deadletter")
+    level = config.limits.gzip_level
+
+    def run_pipeline() -> None:
+        result = pipeline.process(records)
+        if result.ingested != len(records):  # the numbers would be meaningless
+            raise SystemExit(f"{case.key}: {result.dead_lettered} record(s) dead-lettered: {result.reasons}")
+
+    best_pipeline = best_floor = float("inf")
+    for _ in range(repeat):
+        best_pipeline = min(best_pipeline, timed(run_pipeline))
+        best_floor = min(best_floor, timed(lambda: case.floor(values, level)))
+    return Measured(case, len(values), sum(map(len, values)), best_pipeline, best_floor)
+
+
+# --------------------------------------------------------------------------- function entry
+
+
+class _Collection:
+    """Stands in for the worker's protobuf collections (.bytes / .string / .sint64)."""
+
+    def __init__(self, *, bytes: Sequence[bytes] = (), string: Sequence[str] = (), sint64: Sequence[int] = ()) -> None:
+        self.bytes = list(bytes)
+        self.string = list(string)
+        self.sint64 = list(sint64)
+
+
+def eventhub_batch(values: Sequence[bytes], first_sequence: int, hub: str) -> list[Any]:
+    """An Event Hubs trigger batch as the worker hands it over (real azure.functions converter)."""
+    from azure.functions.eventhub import EventHubTriggerConverter
+    from azure.functions.meta import Datum
+
+    enqueued = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+    systems = []
+    for index in range(len(values)):
+        sequence = first_sequence + index
+        when = (enqueued + timedelta(milliseconds=index)).strftime("%Y-%m-%dT%H:%M:%S.%f")
+        systems.append({"x-opt-sequence-number": sequence, "x-opt-offset": str(sequence * 1024),
+                        "x-opt-enqueued-time": when + "Z", "SequenceNumber": sequence,
+                        "Offset": sequence * 1024, "PartitionKey": None, "EnqueuedTimeUtc": when})
+    context = {"FullyQualifiedNamespace": "bench.servicebus.windows.net", "EventHubName": hub,
+               "ConsumerGroup": "$Default", "PartitionId": "0"}
+    metadata = {
+        "PartitionContext": Datum(json.dumps(context), "json"),
+        "SystemPropertiesArray": Datum(json.dumps(systems), "json"),
+        "PropertiesArray": Datum(json.dumps([{} for _ in values]), "json"),
+        "SequenceNumberArray": Datum(_Collection(sint64=[s["SequenceNumber"] for s in systems]), "collection_sint64"),
+        "EnqueuedTimeUtcArray": Datum(json.dumps([s["EnqueuedTimeUtc"] for s in systems]), "json"),
+    }
+    events = EventHubTriggerConverter.decode(Datum(_Collection(bytes=values), "collection_bytes"),
+                                             trigger_metadata=metadata)
+    return list(events)
+
+
+def kafka_batch(values: Sequence[bytes], first_offset: int, topic: str) -> list[Any]:
+    """A Kafka trigger batch (dataType binary) as the worker hands it over."""
+    from azure.functions.kafka import KafkaTriggerConverter
+    from azure.functions.meta import Datum
+
+    count = len(values)
+    key = base64.b64encode(b"k").decode()
+    metadata = {
+        "OffsetArray": Datum(_Collection(sint64=range(first_offset, first_offset + count)), "collection_sint64"),
+        "TopicArray": Datum(_Collection(string=[topic] * count), "collection_string"),
+        "PartitionArray": Datum(json.dumps([0] * count), "json"),
+        "KeyArray": Datum(json.dumps(["station-7"] * count), "json"),
+        "TimestampArray": Datum(json.dumps(["2024-05-01T12:00:00.123Z"] * count), "json"),
+        "HeadersArray": Datum(json.dumps([[{"Key": "source", "Value": key}]] * count), "json"),
+    }
+    events = KafkaTriggerConverter.decode(Datum(_Collection(bytes=values), "collection_bytes"),
+                                          trigger_metadata=metadata)
+    return list(events)
+
+
+class _Context:
+    """The parts of the invocation context the function reads: no retry policy, final attempt."""
+
+    retry_context = None
+    function_name = "bench"
+    invocation_id = "bench"
+
+
+@dataclass
+class EntryMeasured:
+    """Per-event cost of the function entry point."""
+
+    label: str
+    events: int
+    per_event_s: float
+
+
+def measure_function_entry(values: list[bytes], config: IngestionConfig, workdir: Path,
+                           invocations: int, repeat: int) -> list[EntryMeasured]:
+    """Time ``handle_eventhub`` / ``handle_kafka`` (adapter + pipeline + memory sink) per event
+    for batches of FUNCTION_BATCH events; building the events (the worker's part) is not timed."""
+    from shared import functions_runtime as runtime
+
+    pipeline = new_pipeline(config, workdir / "deadletter-functions")
+    runtime.install(pipeline)
+    topic = "bench-json"
+    chunks = [values[i * FUNCTION_BATCH:(i + 1) * FUNCTION_BATCH] for i in range(invocations)]
+    hub_batches = [eventhub_batch(chunk, i * FUNCTION_BATCH, topic) for i, chunk in enumerate(chunks)]
+    kafka_batches = [kafka_batch(chunk, i * FUNCTION_BATCH, topic) for i, chunk in enumerate(chunks)]
+    context = _Context()
+
+    def eventhub() -> None:
+        for events in hub_batches:
+            runtime.handle_eventhub(events, context, trigger="bench", event_hub=topic)
+
+    def kafka() -> None:
+        for events in kafka_batches:
+            runtime.handle_kafka(events, context, trigger="bench", data_type="binary")
+
+    try:
+        events = invocations * FUNCTION_BATCH
+        out = []
+        for label, fn in (("Event Hubs", eventhub), ("Kafka, binary", kafka)):
+            best = min(timed(fn) for _ in range(repeat))
+            out.append(EntryMeasured(label, events, best / events))
+        if pipeline.sink.records_written != 2 * repeat * events:  # type: ignore[attr-defined]
+            raise SystemExit("function entry: not every event reached the sink")
+        return out
+    finally:
+        runtime.reset()
+
+
+# --------------------------------------------------------------------------- peak memory
+
+
+@dataclass
+class MemoryMeasured:
+    """Peak RSS of one `kafka-adx ingest` child process."""
+
+    file_bytes: int
+    records: int
+    peak_rss_bytes: int
+    seconds: float
+    rows_in_db: int
+
+
+def write_jsonl(path: Path, values: Sequence[bytes], size: int) -> int:
+    """Stream a JSON-lines file of about ``size`` bytes by cycling ``values``; returns records."""
+    block = b"\n".join(values) + b"\n"
+    per_block = len(values)
+    written = records = 0
+    with open(path, "wb") as out:
+        while written < size:
+            if written + len(block) <= size:
+                out.write(block)
+                written += len(block)
+                records += per_block
+                continue
+            for value in values:  # the last, partial block, record by record
+                if written >= size:
+                    break
+                out.write(value + b"\n")
+                written += len(value) + 1
+                records += 1
+    return records
+
+
+def cli_command() -> list[str]:
+    """The `kafka-adx` console script of this interpreter's environment, or ``python -m``."""
+    script = Path(sys.executable).parent / "kafka-adx"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "shared.cli"]
+
+
+def measure_memory(values: list[bytes], size: int, workdir: Path) -> MemoryMeasured:
+    """Run `kafka-adx ingest` over a generated JSON-lines file into the local DuckDB sink and read
+    the child's peak RSS from wait4 (Linux reports ru_maxrss in KiB)."""
+    data = workdir / "big.jsonl"
+    records = write_jsonl(data, values, size)
+    env = {k: v for k, v in os.environ.items() if k not in ("ADX_INGEST_URI", "ADX_ENGINE_URI", "DEADLETTER_BLOB_URI")}
+    env["LOCAL_DB"] = str(workdir / "memory.duckdb")
+    env["LOCAL_DEADLETTER_DIR"] = str(workdir / "deadletter-memory")
+    command = [*cli_command(), "ingest", "--config", str(CONFIG), "--topic", "bench-json", str(data)]
+    log_path = workdir / "ingest.log"
+    try:
+        with open(log_path, "wb") as log_file:
+            started = time.perf_counter()
+            child = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=workdir)
+            _, status, usage = os.wait4(child.pid, 0)
+            seconds = time.perf_counter() - started
+            child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            raise SystemExit(f"kafka-adx ingest failed ({child.returncode}):\n{log_path.read_text()[-2000:]}")
+        file_bytes = data.stat().st_size
+    finally:
+        data.unlink(missing_ok=True)
+    import duckdb
+
+    with duckdb.connect(env["LOCAL_DB"], read_only=True) as con:
+        row = con.execute('SELECT count(*) FROM "Bench"."StormEvents"').fetchone()
+    rows = int(row[0]) if row else 0
+    if rows != records:
+        raise SystemExit(f"memory run: {records} records written, {rows} rows in DuckDB")
+    return MemoryMeasured(file_bytes, records, usage.ru_maxrss * 1024, seconds, rows)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine() -> str:
+    """One line describing the machine and the software."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import duckdb
+
+    return (f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}, orjson {orjson.__version__}, "
+            f"zlib {zlib.ZLIB_RUNTIME_VERSION}, duckdb {duckdb.__version__}")
+
+
+def mb(count: float) -> str:
+    """Bytes as decimal megabytes."""
+    return f"{count / 1e6:,.1f}"
+
+
+def report(workload: Workload, cpu: int | None, repeat: int, level: int, cases: list[Measured],
+           entries: list[EntryMeasured], memory: MemoryMeasured | None) -> str:
+    """The one table the bench prints."""
+    lines = [
+        f"kafka-adx bench: {len(workload.json):,} storm events (JSON {Workload.mean_size(workload.json):.0f} B, "
+        f"CSV {Workload.mean_size(workload.csv):.0f} B per record), gzip level {level}, "
+        f"pinned to CPU {cpu if cpu is not None else '(not pinned)'}, CPU time, best of {repeat}",
+        f"machine: {machine()}",
+        "",
+        f"{'case':<42} {'pipeline rec/s':>14} {'MB/s':>7} {'floor rec/s':>12} {'MB/s':>7} {'ratio':>6}  target",
+    ]
+    for m in cases:
+        target = f">= {m.case.target:.1f} {'ok' if m.ratio >= m.case.target else 'MISSED'}" if m.case.target else "-"
+        lines.append(
+            f"{m.case.label:<42} {m.records / m.pipeline_s:>14,.0f} {mb(m.raw_bytes / m.pipeline_s):>7} "
+            f"{m.records / m.floor_s:>12,.0f} {mb(m.raw_bytes / m.floor_s):>7} {m.ratio:>6.2f}  {target}"
+        )
+    streaming = next((m for m in cases if m.case.key == "a"), None)
+    for e in entries:
+        extra = ""
+        if streaming is not None:
+            per_record = streaming.pipeline_s / streaming.records
+            extra = f" ({(e.per_event_s - per_record) * 1e6:,.1f} us over streaming (a))"
+        lines.append(
+            f"{'function entry, ' + e.label + f', {FUNCTION_BATCH} events':<42} {1 / e.per_event_s:>14,.0f} "
+            f"{'':>7} {e.per_event_s * 1e6:>10,.1f} us/event{extra}"
+        )
+    if memory is not None:
+        ok = "ok" if memory.peak_rss_bytes < MEMORY_TARGET_MB * 1e6 else "MISSED"
+        lines.append(
+            f"{'peak memory, ingest ' + mb(memory.file_bytes) + ' MB JSON -> DuckDB':<42} "
+            f"{memory.records / memory.seconds:>14,.0f} {mb(memory.file_bytes / memory.seconds):>7} "
+            f"{mb(memory.peak_rss_bytes):>10} MB peak RSS  < {MEMORY_TARGET_MB} MB {ok} "
+            f"({memory.records:,} records in {memory.seconds:,.1f} s)"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def profile_case(key: str, workload: Workload, config: IngestionConfig, workdir: Path) -> None:
+    """Print a pyinstrument profile of one pipeline case."""
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        raise SystemExit("--profile needs pyinstrument: pip install pyinstrument") from None
+    case = next((c for c in CASES if c.key == key), None)
+    if case is None:
+        raise SystemExit(f"--profile: no case {key!r} (one of {', '.join(c.key for c in CASES)})")
+    values = workload.json if case.source == "json" else workload.csv
+    records = [Record(value=v, topic=case.topic, partition=0, offset=i) for i, v in enumerate(values)]
+    pipeline = new_pipeline(config, workdir / "deadletter")
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    pipeline.process(records)
+    profiler.stop()
+    print(profiler.output_text(unicode=False, color=False))
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="smoke run: few records, small file, one repeat")
+    parser.add_argument("--records", type=int, help="records per case (default 200,000; 3,000 with --quick)")
+    parser.add_argument("--repeat", type=int, help="runs per measurement, best kept (default 3; 1 with --quick)")
+    parser.add_argument("--memory-mb", type=float, help="size of the ingest file in MB (default 1000; 10 with --quick)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory run")
+    parser.add_argument("--profile", metavar="CASE", help="print a pyinstrument profile of one case (a, b, c, a0, b0)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    count = args.records or (3_000 if args.quick else 200_000)
+    repeat = args.repeat or (1 if args.quick else 3)
+    memory_bytes = int((args.memory_mb or (10 if args.quick else 1000)) * 1e6)
+    invocations = max(1, min(count // FUNCTION_BATCH, 20 if args.quick else 500))
+
+    cpu = pin_to_one_cpu()
+    config = load_config(CONFIG)
+    workload = Workload.generate(count)
+    gc.freeze()  # the workload is long-lived: keep it out of every collection that follows
+    with tempfile.TemporaryDirectory(prefix="kafka-adx-bench-") as tmp:
+        workdir = Path(tmp)
+        if args.profile:
+            profile_case(args.profile, workload, config, workdir)
+            return 0
+        measured = []
+        for case in CASES:
+            values = workload.json if case.source == "json" else workload.csv
+            measured.append(measure_case(case, values, config, workdir, repeat))
+        entries = measure_function_entry(workload.json, config, workdir, invocations, repeat)
+        memory = None if args.no_memory else measure_memory(workload.json[:10_000], memory_bytes, workdir)
+    print(report(workload, cpu, repeat, config.limits.gzip_level, measured, entries, memory))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
