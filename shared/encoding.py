@@ -98,8 +98,11 @@ def _csv_reader(lines: Iterable[str], delimiter: str) -> Iterator[list[str]]:
 
 def _split_quoted_line(text: str, delimiter: str) -> list[str]:
     """The fields of a one-line record with quotes (the reader gives exactly one row)."""
+    dialect = _DIALECTS.get(delimiter)  # inlined _csv_reader: this runs once per record
     try:
-        return next(_csv_reader((text,), delimiter))
+        if dialect is not None:
+            return next(csv.reader((text,), dialect))
+        return next(csv.reader((text,), delimiter=delimiter, strict=True))
     except csv.Error as exc:
         raise RecordError(f"invalid CSV quoting: {exc}", stage="decode") from None
 
