@@ -343,9 +343,10 @@ def from_unix(value: Any, transform: str) -> datetime | None:
 def format_datetime(value: datetime) -> str:
     """ISO 8601 in UTC with 7 fractional digits, as ADX writes datetimes."""
     value = value.astimezone(UTC) if value.tzinfo else value
-    # What strftime("%Y-%m-%dT%H:%M:%S.") wrote (the year unpadded, as glibc's %Y), faster.
+    # Four-digit years always (glibc's strftime %Y would write year 999 as "999", which ADX
+    # cannot read); f-strings are also faster than strftime.
     return (
-        f"{value.year}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:"
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:"
         f"{value.second:02d}.{value.microsecond:06d}0Z"
     )
 
@@ -485,7 +486,7 @@ def _real_cell(raw: Any) -> str:
 
 
 def _datetime_cell(raw: Any) -> str:
-    if type(raw) is str and raw[:1] != "0" and _simple_utc_stamp(raw) is not None:
+    if type(raw) is str and _simple_utc_stamp(raw) is not None:
         # A valid 2007-01-01T00:00:00Z with a four-digit year is written as itself + fraction.
         return raw[:19] + ".0000000Z"
     return _datetime_field(to_datetime(raw))

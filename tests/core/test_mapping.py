@@ -232,3 +232,8 @@ def test_text_forms_adx_reads() -> None:
     assert to_text(-timedelta(minutes=1)) == "-00:01:00.0000000"
     assert to_text(float("inf")) == "inf"
     assert to_text(None) == ""
+
+
+def test_years_before_1000_are_written_with_four_digits() -> None:
+    assert to_text(datetime(999, 1, 2, tzinfo=UTC)) == "0999-01-02T00:00:00.0000000Z"
+    assert convert("0999-01-02T00:00:00.0000000Z", "datetime") == datetime(999, 1, 2, tzinfo=UTC)
