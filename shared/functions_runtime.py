@@ -609,17 +609,6 @@ def _letters(errors: Sequence[AdapterError], attempt: Attempt) -> list[DeadLette
     ]
 
 
-def _write_letters(pipeline: Pipeline, letters: list[DeadLetter]) -> None:
-    for start in range(0, len(letters), Pipeline.POISON_SET_SIZE):
-        chunk = letters[start : start + Pipeline.POISON_SET_SIZE]
-        try:
-            pipeline.deadletters.write(chunk)
-        except DeadLetterError:
-            raise
-        except Exception as exc:
-            raise DeadLetterError(f"dead-letter store failed: {exc}") from exc
-
-
 def process(adapted: Adapted, context: Any, *, trigger: str, source: str) -> Result:
     """Run one trigger batch through the process-wide pipeline under the delivery contract.
 
@@ -637,10 +626,8 @@ def process(adapted: Adapted, context: Any, *, trigger: str, source: str) -> Res
         try:
             if adapted.errors:
                 # Unreadable events: dead-lettered with their reason, never dropped.
-                _write_letters(state.pipeline, _letters(adapted.errors, attempt))
                 result.received += len(adapted.errors)
-                result.dead_lettered += len(adapted.errors)
-                result.reasons["decode"] = result.reasons.get("decode", 0) + len(adapted.errors)
+                state.pipeline.dead_letter(_letters(adapted.errors, attempt), result)
             result.merge(state.pipeline.process(adapted.records, attempt=attempt.number, final_attempt=attempt.final))
         except TransientError:
             summary.outcome = "retry"
@@ -670,8 +657,9 @@ def _dead_letter_all(pipeline: Pipeline, adapted: Adapted, attempt: Attempt, err
                    stage="internal", attempt=attempt.number)
         for r in records
     ]
-    _write_letters(pipeline, letters)
-    return Result(received=len(records), dead_lettered=len(records), reasons={"internal": len(records)})
+    result = Result(received=len(records))
+    pipeline.dead_letter(letters, result)
+    return result
 
 
 def _finish(summary: BatchSummary, result: Result, started: float, telemetry: Telemetry, span: Any, level: int) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -213,7 +213,7 @@ class Pipeline:
             except RecordError as exc:
                 poison.append(self._letter(record, exc, attempt))
                 if len(poison) >= self.POISON_SET_SIZE:
-                    self._dead_letter(poison, result)
+                    self.dead_letter(poison, result)
                     poison = []
                 continue
             if dest is not last_dest:
@@ -234,7 +234,7 @@ class Pipeline:
             if len(builder):
                 self._deliver(builder.seal(), result, attempt, final_attempt)
         if poison:
-            self._dead_letter(poison, result)
+            self.dead_letter(poison, result)
         result.seconds = time.perf_counter() - started
         if not result.balanced:  # a bug, never expected: refuse to let a checkpoint advance
             raise AssertionError(f"pipeline counts do not add up: {result}")
@@ -256,21 +256,24 @@ class Pipeline:
         route = self.router.route_for(record.topic)
         return route.topic if route else None
 
-    def _dead_letter(self, letters: list[DeadLetter], result: Result) -> None:
-        """Write letters (raises DeadLetterError if the store fails) and count them."""
-        try:
-            set_id = self.deadletters.write(letters)
-        except DeadLetterError:
-            raise
-        except Exception as exc:
-            raise DeadLetterError(f"dead-letter store failed: {exc}") from exc
-        result.dead_lettered += len(letters)
-        for letter in letters:
-            result.reasons[letter.stage] = result.reasons.get(letter.stage, 0) + 1
-            dest = letter.destination
-            name = f"{dest.database}.{dest.table}" if dest else UNROUTED
-            result.table(name).dead_lettered += 1
-        log.info("dead-lettered %d record(s) as set %s", len(letters), set_id)
+    def dead_letter(self, letters: Sequence[DeadLetter], result: Result) -> None:
+        """Write letters in sets of at most ``POISON_SET_SIZE`` and count them into ``result``;
+        raises :class:`DeadLetterError` if the store fails (the caller must not checkpoint)."""
+        for start in range(0, len(letters), self.POISON_SET_SIZE):
+            chunk = letters[start : start + self.POISON_SET_SIZE]
+            try:
+                set_id = self.deadletters.write(chunk)
+            except DeadLetterError:
+                raise
+            except Exception as exc:
+                raise DeadLetterError(f"dead-letter store failed: {exc}") from exc
+            result.dead_lettered += len(chunk)
+            for letter in chunk:
+                result.reasons[letter.stage] = result.reasons.get(letter.stage, 0) + 1
+                dest = letter.destination
+                name = f"{dest.database}.{dest.table}" if dest else UNROUTED
+                result.table(name).dead_lettered += 1
+            log.info("dead-lettered %d record(s) as set %s", len(chunk), set_id)
 
     def _deliver(self, batch: Batch, result: Result, attempt: int, final_attempt: bool) -> None:
         """Write a batch with bounded retries; dead-letter it when it cannot be written."""
@@ -307,7 +310,7 @@ class Pipeline:
                     )
                     for record in batch.records
                 ]
-                self._dead_letter(letters, result)
+                self.dead_letter(letters, result)
                 return
             counts = result.table(name)
             counts.ingested += batch.count
