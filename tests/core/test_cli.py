@@ -103,3 +103,17 @@ def test_ingest_end_to_end_into_duckdb(tmp_path: Path) -> None:
 def test_ingest_reports_a_config_error_cleanly(tmp_path: Path) -> None:
     code, _, err = run("ingest", "--config", str(tmp_path / "missing.yaml"), "--topic", "x", CONFIG)
     assert code == 1 and "ingestion file not found" in err
+
+
+def test_demo_generates_ingests_and_queries(tmp_path: Path) -> None:
+    code, out, _ = run("demo", "--config", CONFIG, "--records", "1000", "--dir", str(tmp_path / "demo"))
+    assert code == 0
+    # 1000 events with a poison record every 500: 1002 records per file, 2 dead-lettered per topic.
+    assert "storm-events <- storm-events.csv: 1,002 received, 1,000 ingested, 2 dead-lettered" in out
+    assert "storm-events-json <- storm-events.jsonl: 1,002 received, 1,000 ingested, 2 dead-lettered" in out
+    assert "events per state and type" in out
+    assert "Storms (classic tutorial table): 1,000 rows" in out
+    con = duckdb.connect(str(tmp_path / "demo" / "kafka-adx.duckdb"), read_only=True)
+    assert con.execute('SELECT count(*) FROM "Weather"."StormEvents"').fetchone() == (2000,)
+    letters = list((tmp_path / "demo" / "deadletter").glob("*.jsonl"))
+    assert sum(len(p.read_bytes().splitlines()) for p in letters) == 6
