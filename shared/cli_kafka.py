@@ -112,6 +112,9 @@ def _topics(values: tuple[str, ...]) -> tuple[str, ...]:
               help="Stop after this many records (flush and commit first).")
 @click.option("--idle-exit", default=None, type=click.FloatRange(min=0), metavar="SECONDS",
               help="Stop when no record arrived for SECONDS (flush and commit first).")
+@click.option("--auth-timeout", default=60.0, show_default=True, type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Exit 2 once the broker has refused authentication (bad credentials, expired or "
+                   "wrongly scoped token) for this long; librdkafka alone would retry for ever.")
 @click.option("--deadletter-retry-timeout", default=120.0, show_default=True, type=click.FloatRange(min=0),
               help="While the dead-letter store fails, retry this long, then exit 2 without committing.")
 @click.option("--log-level", default="INFO", show_default=True,
@@ -126,6 +129,7 @@ def consume(
     batch_wait: float,
     max_records: int | None,
     idle_exit: float | None,
+    auth_timeout: float,
     deadletter_retry_timeout: float,
     log_level: str,
     **connection: Any,
@@ -136,9 +140,11 @@ def consume(
     are committed only after the records before them were ingested or dead-lettered; a
     rebalance or SIGTERM flushes and commits first. Exit codes: 0 after a clean stop
     (SIGTERM/SIGINT, --idle-exit, --max-records), 1 on invalid options, 2 when it stopped
-    without committing (dead-letter store down, fatal Kafka error): restart it and the
+    without committing (dead-letter store down, fatal Kafka error, authentication refused
+    for --auth-timeout): restart it and the
     uncommitted records are delivered again.
     """
+    from shared.kafka_auth import AuthFailureGuard
     from shared.pipeline import RetryPolicy
     from shared.runtime import build_pipeline
     from shared.sources.kafka_consumer import ConsumerAborted, ConsumerOptions, KafkaIngestor, stop_on_signals
@@ -166,7 +172,9 @@ def consume(
     target = settings.local_db if settings.local_mode else settings.adx_ingest_uri
     click.echo(f"consuming {', '.join(topics)} from {conn.describe()} as group {group} into {target}", err=True)
     try:
-        ingestor = KafkaIngestor(pipeline, conn.client_config(), options)
+        client_config = conn.client_config()
+        client_config["error_cb"] = AuthFailureGuard(auth_timeout)
+        ingestor = KafkaIngestor(pipeline, client_config, options)
         with stop_on_signals(ingestor):
             stats = ingestor.run()
     except ConsumerAborted as exc:

@@ -20,11 +20,12 @@ and as the Functions Kafka trigger does (``SaslSsl``, ``Plain``), so ``KAFKA_PRO
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from shared.errors import ConfigError
+from shared.errors import ConfigError, KafkaAdxError
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -135,6 +136,57 @@ class EntraTokenProvider:
         token = self.credential.get_token(self.scope)
         log.info("got an Entra ID token for %s (expires at %d)", self.scope, token.expires_on)
         return token.token, float(token.expires_on)
+
+
+class KafkaAuthError(KafkaAdxError):
+    """The broker kept refusing the client's credentials (SASL authentication failed)."""
+
+
+class AuthFailureGuard:
+    """librdkafka ``error_cb`` that gives up when SASL authentication keeps failing.
+
+    librdkafka treats a refused login (wrong password, expired or wrongly scoped token) as a
+    transient error and retries for ever, so a client with bad credentials would hang. This
+    callback logs every Kafka error, raises :class:`KafkaAdxError` on a fatal one and
+    :class:`KafkaAuthError` once authentication errors have kept arriving for ``timeout``
+    seconds (confluent-kafka re-raises both from ``poll``). A pause longer than ``reset_after``
+    seconds between two of them (librdkafka retries at least every ``reconnect.backoff.max.ms``,
+    10 s by default) starts a new window, so a single refusal between successful logins does not
+    add up over a long run.
+    """
+
+    def __init__(
+        self, timeout: float, *, reset_after: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.timeout = timeout
+        self.reset_after = reset_after
+        self.clock = clock
+        self.failures = 0
+        self._first: float | None = None
+        self._last = 0.0
+
+    def __call__(self, error: Any) -> None:
+        """Handle one librdkafka error (a ``confluent_kafka.KafkaError``)."""
+        from confluent_kafka import KafkaError
+
+        if error.fatal():
+            # With an error_cb set, librdkafka reports fatal errors here, not as messages.
+            raise KafkaAdxError(f"fatal Kafka error: {error.str()}")
+        if error.code() != KafkaError._AUTHENTICATION:
+            log.warning("Kafka: %s", error.str())
+            return
+        now = self.clock()
+        if self._first is None or now - self._last > self.reset_after:
+            self._first = now
+            self.failures = 0
+        self._last = now
+        self.failures += 1
+        log.error("Kafka authentication failed: %s", error.str())
+        if now - self._first >= self.timeout:
+            raise KafkaAuthError(
+                f"the broker refused authentication for {now - self._first:.0f} s "
+                f"({self.failures} attempt(s)); last error: {error.str()}"
+            )
 
 
 @dataclass(frozen=True)
