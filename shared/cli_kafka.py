@@ -141,8 +141,7 @@ def consume(
     rebalance or SIGTERM flushes and commits first. Exit codes: 0 after a clean stop
     (SIGTERM/SIGINT, --idle-exit, --max-records), 1 on invalid options, 2 when it stopped
     without committing (dead-letter store down, fatal Kafka error, authentication refused
-    for --auth-timeout): restart it and the
-    uncommitted records are delivered again.
+    for --auth-timeout): restart it and the uncommitted records are delivered again.
     """
     from shared.kafka_auth import AuthFailureGuard
     from shared.pipeline import RetryPolicy
