@@ -307,6 +307,11 @@ class KafkaConnection:
             config.update(EVENTHUBS_CLIENT_SETTINGS)
         if self.mechanism is not None:
             config["sasl.mechanism"] = self.mechanism
+            if self.protocol == "SASL_PLAINTEXT" and not _all_loopback(self.brokers):
+                log.warning(
+                    "SASL over PLAINTEXT to %s: credentials and tokens travel unencrypted; use SASL_SSL",
+                    self.brokers,
+                )
         if self.mechanism == "OAUTHBEARER":
             assert self.oauth_scope is not None  # resolve() guarantees it
             config["oauth_cb"] = EntraTokenProvider(self.oauth_scope, credential_factory(self.credential, self.client_id))
@@ -316,6 +321,15 @@ class KafkaConnection:
         for name, value in self.extra:
             config[name] = value
         return config
+
+
+def _all_loopback(brokers: str) -> bool:
+    """Whether every bootstrap server is on this machine (127.0.0.0/8, ::1 or localhost)."""
+    for server in brokers.split(","):
+        host = server.strip().rsplit(":", 1)[0].strip("[]")
+        if not (host == "localhost" or host.startswith("127.") or host == "::1"):
+            return False
+    return True
 
 
 def parse_properties(values: tuple[str, ...] | list[str]) -> tuple[tuple[str, str], ...]:

@@ -174,3 +174,10 @@ def test_librdkafka_calls_the_oauth_callback_of_the_client_config(msi_endpoint: 
         producer.poll(0.1)
     assert provider.calls >= 1, "librdkafka never asked for a token"
     assert msi_endpoint[0]["query"]["resource"] == "api://kafka-adx-test"
+
+
+def test_loopback_detection_for_the_plaintext_sasl_warning() -> None:
+    from shared.kafka_auth import _all_loopback
+
+    assert _all_loopback("127.0.0.1:9092,localhost:9093,[::1]:9094")
+    assert not _all_loopback("127.0.0.1:9092,broker.example.com:9092")
