@@ -212,6 +212,8 @@ def consume(
 @click.option("--seed", default=7, show_default=True, help="Seed of the sample generator.")
 @click.option("--partition", default=None, type=click.IntRange(min=0),
               help="Send every record to this partition (default: by key).")
+@click.option("--auth-timeout", default=60.0, show_default=True, type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Give up (exit 1) once the broker has refused authentication for this long.")
 def produce(
     topic: str,
     transport: str,
@@ -226,6 +228,7 @@ def produce(
     poison_every: int,
     seed: int,
     partition: int | None,
+    auth_timeout: float,
     **connection: Any,
 ) -> None:
     """Send sample storm events (keyed by state, with headers) or a file's records to a topic.
@@ -255,18 +258,21 @@ def produce(
         if transport == "amqp":
             sender, where = _amqp_sender(topic, connection)
         else:
+            from shared.kafka_auth import AuthFailureGuard
             from shared.producer import KafkaSender
 
             conn = _connection(**connection)
+            client_config = conn.client_config()
+            client_config["error_cb"] = AuthFailureGuard(auth_timeout)
             # Idempotence needs broker support the Event Hubs Kafka endpoint does not promise.
-            sender = KafkaSender(conn.client_config(), topic, partition=partition, idempotent=not conn.eventhubs)
+            sender = KafkaSender(client_config, topic, partition=partition, idempotent=not conn.eventhubs)
             where = conn.describe()
     except KafkaAdxError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"sending {what} to {topic} on {where}" + (f" at {rate:g}/s" if rate else ""), err=True)
     try:
         stats = produce(messages, sender, rate=rate or None)
-    except ProduceError as exc:
+    except (ProduceError, KafkaAdxError) as exc:
         click.echo(f"kafka-adx produce: {exc}", err=True)
         sys.exit(1)
     per_second = stats.delivered / max(stats.seconds, 1e-9)

@@ -214,8 +214,15 @@ class KafkaSender:
         self.producer.poll(0)
 
     def close(self, timeout: float) -> None:
-        """Flush; messages still queued after ``timeout`` count as failed."""
-        left = self.producer.flush(timeout)
+        """Flush; messages still queued after ``timeout`` count as failed.
+
+        Flushes in one-second steps: an exception raised by a callback (the authentication
+        guard's ``error_cb``) surfaces when a ``flush`` call returns, so a long single flush
+        would hide it until the whole timeout had passed."""
+        deadline = time.monotonic() + timeout
+        left = self.producer.flush(min(1.0, timeout))
+        while left and time.monotonic() < deadline:
+            left = self.producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
         if left:
             self.stats.failed += left
             self.stats.errors.append(f"{left} message(s) still queued after {timeout:g} s")

@@ -190,6 +190,20 @@ def test_an_expired_token_is_refused_by_the_broker_and_consume_exits_with_an_aut
     assert db_rows(ws.db) == []
 
 
+def test_produce_with_an_expired_token_gives_up_after_the_auth_timeout(
+    ws: Workspace, identity: IdentityEndpoint, kafka_topic: Callable[..., str]
+) -> None:
+    topic = kafka_topic(partitions=1, prefix="e2e-oauth-expired-produce")
+    identity.token_lifetime = -120
+    started = time.monotonic()
+    out = run_cli(["produce", "-t", topic, "--records", "5", "--auth-timeout", "2", *_oauth_args(ws)],
+                  ws.env(**identity.env()), ws.root)  # fmt: skip
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "refused authentication" in out.stderr and "invalid_token" in out.stderr, out.stderr
+    assert time.monotonic() - started < 20  # not librdkafka's 300 s delivery timeout
+    assert all(token not in out.stdout + out.stderr for token in identity.issued), "a token was logged"
+
+
 def test_auth_guard_gives_up_only_on_refusals_that_keep_coming() -> None:
     from confluent_kafka import KafkaError
 
