@@ -529,9 +529,10 @@ def reset() -> None:
     global _worker
     with _worker_lock:
         if _worker is not None:
-            close = getattr(_worker.pipeline.sink, "close", None)
-            if callable(close):
-                close()
+            for part in (_worker.pipeline.sink, _worker.pipeline.deadletters):
+                close = getattr(part, "close", None)
+                if callable(close):
+                    close()
         _worker = None
 
 

@@ -425,6 +425,15 @@ _PROCESS_CLIENTS: dict[tuple[Any, ...], AdxClients] = {}
 _PROCESS_LOCK = threading.Lock()
 
 
+def close_process_clients() -> None:
+    """Close and forget every process-wide client set (a worker shutting down, tests)."""
+    with _PROCESS_LOCK:
+        clients = list(_PROCESS_CLIENTS.values())
+        _PROCESS_CLIENTS.clear()
+    for item in clients:
+        item.close()
+
+
 def clients_for(settings: Settings, options: AdxOptions | None = None) -> AdxClients:
     """The process-wide clients for these settings (created on first call, then reused)."""
     key = (settings.adx_ingest_uri, settings.engine_uri, settings.adx_auth, settings.azure_client_id, options)

@@ -151,18 +151,10 @@ def deployed(
         return DeployedApp(functions, standin, uri)
 
     yield make
-    state = functions_runtime._worker  # reset() closes only the sink, and AdxSink.close is a no-op
-    functions_runtime.reset()
-    if state is not None and isinstance(state.pipeline.deadletters, BlobDeadLetterStore):
-        state.pipeline.deadletters.close()
-    if state is not None and isinstance(state.pipeline.sink, AdxSink):
-        # The ADX clients are process-wide (keyed by URI): close them and forget them, so a
-        # later test on a reused port cannot pick up closed clients.
-        clients = state.pipeline.sink.clients
-        clients.close()
-        for key, value in list(adx._PROCESS_CLIENTS.items()):
-            if value is clients:
-                del adx._PROCESS_CLIENTS[key]
+    functions_runtime.reset()  # closes the sink and the blob dead-letter store
+    # The ADX clients are process-wide (keyed by URI): close and forget them, so a later test on
+    # a reused port cannot pick up closed clients.
+    adx.close_process_clients()
     standin.close()
 
 
