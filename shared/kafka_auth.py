@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from shared.errors import ConfigError, KafkaAdxError
 
@@ -66,30 +66,27 @@ def _squash(value: str) -> str:
     return "".join(ch for ch in value.lower() if ch.isalnum())
 
 
-def normalize_protocol(value: str | None) -> Protocol | None:
-    """``SASL_SSL``, ``SaslSsl``, ``sasl-ssl`` ... -> ``SASL_SSL``; None/empty -> None."""
+_T = TypeVar("_T", bound=str)
+
+
+def _lookup(table: dict[str, _T], value: str | None, where: str) -> _T | None:
+    """Find ``value`` in a spelling table (case, dashes and underscores ignored)."""
     if value is None or not value.strip():
         return None
-    found = _PROTOCOLS.get(_squash(value))
+    found = table.get(_squash(value))
     if found is None:
-        raise ConfigError(
-            f"KAFKA_PROTOCOL / --protocol: unknown security protocol {value!r}; "
-            f"expected one of {', '.join(_PROTOCOLS.values())}"
-        )
+        raise ConfigError(f"{where}: unknown {value!r}; expected one of {', '.join(table.values())}")
     return found
+
+
+def normalize_protocol(value: str | None) -> Protocol | None:
+    """``SASL_SSL``, ``SaslSsl``, ``sasl-ssl`` ... -> ``SASL_SSL``; None/empty -> None."""
+    return _lookup(_PROTOCOLS, value, "KAFKA_PROTOCOL / --protocol: security protocol")
 
 
 def normalize_mechanism(value: str | None) -> Mechanism | None:
     """``PLAIN``/``Plain``, ``SCRAM-SHA-256``/``ScramSha256``, ``OAUTHBEARER``/``OAuthBearer``."""
-    if value is None or not value.strip():
-        return None
-    found = _MECHANISMS.get(_squash(value))
-    if found is None:
-        raise ConfigError(
-            f"KAFKA_SASL_MECHANISM / --sasl-mechanism: unknown SASL mechanism {value!r}; "
-            f"expected one of {', '.join(_MECHANISMS.values())}"
-        )
-    return found
+    return _lookup(_MECHANISMS, value, "KAFKA_SASL_MECHANISM / --sasl-mechanism: SASL mechanism")
 
 
 def eventhubs_fqdn(namespace: str) -> str:
