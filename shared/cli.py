@@ -172,7 +172,7 @@ def run_ingest(
         )
         result = pipeline.process(progress.wrap(records))
     finally:
-        pipeline.sink.close()
+        pipeline.close()
     return result, progress.bytes
 
 

@@ -110,7 +110,7 @@ def replay(
         raise click.ClickException(str(exc)) from None
     finally:
         if pipeline is not None:
-            pipeline.sink.close()
+            pipeline.close()
     verb = "would replay" if dry_run else "replayed"
     click.echo(
         f"{report.sets_seen} set(s) seen, {verb} {report.letters_selected} letter(s) from "

@@ -181,7 +181,7 @@ def consume(
         click.echo("stopped without committing: the uncommitted records are delivered again on restart", err=True)
         sys.exit(2)
     finally:
-        pipeline.sink.close()
+        pipeline.close()
     print_summary(stats.result, stats.raw_bytes, label="consume")
     click.echo(f"  {stats.flushes} flush(es), {stats.commits} commit(s); stopped: {stats.stopped_by}")
     if stats.result.dead_lettered:

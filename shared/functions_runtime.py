@@ -529,10 +529,7 @@ def reset() -> None:
     global _worker
     with _worker_lock:
         if _worker is not None:
-            for part in (_worker.pipeline.sink, _worker.pipeline.deadletters):
-                close = getattr(part, "close", None)
-                if callable(close):
-                    close()
+            _worker.pipeline.close()
         _worker = None
 
 

@@ -146,6 +146,13 @@ class Pipeline:
         self.max_batch_records = config.limits.max_batch_records
         self.gzip_level = config.limits.gzip_level
 
+    def close(self) -> None:
+        """Close the sink and, when it holds a client, the dead-letter store (end of process)."""
+        self.sink.close()
+        close_store = getattr(self.deadletters, "close", None)
+        if callable(close_store):
+            close_store()
+
     def encoder(self, dest: Destination) -> Encoder:
         """The (cached) encoder of a destination."""
         encoder = self._encoders.get(dest)

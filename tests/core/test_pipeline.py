@@ -153,3 +153,19 @@ def test_headers_and_keys_survive_dead_lettering(tmp_path: Path) -> None:
     pipeline(tmp_path).process([record])
     (letter,) = letters(tmp_path)
     assert letter.record == record
+
+
+def test_close_closes_the_sink_and_a_closable_dead_letter_store(tmp_path: Path) -> None:
+    closed: list[str] = []
+
+    class Sink(MemorySink):
+        def close(self) -> None:
+            closed.append("sink")
+
+    class Store(LocalDeadLetterStore):
+        def close(self) -> None:
+            closed.append("store")
+
+    Pipeline(make_config(), Sink(), Store(tmp_path)).close()
+    Pipeline(make_config(), Sink(), LocalDeadLetterStore(tmp_path)).close()  # a store without close
+    assert closed == ["sink", "store", "sink"]
