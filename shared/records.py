@@ -30,6 +30,11 @@ class Record:
     source: SourceKind = "file"
     origin: str = ""
     """For file records: the file path (errors then name ``file:line``)."""
+    stream: str = ""
+    """Identity of the stream that ``topic``/``partition``/``offset`` count in: a file's content
+    fingerprint, the Kafka cluster id and topic id, or the Event Hubs namespace and hub. It is
+    part of every batch id and dead-letter set id, so that two sources whose positions coincide
+    (two files, a recreated topic, the same topic name on two clusters) never share an id."""
 
     def header(self, name: str) -> bytes | None:
         """The value of the last header called ``name`` (Kafka allows repeats; last one wins)."""
