@@ -44,6 +44,21 @@ class TerminalError(SinkError):
     """Retrying cannot help: permanent service errors, auth failures, missing tables."""
 
 
+class InputStopped(KafkaAdxError):
+    """Reading the input stopped before its end. The pipeline first delivers the batches and
+    dead letters of what it has read, then lets this propagate (the caller's ``Result`` holds
+    the counts so far)."""
+
+
+class InputError(InputStopped):
+    """The input cannot be read further (a truncated or corrupt file, a read error); the message
+    names the file and the line and byte where reading failed."""
+
+
+class Interrupted(InputStopped):
+    """The user asked to stop (SIGINT / SIGTERM): what was read so far is flushed first."""
+
+
 class DeadLetterError(KafkaAdxError):
     """The dead-letter store itself failed; the caller must not advance its checkpoint."""
 
