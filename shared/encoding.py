@@ -150,13 +150,19 @@ class JsonPassthrough:
         return value
 
 
-class DelimitedPassthrough:
-    """Server-mapped CSV/TSV/PSV...: check UTF-8 and the field count, keep the bytes."""
+def _wrong_field_count(count: int, expected: int, why: str) -> RecordError:
+    return RecordError(f"has {count} fields, expected {expected} ({why})", stage="decode")
 
-    def __init__(self, delimiter: str, fields: int, exact: bool, validate: bool) -> None:
+
+class DelimitedPassthrough:
+    """Server-mapped CSV/TSV/PSV...: check UTF-8 and the exact field count, keep the bytes.
+
+    ``fields`` None: no width to check (a mapping without ordinals)."""
+
+    def __init__(self, delimiter: str, fields: int | None, why: str, validate: bool) -> None:
         self.delimiter = delimiter
         self.fields = fields
-        self.exact = exact
+        self.why = why
         self.validate = validate
 
     def encode(self, record: Record) -> bytes:
@@ -166,10 +172,13 @@ class DelimitedPassthrough:
             value = _strip_eol(value)
         if not self.validate:
             return value
-        count = count_fields(_utf8(value), self.delimiter)
-        if count != self.fields if self.exact else count < self.fields:
-            expected = f"{self.fields}" if self.exact else f"at least {self.fields}"
-            raise RecordError(f"has {count} fields, expected {expected}", stage="decode")
+        text = _utf8(value)
+        if self.fields is None:
+            count_fields(text, self.delimiter)  # still rejects broken quoting and several rows
+            return value
+        count = count_fields(text, self.delimiter)
+        if count != self.fields:
+            raise _wrong_field_count(count, self.fields, self.why)
         return value
 
 
@@ -199,7 +208,7 @@ class ClientMapped:
         kind = "json" if dest.format in JSON_FORMATS else "csv"
         self.mapping = CompiledMapping(table, mapping, kind, strict=dest.validate)
         self.delimiter = DELIMITERS.get(dest.format)
-        self.fields, self.exact = expected_fields(table, mapping)
+        self.fields, self.why = expected_fields(table, mapping)
 
     def encode(self, record: Record) -> bytes:
         """One CSV row per object in the record."""
@@ -219,10 +228,8 @@ class ClientMapped:
                 raise RecordError("record contains a line break; txt ingests one row per line", stage="decode")
             return [[text]]
         fields = split_delimited(text, self.delimiter)
-        count = len(fields)
-        if self.mapping.strict and (count != self.fields if self.exact else count < self.fields):
-            expected = f"{self.fields}" if self.exact else f"at least {self.fields}"
-            raise RecordError(f"has {count} fields, expected {expected}", stage="decode")
+        if self.mapping.strict and self.fields is not None and len(fields) != self.fields:
+            raise _wrong_field_count(len(fields), self.fields, self.why)
         return [fields]
 
 
@@ -237,8 +244,8 @@ def encoder_for(config: IngestionConfig, dest: Destination) -> Encoder:
         return TextPassthrough(dest.validate)
     table = config.tables[dest.table]
     mapping = table.mappings[dest.mapping] if dest.mapping else None
-    fields, exact = expected_fields(table, mapping)
-    return DelimitedPassthrough(delimiter, fields, exact, dest.validate)
+    fields, why = expected_fields(table, mapping)
+    return DelimitedPassthrough(delimiter, fields, why, dest.validate)
 
 
 def read_payload(data: bytes, wire_format: str) -> Iterator[Any]:

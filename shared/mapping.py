@@ -178,13 +178,21 @@ def _quote(name: str) -> str:
     return "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def expected_fields(table: Table, mapping: Mapping | None) -> tuple[int, bool]:
-    """How many fields a delimited record must have: (count, exact). Without a mapping exactly
-    the table's column count; with one at least the highest ordinal + 1 (ADX ignores extras)."""
+def expected_fields(table: Table, mapping: Mapping | None) -> tuple[int | None, str]:
+    """How many fields every delimited record must have, exactly, and where that number comes
+    from (for the dead-letter reason): without a mapping the table's column count (ADX maps by
+    ordinal in table order); with one its ``source_fields``, else its highest ordinal + 1. None:
+    the mapping reads no ordinal and declares no width, so any count maps the same.
+
+    Exactly, not "at least": ADX fails a whole blob whose records disagree on their field count
+    (Stream_WrongNumberOfFields), so one wide record would sink its batch's neighbours, and a
+    record of another width means the producer's columns moved under the ordinals."""
     if mapping is None:
-        return len(table.columns), True
-    ordinals = [entry.properties.ordinal for entry in mapping.columns if entry.properties.ordinal is not None]
-    return (max(ordinals) + 1 if ordinals else 0), False
+        return len(table.columns), "the table's column count"
+    count = mapping.expected_fields
+    if mapping.source_fields is not None:
+        return count, "the mapping's source_fields"
+    return count, "the mapping's highest Ordinal + 1; set source_fields if the source is wider"
 
 
 def describe_row(table: Table, values: list[Any]) -> dict[str, Any]:

@@ -29,6 +29,14 @@ CONFIG = parse_config(
                     {"column": "ts", "Properties": {"Path": "$.ts"}}, {"column": "ok", "Properties": {"Path": "$.ok"}},
                 ]}},
             },
+            # Reads fields 0 and 2 of a 4-field source row (the width is declared: ordinals alone
+            # cannot tell it).
+            "Narrow": {
+                "columns": [{"name": "a", "type": "string"}, {"name": "ts", "type": "datetime"}],
+                "mappings": {"wide": {"kind": "csv", "source_fields": 4, "columns": [
+                    {"column": "a", "Properties": {"Ordinal": "0"}}, {"column": "ts", "Properties": {"Ordinal": "2"}},
+                ]}},
+            },
             "Other": {"columns": [{"name": "a", "type": "string"}]},
             "Secret": {"columns": [{"name": "a", "type": "string"}]},
             "Raw": {"columns": [{"name": "Line", "type": "string"}]},
@@ -41,6 +49,9 @@ CONFIG = parse_config(
             {"topic": "csv", "table": "T", "format": "csv"},
             {"topic": "csv-client", "table": "T", "format": "csv", "apply_mapping": "client"},
             {"topic": "psv", "table": "T", "format": "psv"},
+            {"topic": "csv-mapped", "table": "Narrow", "format": "csv", "mapping": "wide"},
+            {"topic": "csv-mapped-client", "table": "Narrow", "format": "csv", "mapping": "wide",
+             "apply_mapping": "client"},
             {"topic": "raw", "table": "Raw", "format": "txt"},
         ],
     },
@@ -51,7 +62,10 @@ GOOD = {
     "json": b'{"a": "x", "n": 1, "ts": "2024-01-01", "ok": true}',
     "client": b'{"a": "x", "n": 1, "ts": "2024-01-01", "ok": true}',
     "csv": b"x,1,2024-01-01,true",
+    "csv-mapped": b"x,1,2024-01-01,true",
+    "csv-mapped-client": b"x,1,2024-01-01,true",
 }
+WIDE_ROW = b",".join([b"x", b"1", b"2024-01-01", b"true"] + [b"more"] * 36)  # 40 fields
 
 # (case id, topic, value, extra record fields, expected stage, reason fragment, field)
 CORPUS: list[tuple[str, str, bytes | None, dict, str, str, str | None]] = [
@@ -71,6 +85,15 @@ CORPUS: list[tuple[str, str, bytes | None, dict, str, str, str | None]] = [
     ("multijson of numbers", "multi", b"[1, 2, 3]", {}, "decode", "array of objects", None),
     ("csv too few fields", "csv", b"x,1", {}, "decode", "has 2 fields, expected 4", None),
     ("csv too many fields", "csv", b"x,1,2024-01-01,true,extra", {}, "decode", "has 5 fields, expected 4", None),
+    # ADX fails a whole blob whose rows disagree on their field count (Stream_WrongNumberOfFields),
+    # and a wider row means the producer's shape changed: dead-letter it, in both apply modes.
+    ("csv 40 fields", "csv", WIDE_ROW, {}, "decode", "has 40 fields, expected 4 (the table's column count)", None),
+    ("csv 40 fields server mapping", "csv-mapped", WIDE_ROW, {}, "decode",
+     "has 40 fields, expected 4 (the mapping's source_fields)", None),
+    ("csv 40 fields client mapping", "csv-mapped-client", WIDE_ROW, {}, "decode",
+     "has 40 fields, expected 4 (the mapping's source_fields)", None),
+    ("csv 40 fields client no mapping", "csv-client", WIDE_ROW, {}, "decode", "has 40 fields, expected 4", None),
+    ("csv mapped too few fields", "csv-mapped", b"x,1,2024-01-01", {}, "decode", "has 3 fields, expected 4", None),
     ("csv broken quoting", "csv", b'"x"y,1,2024-01-01,true', {}, "decode", "invalid CSV quoting", None),
     ("csv two rows", "csv", b"x,1,2024-01-01,true\ny,2,2024-01-01,true", {}, "decode", "more than one line", None),
     ("csv invalid utf-8", "csv", b"x\xff,1,2024-01-01,true", {}, "decode", "not valid UTF-8", None),
