@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -163,6 +164,30 @@ class Mapping(BaseModel):
     """ADX mapping kind."""
     columns: tuple[ColumnMapping, ...] = Field(min_length=1)
     """The column mappings, in ADX syntax."""
+    source_fields: int | None = Field(default=None, ge=1)
+    """``csv`` mappings only: how many fields every source record has (this project's option; not
+    part of the mapping ADX stores). A record with any other count is dead-lettered: ADX fails a
+    whole blob whose rows disagree on their field count (``Stream_WrongNumberOfFields``), and a
+    record wider or narrower than expected means the producer's shape changed, so the ordinals
+    would read the wrong fields. Default: the highest ``Ordinal`` + 1; set it when the mapping
+    reads only some of the fields (ordinals 0, 1, 3 and 12 of a 22-field row: ``source_fields: 22``)."""
+
+    @field_validator("source_fields")
+    @classmethod
+    def _source_fields_fit(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # Declared after kind and columns, so both are in info.data when they were valid: the
+        # error then points at source_fields itself.
+        if value is None:
+            return value
+        if info.data.get("kind") == "json":
+            raise ValueError("only a csv mapping has source_fields (a JSON record has no field count)")
+        columns: tuple[ColumnMapping, ...] = info.data.get("columns", ())
+        ordinals = [entry.properties.ordinal for entry in columns if entry.properties.ordinal is not None]
+        if ordinals and max(ordinals) >= value:
+            raise ValueError(
+                f"{value} fields cannot hold Ordinal {max(ordinals)} (ordinals count from 0: at least {max(ordinals) + 1})"
+            )
+        return value
 
     @model_validator(mode="after")
     def _sources_fit_kind(self) -> Mapping:
@@ -179,6 +204,42 @@ class Mapping(BaseModel):
         """Whether any column reads record metadata."""
         return any(entry.properties.uses_metadata for entry in self.columns)
 
+    def metadata_columns(self) -> dict[str, str]:
+        """Metadata source (``topic``, ``offset``...) to the column this mapping fills from it."""
+        return {e.properties.metadata: e.column for e in self.columns if e.properties.metadata is not None}
+
+    @property
+    def expected_fields(self) -> int | None:
+        """The field count every delimited record must have: ``source_fields``, else the highest
+        ordinal + 1; None when the mapping reads no ordinal and declares no width."""
+        if self.source_fields is not None:
+            return self.source_fields
+        ordinals = [entry.properties.ordinal for entry in self.columns if entry.properties.ordinal is not None]
+        return max(ordinals) + 1 if ordinals else None
+
+
+POSITION_SOURCES = ("topic", "partition", "offset")
+"""The metadata that identifies a record's source position: the key of a dedup view."""
+
+
+class DedupView(BaseModel):
+    """A deduplicating materialized view of a table, keyed by the source position (the columns
+    its mappings fill from ``Metadata: topic``, ``partition`` and ``offset``): one row per
+    record however often transport redelivered it (see docs/exactly-once.md)."""
+
+    model_config = _Frozen
+
+    name: Name | None = None
+    """View name (default: ``<table>_Dedup``); must not be the name of a table."""
+    lookback: str | None = Field(default="3.00:00:00", pattern=r"^(\d+\.)?\d{2}:\d{2}:\d{2}$")
+    """How far back (by ingestion time) a new record is compared with the view's records: ADX's
+    ``lookback``. Redeliveries come within minutes to hours; the default matches the 3 days the
+    ingest-by tags are kept. ``null``: compare with everything (correct for any delay, and the
+    costliest materialization)."""
+    retention: str = Field(default="365.00:00:00", pattern=r"^(\d+\.)?\d{2}:\d{2}:\d{2}$")
+    """SoftDeletePeriod of the view's retention policy: the view is a second copy of the data,
+    so it is bounded on its own rather than inheriting the database's (often unlimited) one."""
+
 
 class Table(BaseModel):
     """A destination table: its columns and its named mappings."""
@@ -191,6 +252,22 @@ class Table(BaseModel):
     """Named ingestion mappings, created in ADX by ``kafka-adx kql``."""
     batching_max_delay: str = Field(default="00:00:30", pattern=r"^\d{2}:\d{2}:\d{2}$")
     """ADX ingestion batching policy MaximumBatchingTimeSpan (near real time by default)."""
+    dedup_view: DedupView | None = None
+    """Opt-in deduplicating view keyed by source position: ``true``, a view name, or
+    ``{name, lookback, retention}``. Needs mappings that fill position columns from
+    ``Metadata: topic``, ``partition`` and ``offset``; every route to the table must use one."""
+
+    @field_validator("dedup_view", mode="before")
+    @classmethod
+    def _dedup_view_shorthand(cls, value: Any) -> Any:
+        # `dedup_view: true` and `dedup_view: MyView` are the common spellings.
+        if value is True:
+            return {}
+        if value is False:
+            return None
+        if isinstance(value, str):
+            return {"name": value}
+        return value
 
     @model_validator(mode="after")
     def _unique_columns(self) -> Table:
@@ -204,7 +281,40 @@ class Table(BaseModel):
             for entry in mapping.columns:
                 if entry.column not in names:
                     raise ValueError(f"mapping {mapping_name!r} maps unknown column {entry.column!r}")
+        if self.dedup_view is not None:
+            _ = self.dedup_key  # raises ValueError naming the missing or ambiguous position column
         return self
+
+    @cached_property
+    def dedup_key(self) -> tuple[str, str, str]:
+        """The (topic, partition, offset) columns of the dedup view: the columns the table's
+        mappings fill from that metadata. ValueError when one is missing or ambiguous."""
+        found: dict[str, set[str]] = {source: set() for source in POSITION_SOURCES}
+        for mapping in self.mappings.values():
+            for source, column in mapping.metadata_columns().items():
+                if source in found:
+                    found[source].add(column)
+        key: list[str] = []
+        for source in POSITION_SOURCES:
+            columns = sorted(found[source])
+            if not columns:
+                raise ValueError(
+                    f"dedup_view: no mapping of this table fills a column from Metadata: {source} "
+                    "(the view is keyed by topic, partition and offset)"
+                )
+            if len(columns) > 1:
+                raise ValueError(
+                    f"dedup_view: mappings fill different columns from Metadata: {source} "
+                    f"({', '.join(columns)}); the view needs one"
+                )
+            key.append(columns[0])
+        return key[0], key[1], key[2]
+
+    def dedup_view_name(self, table_name: str) -> str | None:
+        """The name of this table's dedup view, or None when it has none."""
+        if self.dedup_view is None:
+            return None
+        return self.dedup_view.name or f"{table_name}_Dedup"
 
     @cached_property
     def column_types(self) -> dict[str, str]:
@@ -289,18 +399,46 @@ class IngestionConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_references(self) -> IngestionConfig:
+        for table_name, table in self.tables.items():
+            view = table.dedup_view_name(table_name)
+            if view is not None and view in self.tables:
+                raise ValueError(
+                    f"tables.{table_name}.dedup_view: view name {view!r} is also a table (ADX names must not clash)"
+                )
         for index, route in enumerate(self.routes):
             where = f"routes[{index}] (topic {route.topic!r})"
             self._check_target(where, route.table, route.format, route.mapping, route.apply_mapping)
+            self._check_position_columns(where, route.table, route.mapping)
             for t_index, target in enumerate(route.header_routing):
+                fmt = target.format or route.format
                 self._check_target(
                     f"{where}.header_routing[{t_index}]",
                     target.table,
-                    target.format or route.format,
+                    fmt,
                     target.mapping,
                     target.apply_mapping or route.apply_mapping,
                 )
+                # The mapping a target gets when it names none, as routing resolves it.
+                mapping = target.mapping
+                if mapping is None and target.table == route.table and fmt == route.format:
+                    mapping = route.mapping
+                self._check_position_columns(f"{where}.header_routing[{t_index}]", target.table, mapping)
         return self
+
+    def _check_position_columns(self, where: str, table_name: str, mapping_name: str | None) -> None:
+        # A record written without its position would land with a null key, and the dedup view
+        # would collapse all such records into one row: refuse the route instead.
+        table = self.tables[table_name]
+        if table.dedup_view is None:
+            return
+        filled = table.mappings[mapping_name].metadata_columns() if mapping_name else {}
+        for source, column in zip(POSITION_SOURCES, table.dedup_key, strict=True):
+            if filled.get(source) != column:
+                using = f"mapping {mapping_name!r}" if mapping_name else "no mapping"
+                raise ValueError(
+                    f"{where}: table {table_name!r} has a dedup_view keyed by {', '.join(table.dedup_key)}, "
+                    f"but {using} does not fill {column} from Metadata: {source}"
+                )
 
     def _check_target(
         self, where: str, table_name: str, fmt: str, mapping_name: str | None, apply: str | None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import orjson
 
-from shared.config import IngestionConfig, Mapping
+from shared.config import IngestionConfig, Mapping, Table
 
 #: Extent tags of dedup batches start with this (``ingest-by:kafka-adx-<batch id>``).
 DEDUP_TAG_PREFIX = "ingest-by:kafka-adx-"
@@ -40,6 +40,57 @@ def mapping_json(mapping: Mapping) -> str:
             out["Transform"] = props.transform
         entries.append({"column": entry.column, "Properties": out})
     return orjson.dumps(entries).decode()
+
+
+def _timespan_literal(text: str) -> str:
+    """``d.hh:mm:ss`` as the short KQL timespan literal (``3d``, ``6h``, ``90m``) that ADX's
+    command properties take (``with (lookback=6h)``)."""
+    days, _, clock = text.rpartition(".")
+    hours, minutes, seconds = (int(part) for part in clock.split(":"))
+    total = ((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if total and total % size == 0:
+            return f"{total // size}{unit}"
+    return f"{total}s"
+
+
+def dedup_view_commands(table_name: str, table: Table) -> list[str]:
+    """The comment and commands of a table's dedup materialized view (none without one).
+
+    ``take_any(*)``, not ``arg_max(ingestion_time(), *)``: copies of one record are identical,
+    so any copy will do, and take_any is the aggregation ADX recommends for deduplication (the
+    cheapest to materialize). The script runs on every deploy, so it uses ``.create-or-alter``
+    with only properties ADX accepts on an existing view: ``backfill`` is refused once the view
+    exists (and needs ``.create async``), so a table that already holds data is backfilled once
+    by hand (the comment says how). ``autoUpdateSchema``: without it, a column added to the
+    table by ``.create-merge`` would disable the view."""
+    view = table.dedup_view_name(table_name)
+    if view is None or table.dedup_view is None:
+        return []
+    spec = table.dedup_view
+    key = ", ".join(_name(column) for column in table.dedup_key)
+    query = f"{_name(table_name)} | summarize take_any(*) by {key}"
+    props = ["autoUpdateSchema=true"]
+    if spec.lookback is not None:
+        props.insert(0, f"lookback={_timespan_literal(spec.lookback)}")
+    lookback = (
+        f"only against records ingested within the last {spec.lookback} (lookback)"
+        if spec.lookback is not None
+        else "against every record already in the view (no lookback: the costliest choice)"
+    )
+    retention = orjson.dumps({"SoftDeletePeriod": spec.retention, "Recoverability": "Enabled"}).decode()
+    return [
+        f"// {view}: exactly-once results for {table_name}, one row per source position ({', '.join(table.dedup_key)}).\n"
+        f"// Query {view} instead of {table_name} to see each Kafka record once, however often transport delivered it.\n"
+        f"// Cost: ADX materializes the view in the background (cluster CPU) and stores a second copy of the\n"
+        f"// table's data (bounded by the view's retention below); each new record is compared {lookback}.\n"
+        f"// A table that already holds data: create the view once with\n"
+        f"//   .create async materialized-view with (backfill=true) {_name(view)} on table {_name(table_name)} {{ {query} }}\n"
+        f"// before this script runs (backfill is refused on an existing view).",
+        f".create-or-alter materialized-view with ({', '.join(props)}) {_name(view)} on table {_name(table_name)} "
+        f"{{ {query} }}",
+        f".alter materialized-view {_name(view)} policy retention {_verbatim(retention)}",
+    ]
 
 
 def generate_kql(config: IngestionConfig, *, comments: bool = True) -> str:
@@ -89,6 +140,7 @@ def generate_kql(config: IngestionConfig, *, comments: bool = True) -> str:
         if table_name in dedup_tables:
             retention = orjson.dumps([{"TagPrefix": DEDUP_TAG_PREFIX, "RetentionPeriod": "3.00:00:00"}]).decode()
             commands.append(f".alter table {_name(table_name)} policy extent_tags_retention {_verbatim(retention)}")
+        commands.extend(dedup_view_commands(table_name, table))
     if not comments:
         commands = [c for c in commands if not c.startswith("//")]
     return "\n\n".join(commands) + "\n"

@@ -4,10 +4,17 @@ The sink reads each batch's payload exactly as ADX would receive it (gzip, ``wir
 ``wire_mapping``) and applies the mapping with the Python engine, with ADX's lenient semantics
 (a value that does not convert becomes null). One DuckDB schema per ADX database, one table per
 ADX table, with matching column types.
+
+Like ADX with ``ingestIfNotExists``, a batch of a ``dedup`` route whose tag the table already has
+is skipped (and counts as ingested, as ADX silently drops it): the tags live in
+``_kafka_adx.ingested_batches`` and are written in the same transaction as the rows, so a crash
+leaves both or neither. A table with a ``dedup_view`` gets a view that keeps one row per source
+position, as the ADX materialized view does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -43,6 +50,12 @@ DUCKDB_TYPES = {
 """ADX type to DuckDB type."""
 
 _NULL = "\\N"
+
+BOOKKEEPING_SCHEMA = "$kafka_adx"
+"""DuckDB schema of the sink's own tables: ``$`` cannot occur in a configured database name,
+so it never clashes with one."""
+INGESTED_BATCHES = '"$kafka_adx"."ingested_batches"'
+"""The dedup tags written, per database and table (ADX keeps them as extent tags of the table)."""
 
 
 def _duck_text(value: Any, adx_type: str) -> str:
@@ -96,6 +109,9 @@ class DuckDbSink:
         self._lock = threading.Lock()
         self._mappings: dict[tuple[str, str | None, str], CompiledMapping] = {}
         self._created: set[tuple[str, str]] = set()
+        self._bookkeeping = False
+        #: Dedup batches skipped because their tag was already written (ADX: ingestIfNotExists).
+        self.skipped_batches = 0
 
     def ensure_table(self, database: str, table_name: str) -> None:
         """Create the schema and table, adding any column the config has and the table lacks."""
@@ -116,7 +132,45 @@ class DuckDbSink:
         for column in table.columns:
             if column.name not in existing:
                 self.con.execute(f"ALTER TABLE {full} ADD COLUMN {_quote(column.name)} {DUCKDB_TYPES[column.type]}")
+        view = table.dedup_view_name(table_name)
+        if view is not None:
+            # What the ADX view `summarize take_any(*) by <position>` holds: one row per source
+            # position, the key columns first. Recreated here so that it lists new columns too.
+            key = table.dedup_key
+            ordered = [*key, *(c.name for c in table.columns if c.name not in key)]
+            self.con.execute(
+                f"CREATE OR REPLACE VIEW {_quote(database)}.{_quote(view)} AS "
+                f"SELECT {', '.join(_quote(c) for c in ordered)} FROM {full} "
+                f"QUALIFY row_number() OVER (PARTITION BY {', '.join(_quote(c) for c in key)}) = 1"
+            )
         self._created.add((database, table_name))
+
+    def _ensure_bookkeeping(self) -> None:
+        if self._bookkeeping:
+            return
+        self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(BOOKKEEPING_SCHEMA)}")
+        self.con.execute(
+            f"CREATE TABLE IF NOT EXISTS {INGESTED_BATCHES} (database VARCHAR NOT NULL, table_name VARCHAR NOT NULL, "
+            "tag VARCHAR NOT NULL, batch_id VARCHAR NOT NULL, records BIGINT NOT NULL, ingested_at TIMESTAMP NOT NULL, "
+            "PRIMARY KEY (database, table_name, tag))"
+        )
+        self._bookkeeping = True
+
+    def _has_tag(self, batch: Batch) -> bool:
+        dest = batch.destination
+        found = self.con.execute(
+            f"SELECT 1 FROM {INGESTED_BATCHES} WHERE database = ? AND table_name = ? AND tag = ?",
+            [dest.database, dest.table, batch.dedup_tag],
+        ).fetchone()
+        return found is not None
+
+    def _remember_batch(self, batch: Batch) -> None:
+        """Record a dedup batch's tag; runs inside the transaction that inserted its rows."""
+        dest = batch.destination
+        self.con.execute(
+            f"INSERT INTO {INGESTED_BATCHES} VALUES (?, ?, ?, ?, ?, ?)",
+            [dest.database, dest.table, batch.dedup_tag, batch.batch_id, batch.count, datetime.now(UTC).replace(tzinfo=None)],
+        )
 
     def _mapping(self, table_name: str, mapping_name: str | None, wire_format: str) -> CompiledMapping:
         kind = "json" if wire_format in JSON_FORMATS else "csv"
@@ -144,10 +198,19 @@ class DuckDbSink:
                 yield compiled.row(doc, Record(value=None, offset=line_number), location)
 
     def write(self, batch: Batch) -> None:
-        """Insert the batch's rows (one transaction per batch)."""
+        """Insert the batch's rows (one transaction per batch).
+
+        On a ``dedup`` route a batch whose tag this table already has is skipped, as ADX's
+        ingestIfNotExists does; otherwise the rows and the tag are committed together."""
         dest = batch.destination
         if dest.table not in self.config.tables:
             raise TerminalError(f"table {dest.table!r} is not declared in the ingestion file")
+        if dest.dedup:
+            with self._lock:
+                self._ensure_bookkeeping()
+                if self._has_tag(batch):  # skip before converting anything
+                    self.skipped_batches += 1
+                    return
         table = self.config.tables[dest.table]
         fd, tmp = tempfile.mkstemp(prefix="kafka-adx-", suffix=".csv")
         try:
@@ -162,11 +225,27 @@ class DuckDbSink:
             with self._lock:
                 self.ensure_table(dest.database, dest.table)
                 names = ", ".join(_quote(c.name) for c in table.columns)
-                self.con.execute(
-                    f"INSERT INTO {full} ({names}) SELECT * FROM read_csv({_sql_literal(tmp)}, header = false, "
-                    f"columns = {{{columns}}}, nullstr = {_sql_literal(_NULL)}, quote = '\"', escape = '\"', "
-                    f"delim = ',', auto_detect = false, strict_mode = false)"
-                )
+                self.con.execute("BEGIN TRANSACTION")
+                try:
+                    # Checked again inside the transaction: the tag is authoritative only here.
+                    if dest.dedup and self._has_tag(batch):
+                        self.con.execute("ROLLBACK")
+                        self.skipped_batches += 1
+                        return
+                    self.con.execute(
+                        f"INSERT INTO {full} ({names}) SELECT * FROM read_csv({_sql_literal(tmp)}, header = false, "
+                        f"columns = {{{columns}}}, nullstr = {_sql_literal(_NULL)}, quote = '\"', escape = '\"', "
+                        f"delim = ',', auto_detect = false, strict_mode = false)"
+                    )
+                    if dest.dedup:
+                        self._remember_batch(batch)
+                    self.con.execute("COMMIT")
+                except BaseException:
+                    # The original error is the one to report; a ROLLBACK that fails too (the
+                    # transaction already gone with a failed COMMIT) must not replace it.
+                    with contextlib.suppress(Exception):
+                        self.con.execute("ROLLBACK")
+                    raise
         finally:
             os.unlink(tmp)
 
