@@ -434,10 +434,12 @@ class IngestionConfig(BaseModel):
         filled = table.mappings[mapping_name].metadata_columns() if mapping_name else {}
         for source, column in zip(POSITION_SOURCES, table.dedup_key, strict=True):
             if filled.get(source) != column:
-                using = f"mapping {mapping_name!r}" if mapping_name else "no mapping"
+                problem = (
+                    f"mapping {mapping_name!r} does not fill" if mapping_name else "it names no mapping to fill"
+                )
                 raise ValueError(
                     f"{where}: table {table_name!r} has a dedup_view keyed by {', '.join(table.dedup_key)}, "
-                    f"but {using} does not fill {column} from Metadata: {source}"
+                    f"but {problem} {column} from Metadata: {source}"
                 )
 
     def _check_target(
