@@ -85,7 +85,8 @@ def dedup_view_commands(table_name: str, table: Table) -> list[str]:
         f"// Cost: ADX materializes the view in the background (cluster CPU) and stores a second copy of the\n"
         f"// table's data (bounded by the view's retention below); each new record is compared {lookback}.\n"
         f"// A table that already holds data: create the view once with\n"
-        f"//   .create async materialized-view with (backfill=true) {_name(view)} on table {_name(table_name)} {{ {query} }}\n"
+        f"//   .create async materialized-view with (backfill=true, {', '.join(props)}) {_name(view)} "
+        f"on table {_name(table_name)} {{ {query} }}\n"
         f"// before this script runs (backfill is refused on an existing view).",
         f".create-or-alter materialized-view with ({', '.join(props)}) {_name(view)} on table {_name(table_name)} "
         f"{{ {query} }}",
