@@ -20,6 +20,17 @@ host serialises as base64 strings, and their Kafka key as the ``x-opt-kafka-key`
 (Event Hubs does not turn a Kafka key into a partition key or back). The adapter turns both back
 into bytes, so that header routing and header/key columns behave exactly as with Kafka.
 
+Keys are bytes on every path (this adapter, the Kafka consumer, files): they are decoded only
+when a mapping reads them, by the same rule as headers (``shared/mapping.py``: strict UTF-8; a
+validating route dead-letters a record whose key is not UTF-8, with a reason naming the key, a
+non-validating one gives a null column, as ADX does for a value that does not convert). The
+Kafka trigger hands keys over as text unless the binding sets ``keyDataType: Binary`` (then as
+base64 of the exact bytes): see :data:`KafkaKeyType`.
+
+Every record carries its ``stream`` (see :class:`Record`): ``kafka:<brokers>/<topic>`` for the
+Kafka trigger (the events do not name the cluster, so the caller passes the bootstrap servers)
+and ``eventhub:<namespace>/<hub>`` for Event Hubs.
+
 An event the adapter cannot read is never dropped and never fails the batch: it comes back as an
 :class:`AdapterError` holding a best-effort record (original body, whatever metadata was known)
 and the reason, for the caller to dead-letter.
@@ -29,7 +40,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -44,11 +55,54 @@ are Kafka headers from the Kafka endpoint, binary values the host serialised as 
 string that is not canonical base64 is taken as text) or ``text`` (AMQP producers' string
 properties, encoded as UTF-8)."""
 
+KafkaKeyType = Literal["string", "binary"]
+"""How the Kafka trigger hands keys over (the binding's ``keyDataType``): ``string`` (the
+extension's default) is the key already decoded as UTF-8 by the extension, with invalid bytes
+replaced by U+FFFD, so a key that is not UTF-8 is lost before the function sees it; ``binary``
+(``keyDataType: Binary``, Kafka extension 4.1+) is the exact key bytes, which the host
+serialises as base64 text (.NET ``byte[]`` in JSON) in ``KeyArray`` and in the envelope's
+``Key``. Only ``binary`` lets a non-UTF-8 key reach the mapping unchanged, as it does on the
+Event Hubs path and in ``kafka-adx consume``. (The base64 form follows the host's serialisation
+rules; unconfirmed end to end.)"""
+
 KAFKA_KEY_PROPERTY = "x-opt-kafka-key"
 """System property (AMQP message annotation) carrying the Kafka key of an event produced
 through the Event Hubs Kafka endpoint."""
 
 _DOTNET_MIN_DATE = datetime(1, 1, 1, tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- stream identity
+
+
+def kafka_cluster(brokers: str) -> str:
+    """A Kafka cluster's identity from its bootstrap server list, for when the cluster id is
+    not known (the Kafka trigger's events do not carry it): the servers lower-cased, without
+    duplicates, sorted and comma-joined, so that ``"B:9092, a:9092"`` and ``"a:9092,b:9092"``
+    name the same cluster."""
+    servers = {part.strip().lower() for part in brokers.replace(";", ",").split(",")}
+    return ",".join(sorted(server for server in servers if server))
+
+
+def kafka_stream(cluster: str, topic: str, topic_id: str = "") -> str:
+    """The ``stream`` of a Kafka topic: ``kafka:<cluster>/<topic>``, plus ``:<topic id>`` when
+    the topic id is known (a topic deleted and created again under the same name gets a new
+    id, and its offsets start again). Topic names cannot contain ``:`` or ``/``."""
+    return f"kafka:{cluster}/{topic}:{topic_id}" if topic_id else f"kafka:{cluster}/{topic}"
+
+
+def eventhub_namespace(namespace: str) -> str:
+    """An Event Hubs namespace as one spelling: lower-cased host name (a ``sb://`` scheme and a
+    trailing slash, as in connection strings, are dropped). Namespace names are case-insensitive."""
+    text = namespace.strip().lower()
+    text = text.removeprefix("sb://").rstrip("/")
+    return text
+
+
+def eventhub_stream(namespace: str, event_hub: str) -> str:
+    """The ``stream`` of an event hub: ``eventhub:<namespace>/<hub>`` (both lower-cased: Azure
+    compares them case-insensitively, and the id must not change with the spelling)."""
+    return f"eventhub:{eventhub_namespace(namespace)}/{event_hub.strip().lower()}"
 
 
 class KafkaEventLike(Protocol):
@@ -221,13 +275,39 @@ def kafka_headers(value: Any) -> tuple[Header, ...]:
 # --------------------------------------------------------------------------- Kafka
 
 
-def _kafka_key(value: Any) -> bytes | None:
-    # The extension hands keys over as strings (keyDataType String, its default).
+class _KafkaStreams:
+    """One shared ``stream`` string per topic of a batch (records of one topic share it, so the
+    per-record cost is one dict lookup)."""
+
+    __slots__ = ("cluster", "known")
+
+    def __init__(self, brokers: str) -> None:
+        self.cluster = kafka_cluster(brokers)
+        self.known: dict[str, str] = {}
+
+    def __call__(self, topic: str) -> str:
+        stream = self.known.get(topic)
+        if stream is None:
+            stream = self.known[topic] = kafka_stream(self.cluster, topic)
+        return stream
+
+
+def _kafka_key(value: Any, key_type: KafkaKeyType) -> bytes | None:
+    """The key bytes as the extension handed them over (see :data:`KafkaKeyType`)."""
+    # The host writes a null key as '' (FACTS.md): an empty key cannot be told from no key, and
+    # no key is by far the common case, so '' is None, as the Kafka consumer sees a null key.
+    if value is None or value == "":
+        return None
+    if key_type == "binary":
+        return _b64_field(value, "key")
     return _text_bytes(value)
 
 
-def kafka_record_from_envelope(body: bytes) -> Record:
-    """One Kafka record from the extension's JSON envelope (``dataType: string``)."""
+def kafka_record_from_envelope(
+    body: bytes, *, key_type: KafkaKeyType = "string", brokers: str = "", _streams: _KafkaStreams | None = None
+) -> Record:
+    """One Kafka record from the extension's JSON envelope (``dataType: string``); ``brokers``
+    names the cluster in the record's ``stream`` (see :func:`kafka_records`)."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -238,62 +318,93 @@ def kafka_record_from_envelope(body: bytes) -> Record:
     if not isinstance(topic, str) or _field(doc, "Offset") is None:
         raise AdapterFault("Kafka trigger JSON envelope has no Topic or Offset")
     value = _field(doc, "Value")
+    streams = _streams or _KafkaStreams(brokers)
     return Record(
         value=_text_bytes(value),
-        key=_kafka_key(_field(doc, "Key")),
+        key=_kafka_key(_field(doc, "Key"), key_type),
         headers=kafka_headers(_field(doc, "Headers")),
         topic=topic,
         partition=_int(_field(doc, "Partition") or 0, "Partition"),
         offset=_int(_field(doc, "Offset"), "Offset"),
         timestamp=parse_timestamp(_field(doc, "Timestamp")),
         source="kafka",
+        stream=streams(topic),
     )
 
 
-def kafka_record_from_event(event: KafkaEventLike) -> Record:
-    """One Kafka record from a raw-binary event (``dataType: binary``) and its metadata."""
+def kafka_record_from_event(
+    event: KafkaEventLike,
+    *,
+    key_type: KafkaKeyType = "string",
+    brokers: str = "",
+    _streams: _KafkaStreams | None = None,
+) -> Record:
+    """One Kafka record from a raw-binary event (``dataType: binary``) and its metadata;
+    ``brokers`` names the cluster in the record's ``stream`` (see :func:`kafka_records`)."""
     topic = event.topic
     if not isinstance(topic, str) or event.offset is None:
         raise AdapterFault("Kafka event has no topic or offset metadata")
+    streams = _streams or _KafkaStreams(brokers)
     return Record(
         value=event.get_body(),
-        key=_kafka_key(event.key),
+        key=_kafka_key(event.key, key_type),
         headers=kafka_headers(event.headers),
         topic=topic,
         partition=_int(event.partition if event.partition is not None else 0, "partition"),
         offset=_int(event.offset, "offset"),
         timestamp=parse_timestamp(event.timestamp),
         source="kafka",
+        stream=streams(topic),
     )
 
 
-def _kafka_fallback(event: KafkaEventLike) -> Record:
+def _safe(fn: Callable[[], Any], default: Any) -> Any:
+    """``fn()``, or ``default`` when it fails or gives None (for best-effort fallback records)."""
+    try:
+        value = fn()
+    except (AdapterFault, TypeError, ValueError, AttributeError):
+        return default
+    return default if value is None else value
+
+
+def _kafka_fallback(event: KafkaEventLike, streams: _KafkaStreams) -> Record:
     """Whatever is known of an unreadable event, keeping its original body."""
-
-    def safe(fn: Any, default: Any) -> Any:
-        try:
-            value = fn()
-        except (AdapterFault, TypeError, ValueError):
-            return default
-        return default if value is None else value
-
+    topic = _safe(lambda: str(event.topic) if event.topic is not None else None, "")
     return Record(
         value=event.get_body(),
-        topic=safe(lambda: str(event.topic) if event.topic is not None else None, ""),
-        partition=safe(lambda: _int(event.partition, "partition"), 0),
-        offset=safe(lambda: _int(event.offset, "offset"), 0),
+        topic=topic,
+        partition=_safe(lambda: _int(event.partition, "partition"), 0),
+        offset=_safe(lambda: _int(event.offset, "offset"), 0),
         source="kafka",
+        stream=streams(topic),
     )
 
 
-def kafka_records(events: Sequence[KafkaEventLike], *, envelope: bool) -> Adapted:
-    """Records of a Kafka trigger batch; ``envelope`` is True for ``dataType: string``."""
+def kafka_records(
+    events: Sequence[KafkaEventLike],
+    *,
+    envelope: bool,
+    key_type: KafkaKeyType = "string",
+    brokers: str = "",
+) -> Adapted:
+    """Records of a Kafka trigger batch.
+
+    ``envelope`` is True for ``dataType: string``. ``key_type`` is the binding's
+    ``keyDataType`` (:data:`KafkaKeyType`; ``binary`` keeps non-UTF-8 keys exact). ``brokers``
+    is the trigger's bootstrap server list (``KAFKA_BROKERS``, any spelling: it is normalised
+    by :func:`kafka_cluster`): the events do not carry the cluster, and the records' ``stream``
+    is ``kafka:<brokers>/<topic>``. Without it the stream is ``kafka:/<topic>``.
+    """
     out = Adapted()
+    streams = _KafkaStreams(brokers)
     for event in events:
         try:
-            record = kafka_record_from_envelope(event.get_body()) if envelope else kafka_record_from_event(event)
+            if envelope:
+                record = kafka_record_from_envelope(event.get_body(), key_type=key_type, _streams=streams)
+            else:
+                record = kafka_record_from_event(event, key_type=key_type, _streams=streams)
         except AdapterFault as exc:
-            out.errors.append(AdapterError(_kafka_fallback(event), str(exc)))
+            out.errors.append(AdapterError(_kafka_fallback(event, streams), str(exc)))
             continue
         out.records.append(record)
     return out
@@ -348,21 +459,37 @@ def _item(array: Any, index: int) -> Mapping[str, Any]:
     return {}
 
 
+def _partition_id(value: Any) -> int:
+    # The host sends the partition id as a string ("0".."31"); a missing one is partition 0.
+    return 0 if value is None else _int(value, "PartitionId")
+
+
+def _sequence_number(event: EventHubEventLike, system: Mapping[str, Any]) -> Any:
+    sequence = event.sequence_number
+    return system.get("SequenceNumber") if sequence is None else sequence
+
+
 def eventhub_records(
     events: Sequence[EventHubEventLike],
     *,
     event_hub: str | None = None,
     header_encoding: HeaderEncoding = "base64",
+    namespace: str = "",
 ) -> Adapted:
     """Records of an Event Hubs trigger batch.
 
     ``topic`` is ``event_hub`` (the configured name) or else the ``EventHubName`` of the
-    partition context; ``offset`` is the sequence number; ``timestamp`` the enqueued time.
+    partition context; ``partition`` the context's ``PartitionId``; ``offset`` is the sequence
+    number; ``timestamp`` the enqueued time. ``stream`` is ``eventhub:<namespace>/<hub>``:
+    ``namespace`` is the trigger connection's namespace
+    (``EventHubConnection__fullyQualifiedNamespace``); without it, the partition context's
+    ``FullyQualifiedNamespace`` when the host sent one, else the stream has no namespace.
     """
     meta = _batch_metadata(events)
     context = meta.get("PartitionContext")
     context = context if isinstance(context, Mapping) else {}
     topic = event_hub or str(context.get("EventHubName") or "")
+    stream = eventhub_stream(namespace or str(context.get("FullyQualifiedNamespace") or ""), topic)
     partition_id = context.get("PartitionId")
     properties = meta.get("PropertiesArray")
     systems = meta.get("SystemPropertiesArray")
@@ -371,10 +498,7 @@ def eventhub_records(
         system = _item(systems, index)
         body = event.get_body()
         try:
-            partition = _int(partition_id, "PartitionId") if partition_id is not None else 0
-            sequence = event.sequence_number
-            if sequence is None:
-                sequence = system.get("SequenceNumber")
+            sequence = _sequence_number(event, system)
             if sequence is None:
                 raise AdapterFault("event has no sequence number")
             enqueued = event.enqueued_time
@@ -386,19 +510,23 @@ def eventhub_records(
                     header_encoding,
                 ),
                 topic=topic,
-                partition=partition,
+                partition=_partition_id(partition_id),
                 offset=_int(sequence, "sequence number"),
                 timestamp=parse_timestamp(enqueued if enqueued is not None else system.get("EnqueuedTimeUtc")),
                 source="eventhub",
+                stream=stream,
             )
         except AdapterFault as exc:
-            seq = system.get("SequenceNumber", event.sequence_number)
+            # Best effort, field by field: the dead letter must name the event's real partition
+            # and sequence number even when another field is what could not be read.
             fallback = Record(
                 value=body,
                 topic=topic,
-                partition=partition_id if isinstance(partition_id, int) else 0,
-                offset=seq if isinstance(seq, int) and not isinstance(seq, bool) else 0,
+                partition=_safe(lambda: _partition_id(partition_id), 0),
+                offset=_safe(lambda: _int(_sequence_number(event, system), "sequence number"), 0),  # noqa: B023
+                timestamp=_safe(lambda: parse_timestamp(event.enqueued_time), None),  # noqa: B023
                 source="eventhub",
+                stream=stream,
             )
             out.errors.append(AdapterError(fallback, str(exc)))
             continue

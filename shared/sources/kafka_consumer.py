@@ -16,6 +16,14 @@ Commit protocol (the delivery contract of DESIGN.md, for a consumer):
 5. SIGTERM / SIGINT: stop polling, flush, commit, close (leaving the group). A second signal
    interrupts at once.
 
+Stream identity: every record's ``stream`` is ``kafka:<cluster id>/<topic>:<topic id>``
+(:func:`shared.sources.functions.kafka_stream`), so that batch and dead-letter ids of two
+clusters, or of a topic deleted and created again under the same name, never coincide. The ids
+are read once per topic when its partitions are assigned (cluster id from the consumer's
+metadata, topic id with ``AdminClient.describe_topics``) and forgotten when its last partition
+goes, never per message. When a broker does not give them, the stream falls back to the
+bootstrap servers and the topic name (logged once, with the reason).
+
 So a crash (SIGKILL, OOM, power loss) loses nothing: at most the records after the last commit
 are ingested a second time (at-least-once; the ``dedup`` route option makes ADX skip batches it
 already has).
@@ -45,6 +53,7 @@ from typing import Any, Literal
 from shared.errors import DeadLetterError, KafkaAdxError, TransientError
 from shared.pipeline import Pipeline, Result
 from shared.records import Record
+from shared.sources.functions import kafka_cluster, kafka_stream
 
 log = logging.getLogger("kafka_adx.consumer")
 
@@ -104,8 +113,9 @@ _REBALANCE_ERRORS = frozenset(
 )  # fmt: skip
 
 
-def to_record(message: Any) -> Record:
-    """A confluent-kafka ``Message`` as a :class:`Record` (timestamp as aware UTC, or None)."""
+def to_record(message: Any, stream: str = "") -> Record:
+    """A confluent-kafka ``Message`` as a :class:`Record` (timestamp as aware UTC, or None);
+    ``stream`` is its topic's identity (one string shared by the topic's records)."""
     from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 
     ts_type, ts_ms = message.timestamp()
@@ -121,7 +131,29 @@ def to_record(message: Any) -> Record:
         offset=message.offset(),
         timestamp=timestamp,
         source="kafka",
+        stream=stream,
     )
+
+
+# Consumer-only settings, left out of the admin client that reads topic ids (librdkafka warns
+# about every consumer property given to a non-consumer client).
+_CONSUMER_ONLY_PREFIXES = (
+    "group.", "fetch.", "queued.", "auto.", "enable.auto.", "enable.partition.eof", "session.timeout.ms",
+    "heartbeat.interval.ms", "max.poll.interval.ms", "partition.assignment.strategy", "isolation.level",
+    "check.crcs", "coordinator.query.interval.ms", "consume.callback.max.messages", "offset.store.",
+    "on_commit", "error_cb",
+)  # fmt: skip
+
+METADATA_TIMEOUT = 10.0
+"""Seconds to wait for the cluster id and topic ids when partitions are assigned."""
+
+
+def admin_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The connection part of a consumer's settings, for an admin client on the same cluster."""
+    admin = {k: v for k, v in config.items() if not k.startswith(_CONSUMER_ONLY_PREFIXES)}
+    if "client.id" in admin:
+        admin["client.id"] = f"{admin['client.id']}-admin"
+    return admin
 
 
 def consumer_config(client_config: dict[str, Any], options: ConsumerOptions) -> dict[str, Any]:
@@ -152,6 +184,7 @@ class KafkaIngestor:
         options: ConsumerOptions,
         *,
         consumer_factory: Callable[[dict[str, Any]], Any] | None = None,
+        admin_factory: Callable[[dict[str, Any]], Any] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -163,6 +196,7 @@ class KafkaIngestor:
         self.options = options
         self.config = consumer_config(client_config, options)
         self._factory = consumer_factory
+        self._admin_factory = admin_factory
         self.sleep = sleep
         self.clock = clock
         self.stats = ConsumeStats()
@@ -177,6 +211,11 @@ class KafkaIngestor:
         self._last_activity = clock()
         self._assigned_once = False
         self._received = 0
+        self._cluster: str | None = None
+        self._streams: dict[str, str] = {}
+        """Topic -> the ``stream`` its records carry (read at assignment, see the module docstring)."""
+        self._stream_fallback_logged = False
+        self._idle_pending_logged = 0
 
     # -- control -------------------------------------------------------------------------------
 
@@ -206,7 +245,9 @@ class KafkaIngestor:
             while not self.stopping:
                 message = self.consumer.poll(options.poll_timeout)
                 self._raise_if_aborted()
-                if message is not None:
+                if message is None:
+                    self._log_idle_pending()
+                else:
                     self._take(message)
                     # Drain what is already fetched without waiting, up to one batch.
                     while not self.stopping and not self._due():
@@ -240,7 +281,12 @@ class KafkaIngestor:
             # Fetched before a rebalance took the partition away: its new owner reads it.
             log.debug("dropping a record of %s[%d], no longer assigned", *topic_partition)
             return
-        record = to_record(message)
+        topic = topic_partition[0]
+        stream = self._streams.get(topic)
+        if stream is None:  # assigned without the callback having named it (not expected)
+            self._resolve_streams({topic})
+            stream = self._streams[topic]
+        record = to_record(message, stream)
         if not self._pending:
             self._pending_since = self.clock()
         self._pending.append(record)
@@ -269,6 +315,15 @@ class KafkaIngestor:
             or self.clock() - self._pending_since >= options.batch_wait
         )
 
+    def _log_idle_pending(self) -> None:
+        # A poll found nothing more to read: say how much this consumer holds uncommitted, once
+        # per change (debug level: at a trickle it would repeat every few polls). Operators see
+        # the consumer waiting for its batch to fill; tests wait for this exact state.
+        pending = len(self._pending)
+        if pending and pending != self._idle_pending_logged:
+            self._idle_pending_logged = pending
+            log.debug("idle with %d record(s) pending, uncommitted", pending)
+
     def _check_idle(self) -> None:
         idle = self.options.idle_exit
         if (
@@ -290,6 +345,7 @@ class KafkaIngestor:
         if not self._pending:
             return
         records, self._pending, self._pending_bytes = self._pending, [], 0
+        self._idle_pending_logged = 0
         result = self._process(records)
         self.stats.result.merge(result)
         self.stats.raw_bytes += sum(r.size for r in records)
@@ -306,12 +362,16 @@ class KafkaIngestor:
 
     def _process(self, records: list[Record]) -> Result:
         """``Pipeline.process`` with backoff while the dead-letter store fails (module docstring)."""
-        deadline = self.clock() + self.options.deadletter_retry_timeout
+        deadline: float | None = None
         attempt = 1
         while True:
             try:
                 return self.pipeline.process(records, attempt=attempt, final_attempt=True)
             except (DeadLetterError, TransientError) as exc:
+                # The retry window opens at the first failure: how long the failed attempt took
+                # (a slow machine, a large batch) must not eat into it.
+                if deadline is None:
+                    deadline = self.clock() + self.options.deadletter_retry_timeout
                 delay = min(30.0, 0.5 * 2 ** (attempt - 1))
                 if self.stopping or self.clock() + delay > deadline:
                     raise ConsumerAborted(
@@ -374,6 +434,7 @@ class KafkaIngestor:
         self.stats.rebalances += 1
         self._assigned_once = True
         self._assignment |= {(tp.topic, tp.partition) for tp in partitions}
+        self._resolve_streams({tp.topic for tp in partitions})
         self._last_activity = self.clock()
         log.info("assigned %s", _names(partitions))
 
@@ -381,6 +442,7 @@ class KafkaIngestor:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
         if not self._committing_allowed:  # aborting: leave everything uncommitted
             self._assignment -= revoked
+            self._forget_streams()
             return
         log.info("revoking %s: flushing %d pending record(s) and committing first", _names(partitions),
                  len(self._pending))  # fmt: skip
@@ -390,6 +452,7 @@ class KafkaIngestor:
             self._committing_allowed = False
             self._abort = exc
         self._assignment -= revoked
+        self._forget_streams()
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         lost = {(tp.topic, tp.partition) for tp in partitions}
@@ -399,8 +462,84 @@ class KafkaIngestor:
         self._pending_bytes = sum(r.size for r in kept)
         self.stats.uncommitted_dropped += dropped
         self._assignment -= lost
+        self._forget_streams()
         log.warning("lost %s (session timed out); dropped %d uncommitted record(s), the new owner "
                     "redelivers them", _names(partitions), dropped)  # fmt: skip
+
+    # -- stream identity -----------------------------------------------------------------------
+
+    def _resolve_streams(self, topics: set[str]) -> None:
+        """Name the stream of each topic not named yet (runs at assignment, never per message).
+        Never raises: a topic whose ids cannot be read gets the fallback stream."""
+        missing = sorted(topic for topic in topics if topic not in self._streams)
+        if not missing:
+            return
+        cluster = self._cluster_identity(missing[0])
+        topic_ids = self._topic_ids(missing)
+        for topic in missing:
+            self._streams[topic] = kafka_stream(cluster, topic, topic_ids.get(topic, ""))
+        log.debug("streams: %s", ", ".join(self._streams[topic] for topic in missing))
+
+    def _forget_streams(self) -> None:
+        # A topic with no partition left here may be deleted and created again before it comes
+        # back: read its topic id afresh then.
+        assigned = {topic for topic, _ in self._assignment}
+        for topic in [topic for topic in self._streams if topic not in assigned]:
+            del self._streams[topic]
+
+    def _cluster_identity(self, topic: str) -> str:
+        if self._cluster is not None:
+            return self._cluster
+        cluster_id = None
+        reason = ""
+        try:
+            # One topic's metadata is enough to learn the cluster id (and far cheaper than all).
+            cluster_id = self.consumer.list_topics(topic=topic, timeout=METADATA_TIMEOUT).cluster_id
+            if not cluster_id:
+                reason = "the broker reports no cluster id"
+        except Exception as exc:  # metadata is best effort: the fallback still names the cluster
+            reason = f"reading the cluster id failed: {exc}"
+        if cluster_id:
+            self._cluster = str(cluster_id)
+        else:
+            self._cluster = kafka_cluster(str(self.config.get("bootstrap.servers", "")))
+            self._log_fallback(f"{reason}; the cluster is named by its bootstrap servers ({self._cluster})")
+        return self._cluster
+
+    def _topic_ids(self, topics: list[str]) -> dict[str, str]:
+        """Topic ids of ``topics`` (Kafka's base64 text form); topics that have none are left out."""
+        try:
+            from confluent_kafka import TopicCollection
+            from confluent_kafka.admin import AdminClient
+
+            factory = self._admin_factory or AdminClient
+            admin = factory(admin_config(self.config))
+            futures = admin.describe_topics(TopicCollection(topics), request_timeout=METADATA_TIMEOUT)
+        except Exception as exc:  # no admin client: every topic falls back
+            self._log_fallback(f"cannot describe {', '.join(topics)} ({exc}); streams name the topic only")
+            return {}
+        ids: dict[str, str] = {}
+        failed: list[str] = []
+        for topic, future in futures.items():
+            try:
+                topic_id = future.result(timeout=METADATA_TIMEOUT + 5).topic_id
+            except Exception as exc:  # e.g. DescribeTopicPartitions not allowed or not supported
+                failed.append(f"{topic}: {exc}")
+                continue
+            text = str(topic_id) if topic_id is not None else ""
+            if text and text != "AAAAAAAAAAAAAAAAAAAAAA":  # Kafka's zero Uuid: no id known
+                ids[topic] = text
+            else:
+                failed.append(f"{topic}: the broker reports no topic id")
+        if failed:
+            self._log_fallback(f"no topic id for {'; '.join(failed)}; their streams name the topic only, so a "
+                               "topic created again under the same name shares ids with the old one")  # fmt: skip
+        return ids
+
+    def _log_fallback(self, message: str) -> None:
+        if not self._stream_fallback_logged:
+            self._stream_fallback_logged = True
+            log.warning("stream identity: %s", message)
 
     def _close(self) -> None:
         if self.consumer is None:
