@@ -80,3 +80,52 @@ def test_a_batch_of_5000_events_lands_whole(local_app: Callable[[dict[str, str]]
         (5000, 1000, 5999, 5000)
     ]
     assert app.dead_letters() == []
+
+
+def _same_positions() -> list[HubEvent]:
+    return [HubEvent.from_kafka_producer(500 + i, to_json(event), key=b"k") for i, event in enumerate(EVENTS[:3])]
+
+
+def test_batches_of_two_namespaces_with_the_same_positions_are_different_streams() -> None:
+    a = eventhub_records(eventhub_events(_same_positions(), partition="4"), event_hub="storm-events-json",
+                         namespace="ns-a.servicebus.windows.net").records  # fmt: skip
+    b = eventhub_records(eventhub_events(_same_positions(), partition="4"), event_hub="storm-events-json",
+                         namespace="ns-b.servicebus.windows.net").records  # fmt: skip
+    assert [(r.topic, r.partition, r.offset) for r in a] == [(r.topic, r.partition, r.offset) for r in b]
+    assert {r.stream for r in a} == {"eventhub:ns-a.servicebus.windows.net/storm-events-json"}
+    assert {r.stream for r in b} == {"eventhub:ns-b.servicebus.windows.net/storm-events-json"}
+
+
+def test_the_same_events_twice_are_the_same_stream_whatever_the_spelling() -> None:
+    first = eventhub_records(eventhub_events(_same_positions()), event_hub="storm-events-json",
+                             namespace="ns-a.servicebus.windows.net").records  # fmt: skip
+    again = eventhub_records(eventhub_events(_same_positions()), event_hub="Storm-Events-JSON",
+                             namespace=" NS-A.servicebus.windows.net ").records  # fmt: skip
+    assert [r.stream for r in first] == [r.stream for r in again]
+    # Without the setting, the namespace the host names in the partition context.
+    context_only = eventhub_records(eventhub_events(_same_positions())).records
+    assert {r.stream for r in context_only} == {"eventhub:kafka-adx-test.servicebus.windows.net/storm-events-json"}
+
+
+class _UnreadableKey(HubEvent):
+    """An event whose x-opt-kafka-key is not what the host serialises from a byte[]."""
+
+    def system_properties(self) -> dict[str, object]:
+        return {**super().system_properties(), "x-opt-kafka-key": {"not": "bytes"}}
+
+
+def test_an_unreadable_event_is_dead_lettered_under_its_real_partition_and_sequence_number(
+    local_app: Callable[[dict[str, str]], LocalApp],
+) -> None:
+    app = local_app(EVENTHUB_ENV)
+    batch = [HubEvent.from_kafka_producer(41, to_json(EVENTS[0])), _UnreadableKey(42, to_json(EVENTS[1]))]
+    # The host sends the partition id as a string ("0".."31").
+    app.call("eventhub_ingest", eventhub_events(batch, partition="17"), Context("eventhub_ingest"))
+
+    assert app.rows('SELECT KafkaPartition, KafkaOffset FROM "Weather"."StormEvents"') == [(17, 41)]
+    (letter,) = app.dead_letters()
+    assert (letter.record.partition, letter.record.offset) == (17, 42)
+    assert letter.reason == "storm-events-json[17]@42: Kafka key has type dict, expected base64 text"
+    assert letter.record.value == to_json(EVENTS[1]) and letter.record.source == "eventhub"
+    assert letter.record.timestamp is not None  # the enqueued time was readable, so it is kept
+    assert letter.record.stream == "eventhub:kafka-adx-test.servicebus.windows.net/storm-events-json"

@@ -4,8 +4,10 @@ is exactly what was sent."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 
+import azure.functions as func
 import orjson
 import pytest
 
@@ -158,3 +160,62 @@ def test_unparseable_timestamp_is_an_adapter_error_naming_the_record() -> None:
     adapted = kafka_records([broken], envelope=False)
     assert adapted.records == [] and adapted.errors[0].record.where == "t[2]@5"
     assert adapted.errors[0].record.value == b"v"
+
+
+@pytest.mark.parametrize("data_type", ["binary", "string"])
+def test_records_carry_the_stream_of_their_cluster_and_topic(data_type: str) -> None:
+    messages = [KafkaMessage("t1", 1, b"a"), KafkaMessage("t2", 1, b"b"), KafkaMessage("t1", 2, b"c")]
+    events = kafka_events(messages, data_type=data_type)
+    envelope = data_type == "string"
+    # Any spelling of the same bootstrap list names the same cluster.
+    records = kafka_records(events, envelope=envelope, brokers=" Broker-B:9092, broker-a:9092 ").records
+    assert [r.stream for r in records] == ["kafka:broker-a:9092,broker-b:9092/t1",
+                                           "kafka:broker-a:9092,broker-b:9092/t2",
+                                           "kafka:broker-a:9092,broker-b:9092/t1"]  # fmt: skip
+    assert records[0].stream is records[2].stream  # one shared string per topic, not one per record
+    again = kafka_records(kafka_events(messages, data_type=data_type), envelope=envelope, brokers="broker-a:9092,broker-b:9092")
+    assert [r.stream for r in again.records] == [r.stream for r in records]  # a redelivery: the same streams
+    other = kafka_records(events, envelope=envelope, brokers="elsewhere:9092").records
+    assert other[0].stream == "kafka:elsewhere:9092/t1" != records[0].stream
+    # Callers that do not name the cluster still get a stream per topic.
+    assert kafka_records(events, envelope=envelope).records[1].stream == "kafka:/t2"
+
+
+def _binary_key_events(messages: list[KafkaMessage], data_type: str) -> list[func.KafkaEvent]:
+    """The batch as the host sends it with ``keyDataType: Binary``: keys as base64 (.NET byte[])."""
+    events = kafka_events(messages, data_type=data_type)
+    rebuilt = []
+    for message, event in zip(messages, events, strict=True):
+        key = base64.b64encode(message.key).decode() if message.key is not None else None
+        body = event.get_body()
+        if data_type == "string":
+            doc = orjson.loads(body)
+            doc["Key"] = key or ""  # a null key is '' in the envelope (FACTS.md)
+            body = orjson.dumps(doc)
+        rebuilt.append(func.KafkaEvent(body=body, key=key, topic=event.topic, offset=event.offset,
+                                       partition=event.partition, timestamp=event.timestamp, headers=event.headers))  # fmt: skip
+    return rebuilt
+
+
+@pytest.mark.parametrize("data_type", ["binary", "string"])
+def test_binary_key_type_keeps_the_exact_key_bytes(data_type: str) -> None:
+    keys = [b"station-1", b"\xff\xfe not utf-8", b"\x00", None, b""]
+    messages = [KafkaMessage("t", i, b"v", key=key) for i, key in enumerate(keys)]
+    adapted = kafka_records(_binary_key_events(messages, data_type), envelope=data_type == "string", key_type="binary")
+    assert adapted.errors == []
+    # The host cannot tell an empty key from none ('' both): both are no key, as a consumer sees a null key.
+    assert [r.key for r in adapted.records] == [b"station-1", b"\xff\xfe not utf-8", b"\x00", None, None]
+
+
+def test_binary_key_type_with_a_binding_still_sending_text_keys_dead_letters_instead_of_guessing() -> None:
+    # A key that is not base64 means the binding does not say keyDataType Binary: loud, not silent.
+    adapted = kafka_records(kafka_events([KafkaMessage("t", 3, b"v", key=b"station 1")]), envelope=False, key_type="binary")
+    assert adapted.records == [] and adapted.errors[0].reason == "key is not base64"
+    assert adapted.errors[0].record.where == "t[0]@3"
+
+
+def test_string_key_type_a_non_utf8_key_arrives_already_replaced_by_the_extension() -> None:
+    # Why the app sets keyDataType Binary: with the default (String) the extension decodes the key
+    # with replacement characters before the function sees it; the original bytes are gone.
+    (record,) = kafka_records(kafka_events([KafkaMessage("t", 1, b"v", key=b"\xff\xfe k")]), envelope=False).records
+    assert record.key == "\ufffd\ufffd k".encode()
