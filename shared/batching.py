@@ -1,5 +1,13 @@
 """Per-destination batches: encoded lines streamed into gzip, capped, with offset ranges and a
-deterministic id (so that a redelivered trigger batch produces the same ingestion batches)."""
+deterministic id.
+
+The id names the batch's source and its content: the destination, each stream's identity
+(``Record.stream``: file fingerprint, Kafka cluster and topic id, Event Hubs namespace and hub)
+with the exact offsets covered, the oldest and newest record timestamps and a SHA-256 of the
+encoded lines. A redelivery of the same records gets the same id (so the same blob name and
+``ingest-by`` tag); different records never do, even at the same positions (two files, a
+recreated topic, one topic name on two clusters).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +30,8 @@ class OffsetRange:
     partition: int
     first: int
     last: int
+    stream: str = ""
+    """The identity of the stream the offsets count in (``Record.stream``)."""
 
     def __str__(self) -> str:
         return f"{self.topic}[{self.partition}]@{self.first}-{self.last}"
@@ -72,13 +82,22 @@ class Batch:
         return zlib.decompress(self.payload, wbits=31)
 
 
-def batch_id_for(destination: Destination, ranges: tuple[OffsetRange, ...], count: int) -> str:
-    """Deterministic id from the destination and the exact offsets covered."""
+def batch_id_for(
+    destination: Destination,
+    ranges: tuple[OffsetRange, ...],
+    count: int,
+    content: bytes = b"",
+    timestamps: tuple[datetime | None, datetime | None] = (None, None),
+) -> str:
+    """Deterministic id from the destination, the streams and exact offsets covered, the
+    timestamp span and ``content`` (a digest of the encoded lines)."""
     digest = hashlib.sha256()
     digest.update(repr(destination).encode())
     for r in ranges:
-        digest.update(f"|{r.topic}|{r.partition}|{r.first}|{r.last}".encode())
-    digest.update(f"|{count}".encode())
+        digest.update(f"|{r.stream}|{r.topic}|{r.partition}|{r.first}|{r.last}".encode())
+    oldest, newest = timestamps
+    digest.update(f"|{count}|{oldest.isoformat() if oldest else ''}|{newest.isoformat() if newest else ''}|".encode())
+    digest.update(content)
     return digest.hexdigest()
 
 
@@ -89,7 +108,9 @@ class BatchBuilder:
     #: call per record costs more than the compression itself when records are small.
     CHUNK_BYTES = 128 * 1024
 
-    __slots__ = ("_chunks", "_compressed", "_compressor", "_pending", "_records", "destination", "level", "raw_size")
+    __slots__ = (
+        "_chunks", "_compressed", "_compressor", "_content", "_pending", "_records", "destination", "level", "raw_size"
+    )
 
     def __init__(self, destination: Destination, level: int = 1) -> None:
         self.destination = destination
@@ -98,6 +119,9 @@ class BatchBuilder:
 
     def _reset(self) -> None:
         self._compressor = zlib.compressobj(self.level, zlib.DEFLATED, 31)
+        # The content half of the batch id: the encoded lines, hashed in the chunks the
+        # compressor gets (one update per chunk, not per record).
+        self._content = hashlib.sha256()
         self._chunks: list[bytes] = []
         self._pending: list[bytes] = []
         self._compressed = 0  # how much of raw_size the compressor has had
@@ -119,7 +143,9 @@ class BatchBuilder:
 
     def _compress_pending(self) -> None:
         self._pending.append(b"")  # so that the join ends with a newline too
-        out = self._compressor.compress(b"\n".join(self._pending))
+        data = b"\n".join(self._pending)
+        self._content.update(data)
+        out = self._compressor.compress(data)
         if out:
             self._chunks.append(out)
         self._pending = []
@@ -131,28 +157,31 @@ class BatchBuilder:
             self._compress_pending()
         self._chunks.append(self._compressor.flush())
         records = tuple(self._records)
-        ranges, oldest = _ranges_and_oldest(records)
+        ranges, oldest, newest = _ranges_and_span(records)
         batch = Batch(
             destination=self.destination,
             payload=b"".join(self._chunks),
             raw_size=self.raw_size,
             records=records,
             ranges=ranges,
-            batch_id=batch_id_for(self.destination, ranges, len(records)),
+            batch_id=batch_id_for(self.destination, ranges, len(records), self._content.digest(), (oldest, newest)),
             oldest_timestamp=oldest,
         )
         self._reset()
         return batch
 
 
-def _ranges_and_oldest(records: tuple[Record, ...]) -> tuple[tuple[OffsetRange, ...], datetime | None]:
-    """The offset range of each (topic, partition), in order of first appearance, and the
-    oldest timestamp."""
-    spans: dict[tuple[str, int], list[int]] = {}
+def _ranges_and_span(
+    records: tuple[Record, ...],
+) -> tuple[tuple[OffsetRange, ...], datetime | None, datetime | None]:
+    """The offset range of each (stream, topic, partition), in order of first appearance, and
+    the oldest and newest timestamps."""
+    spans: dict[tuple[str, str, int], list[int]] = {}
     oldest: datetime | None = None
+    newest: datetime | None = None
     for record in records:
         offset = record.offset
-        key = (record.topic, record.partition)
+        key = (record.stream, record.topic, record.partition)
         span = spans.get(key)
         if span is None:
             spans[key] = [offset, offset]
@@ -161,10 +190,16 @@ def _ranges_and_oldest(records: tuple[Record, ...]) -> tuple[tuple[OffsetRange, 
         elif offset < span[0]:
             span[0] = offset
         ts = record.timestamp
-        if ts is not None and (oldest is None or ts < oldest):
-            oldest = ts
-    ranges = tuple(OffsetRange(topic, partition, first, last) for (topic, partition), (first, last) in spans.items())
-    return ranges, oldest
+        if ts is not None:
+            if oldest is None or ts < oldest:
+                oldest = ts
+            if newest is None or ts > newest:
+                newest = ts
+    ranges = tuple(
+        OffsetRange(topic, partition, first, last, stream)
+        for (stream, topic, partition), (first, last) in spans.items()
+    )
+    return ranges, oldest, newest
 
 
 def iter_lines(batch: Batch) -> Iterator[bytes]:

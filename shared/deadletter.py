@@ -63,6 +63,7 @@ def to_envelope(letter: DeadLetter) -> dict[str, Any]:
         "field": letter.field,
         "source": rec.source,
         "origin": rec.origin or None,
+        "stream": rec.stream or None,
         "topic": rec.topic,
         "partition": rec.partition,
         "offset": rec.offset,
@@ -102,6 +103,7 @@ def from_envelope(data: dict[str, Any]) -> DeadLetter:
         timestamp=datetime.fromisoformat(ts) if ts else None,
         source=data.get("source") or "file",
         origin=data.get("origin") or "",
+        stream=data.get("stream") or "",
     )
     dest_data = data.get("destination")
     destination = Destination(**dest_data) if dest_data else None
@@ -137,11 +139,15 @@ def decode_letters(data: bytes, source: str = "<dead letters>") -> list[DeadLett
 
 
 def set_id_for(letters: Sequence[DeadLetter]) -> str:
-    """Deterministic id of a set of letters: the same records and stage give the same id."""
+    """Deterministic id of a set of letters from each record's stream, position and bytes and
+    the stage: the same records redelivered give the same id (the set is overwritten, not
+    duplicated); different records never do, even at the same positions."""
     digest = hashlib.sha256()
     for letter in letters:
         rec = letter.record
-        digest.update(f"{letter.stage}|{rec.topic}|{rec.partition}|{rec.offset}|{rec.size}\n".encode())
+        digest.update(f"{letter.stage}|{rec.stream}|{rec.topic}|{rec.partition}|{rec.offset}|{rec.size}|".encode())
+        digest.update(hashlib.sha256(rec.value or b"").digest())
+        digest.update(hashlib.sha256(rec.key or b"").digest() if rec.key is not None else b"-")
     return digest.hexdigest()[:32]
 
 

@@ -619,14 +619,15 @@ def process(adapted: Adapted, context: Any, *, trigger: str, source: str) -> Res
     _summarise(summary, adapted, datetime.now(UTC))
     started = time.perf_counter()
     state = worker()
-    result = Result()
+    # Tracked, so that an unexpected error leaves exact counts and the records not yet settled.
+    result = Result().track_settled()
     with state.telemetry.span(trigger) as span:
         try:
             if adapted.errors:
                 # Unreadable events: dead-lettered with their reason, never dropped.
                 result.received += len(adapted.errors)
                 state.pipeline.dead_letter(_letters(adapted.errors, attempt), result)
-            result.merge(state.pipeline.process(adapted.records, attempt=attempt.number, final_attempt=attempt.final))
+            state.pipeline.process(adapted.records, attempt=attempt.number, final_attempt=attempt.final, result=result)
         except TransientError:
             summary.outcome = "retry"
             _finish(summary, result, started, state.telemetry, span, logging.WARNING)
@@ -640,24 +641,28 @@ def process(adapted: Adapted, context: Any, *, trigger: str, source: str) -> Res
                 summary.outcome = "retry"
                 _finish(summary, result, started, state.telemetry, span, logging.ERROR)
                 raise
-            # Final attempt: the host will move past this batch, so keep every record.
-            log.exception("unexpected error on the final attempt of %s; dead-lettering the batch", trigger)
-            result = _dead_letter_all(state.pipeline, adapted, attempt, f"{type(exc).__name__}: {exc}")
+            # Final attempt: the host will move past this batch, so keep every record; but only
+            # those not yet written (a replay of the others would ingest them twice).
+            log.exception("unexpected error on the final attempt of %s after %d record(s) were ingested; "
+                          "dead-lettering the rest of the batch", trigger, result.ingested)
+            _dead_letter_rest(state.pipeline, adapted, attempt, f"{type(exc).__name__}: {exc}", result)
             summary.outcome = "dead-lettered"
         _finish(summary, result, started, state.telemetry, span, logging.INFO)
     return result
 
 
-def _dead_letter_all(pipeline: Pipeline, adapted: Adapted, attempt: Attempt, error: str) -> Result:
-    records = adapted.records + [e.record for e in adapted.errors]
+def _dead_letter_rest(pipeline: Pipeline, adapted: Adapted, attempt: Attempt, error: str, result: Result) -> None:
+    """Dead-letter the records of a failed final attempt that were neither ingested nor
+    dead-lettered, and make ``result`` cover the whole batch."""
+    everything = adapted.records + [e.record for e in adapted.errors]
+    rest = result.unsettled(everything)
     letters = [
         DeadLetter(record=r, reason=f"{r.where}: unexpected error on the final attempt: {error}",
                    stage="internal", attempt=attempt.number)
-        for r in records
+        for r in rest
     ]
-    result = Result(received=len(records))
     pipeline.dead_letter(letters, result)
-    return result
+    result.received = len(everything)
 
 
 def _finish(summary: BatchSummary, result: Result, started: float, telemetry: Telemetry, span: Any, level: int) -> None:

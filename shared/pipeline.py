@@ -14,6 +14,19 @@ Delivery contract (DESIGN.md), for every call of :meth:`Pipeline.process`:
 
 When ``process`` returns, ``received == ingested + dead_lettered`` holds for the call; a caller
 may then commit or checkpoint everything it passed in.
+
+Redelivery: batch ids derive from the records' streams, positions and content
+(:mod:`shared.batching`), and a pipeline remembers the ids it has written (the last
+``QUEUED_MEMORY`` of them, in memory): a batch it already queued is counted as ingested and not
+queued again, so a retry of the same invocation re-queues nothing (ADX's ``ingest-by`` tags
+cover redeliveries to other processes on ``dedup`` routes).
+
+Partial progress: the counts go into the caller's :class:`Result` as batches and dead letters
+are written, so a caller holds exact counts even when ``process`` raises. When the input itself
+stops (:class:`InputStopped`: a truncated file, Ctrl-C) the pipeline first delivers what it has
+read, then re-raises. With ``Result.track_settled()`` it also records which records are settled,
+so that on an unexpected error a caller dead-letters only those that are not
+(:meth:`Result.unsettled`).
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +44,7 @@ from shared.config import IngestionConfig, Route
 from shared.deadletter import DeadLetter, DeadLetterStore
 from shared.destination import Destination
 from shared.encoding import Encoder, encoder_for
-from shared.errors import DeadLetterError, RecordError, TransientError, classify
+from shared.errors import DeadLetterError, InputStopped, RecordError, TransientError, classify
 from shared.records import Record
 from shared.routing import Router
 from shared.sinks.base import Sink
@@ -77,6 +91,22 @@ class Result:
     """Dead-letter counts by stage (decode, size, route, map, sink)."""
     seconds: float = 0.0
     oldest_timestamp: datetime | None = None
+    already_queued: int = 0
+    """Records of batches this process had queued before (counted as ingested, not re-queued)."""
+    settled: set[int] | None = None
+    """``id()`` of every record ingested or dead-lettered so far, when tracking is on."""
+
+    def track_settled(self) -> Result:
+        """Record which records get settled (for :meth:`unsettled`); returns ``self``."""
+        self.settled = set()
+        return self
+
+    def unsettled(self, records: Iterable[Record]) -> list[Record]:
+        """The records neither ingested nor dead-lettered yet (tracking must be on)."""
+        if self.settled is None:
+            raise ValueError("Result.track_settled() was not called before processing")
+        settled = self.settled
+        return [record for record in records if id(record) not in settled]
 
     @property
     def balanced(self) -> bool:
@@ -95,6 +125,7 @@ class Result:
         self.received += other.received
         self.ingested += other.ingested
         self.dead_lettered += other.dead_lettered
+        self.already_queued += other.already_queued
         self.seconds += other.seconds
         for name, counts in other.tables.items():
             mine = self.table(name)
@@ -119,6 +150,8 @@ class Pipeline:
     POISON_SET_SIZE = 1000
     #: Topics whose routing is remembered (beyond that, records are routed one by one).
     TOPIC_CACHE_SIZE = 10_000
+    #: Batch ids remembered as written (oldest forgotten first): about 100 bytes each.
+    QUEUED_MEMORY = 65_536
 
     def __init__(
         self,
@@ -141,6 +174,7 @@ class Pipeline:
         # Records without headers are routed by their topic alone (header routing needs
         # headers), so their route, destination and encoder are looked up once per topic.
         self._by_topic: dict[str, tuple[Route, Destination, Encoder]] = {}
+        self._queued: OrderedDict[str, None] = OrderedDict()
         self.max_record_bytes = config.limits.max_record_bytes
         self.max_batch_bytes = config.limits.max_batch_bytes
         self.max_batch_records = config.limits.max_batch_records
@@ -194,11 +228,19 @@ class Pipeline:
         return route.topic, dest, line
 
     def process(
-        self, records: Iterable[Record], *, attempt: int = 1, final_attempt: bool = True
+        self,
+        records: Iterable[Record],
+        *,
+        attempt: int = 1,
+        final_attempt: bool = True,
+        result: Result | None = None,
     ) -> Result:
-        """Run records through the pipeline under the delivery contract; see the module doc."""
+        """Run records through the pipeline under the delivery contract; see the module doc.
+
+        Counts go into ``result`` (a new one by default) as they happen and it is returned.
+        """
         started = time.perf_counter()
-        result = Result()
+        result = Result() if result is None else result
         builders: dict[Destination, BatchBuilder] = {}
         poison: list[DeadLetter] = []
         # Hot loop: the bound method and the limits in locals; the builder of the previous
@@ -210,42 +252,63 @@ class Pipeline:
         builder: BatchBuilder
         received = 0
         oldest: datetime | None = None
-        for record in records:
-            received += 1
-            ts = record.timestamp
-            if ts is not None and (oldest is None or ts < oldest):
-                oldest = ts
-            try:
-                _, dest, line = prepare(record)
-            except RecordError as exc:
-                poison.append(self._letter(record, exc, attempt))
-                if len(poison) >= self.POISON_SET_SIZE:
-                    self.dead_letter(poison, result)
-                    poison = []
-                continue
-            if dest is not last_dest:
-                last_dest = dest
-                found = builders.get(dest)
-                if found is None:
-                    found = builders[dest] = BatchBuilder(dest, self.gzip_level)
-                builder = found
-            if builder.raw_size + len(line) + 1 > max_bytes and len(builder):
-                # Seal before the cap would be crossed: a batch never exceeds max_batch_bytes
-                # unless one record alone does.
-                self._deliver(builder.seal(), result, attempt, final_attempt)
-            if builder.add(record, line) >= max_records:
-                self._deliver(builder.seal(), result, attempt, final_attempt)
-        result.received = received
-        result.oldest_timestamp = oldest
+        try:
+            for record in records:
+                received += 1
+                ts = record.timestamp
+                if ts is not None and (oldest is None or ts < oldest):
+                    oldest = ts
+                try:
+                    _, dest, line = prepare(record)
+                except RecordError as exc:
+                    poison.append(self._letter(record, exc, attempt))
+                    if len(poison) >= self.POISON_SET_SIZE:
+                        self.dead_letter(poison, result)
+                        poison = []
+                    continue
+                if dest is not last_dest:
+                    last_dest = dest
+                    found = builders.get(dest)
+                    if found is None:
+                        found = builders[dest] = BatchBuilder(dest, self.gzip_level)
+                    builder = found
+                if builder.raw_size + len(line) + 1 > max_bytes and len(builder):
+                    # Seal before the cap would be crossed: a batch never exceeds max_batch_bytes
+                    # unless one record alone does.
+                    self._deliver(builder.seal(), result, attempt, final_attempt)
+                if builder.add(record, line) >= max_records:
+                    self._deliver(builder.seal(), result, attempt, final_attempt)
+        except InputStopped:
+            # The input ended early (truncated file, Ctrl-C): what was read is delivered first,
+            # so the caller's counts cover it and nothing read is left unaccounted for.
+            self._finish(builders, poison, result, received, oldest, started, attempt, final_attempt)
+            raise
+        self._finish(builders, poison, result, received, oldest, started, attempt, final_attempt)
+        return result
+
+    def _finish(
+        self,
+        builders: dict[Destination, BatchBuilder],
+        poison: list[DeadLetter],
+        result: Result,
+        received: int,
+        oldest: datetime | None,
+        started: float,
+        attempt: int,
+        final_attempt: bool,
+    ) -> None:
+        """Deliver the open batches and the pending dead letters; check the counts."""
+        result.received += received
+        if oldest is not None and (result.oldest_timestamp is None or oldest < result.oldest_timestamp):
+            result.oldest_timestamp = oldest
         for builder in builders.values():
             if len(builder):
                 self._deliver(builder.seal(), result, attempt, final_attempt)
         if poison:
             self.dead_letter(poison, result)
-        result.seconds = time.perf_counter() - started
+        result.seconds += time.perf_counter() - started
         if not result.balanced:  # a bug, never expected: refuse to let a checkpoint advance
             raise AssertionError(f"pipeline counts do not add up: {result}")
-        return result
 
     def _letter(self, record: Record, exc: RecordError, attempt: int) -> DeadLetter:
         reason = f"{record.where}: {exc.reason}"
@@ -275,6 +338,8 @@ class Pipeline:
             except Exception as exc:
                 raise DeadLetterError(f"dead-letter store failed: {exc}") from exc
             result.dead_lettered += len(chunk)
+            if result.settled is not None:
+                result.settled.update(id(letter.record) for letter in chunk)
             for letter in chunk:
                 result.reasons[letter.stage] = result.reasons.get(letter.stage, 0) + 1
                 dest = letter.destination
@@ -286,6 +351,14 @@ class Pipeline:
         """Write a batch with bounded retries; dead-letter it when it cannot be written."""
         dest = batch.destination
         name = f"{dest.database}.{dest.table}"
+        if batch.batch_id in self._queued:
+            # Written by this process before (a redelivery of the same records): queuing it
+            # again would duplicate its rows on a route without ingest-by tags.
+            self._queued.move_to_end(batch.batch_id)
+            log.info("not queuing %s again: this process already wrote it", batch.describe())
+            self._count(batch, result, name)
+            result.already_queued += batch.count
+            return
         tries = max(1, self.retry.attempts)
         for try_number in range(1, tries + 1):
             try:
@@ -319,13 +392,23 @@ class Pipeline:
                 ]
                 self.dead_letter(letters, result)
                 return
+            self._queued[batch.batch_id] = None
+            if len(self._queued) > self.QUEUED_MEMORY:
+                self._queued.popitem(last=False)
+            self._count(batch, result, name)
             counts = result.table(name)
-            counts.ingested += batch.count
             counts.batches += 1
             counts.raw_bytes += batch.raw_size
             counts.gzip_bytes += len(batch.payload)
-            result.ingested += batch.count
             log.info("wrote %s", batch.describe())
             if self.on_batch is not None:
                 self.on_batch(batch)
             return
+
+    @staticmethod
+    def _count(batch: Batch, result: Result, name: str) -> None:
+        """Count a batch's records as ingested (and settled)."""
+        result.table(name).ingested += batch.count
+        result.ingested += batch.count
+        if result.settled is not None:
+            result.settled.update(id(record) for record in batch.records)

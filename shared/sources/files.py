@@ -2,16 +2,27 @@
 optionally gzip-compressed. Records stream: memory stays bounded whatever the file size.
 
 Each file gets its own partition number (its position in the list) and each record its 1-based
-record number as offset, so batch ids stay deterministic and errors name ``file:record``.
+record number as offset, so errors name ``file:record``. A file's records carry its content
+fingerprint as their ``stream``: batch and dead-letter ids then tell two files apart even when
+their records sit at the same positions (``ingest day1.jsonl`` then ``ingest day2.jsonl``),
+while a rerun of the same file gets the same ids (``dedup`` routes then skip what landed).
+
+Blank and whitespace-only lines are not records (ADX skips empty lines too): they are skipped
+and counted (:attr:`FileSource.blank_lines`), never dead-lettered. A file that cannot be read to
+its end (a truncated or corrupt ``.gz``, an I/O error) raises :class:`InputError` naming the
+file, the last record read and the byte reached.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Literal
 
+from shared.errors import InputError
 from shared.records import Record
 
 FileKind = Literal["lines", "delimited"]
@@ -41,7 +52,8 @@ def open_binary(path: str | Path) -> BinaryIO:
 
 
 def split_lines(stream: BinaryIO) -> Iterator[bytes]:
-    """Lines without their line ending; blank lines are kept (the pipeline dead-letters them)."""
+    """Lines without their line ending; blank lines are kept (:class:`FileSource` skips and
+    counts them)."""
     for line in stream:
         if line.endswith(b"\n"):
             line = line[:-1]
@@ -81,23 +93,91 @@ def split_delimited(stream: BinaryIO, max_record_bytes: int = 4 * 1024 * 1024) -
         yield b"".join(pending)
 
 
+def fingerprint(path: str | Path) -> str:
+    """The stream identity of a file: ``file:`` and the SHA-256 of its bytes as stored (standard
+    input has none: ``stdin``, and batch ids then rest on the records' content alone)."""
+    if str(path) == "-":
+        return "stdin"
+    with open(path, "rb") as fh:
+        return "file:" + hashlib.file_digest(fh, "sha256").hexdigest()[:32]
+
+
+# What reading a damaged file raises: gzip's own errors, zlib's, and I/O errors.
+_READ_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, OSError)
+
+
+class FileSource:
+    """The records of one or more files, in order (an iterable; read it once).
+
+    ``blank_lines`` counts the blank lines skipped so far; ``records`` the records yielded.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        topic: str,
+        *,
+        fmt: str | None = None,
+        skip_header: bool = False,
+        max_record_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
+        self.paths = list(paths)
+        self.topic = topic
+        self.fmt = fmt
+        self.skip_header = skip_header
+        self.max_record_bytes = max_record_bytes
+        self.blank_lines = 0
+        self.records = 0
+
+    def __iter__(self) -> Iterator[Record]:
+        for partition, path in enumerate(self.paths):
+            yield from self._read(partition, path)
+
+    def _read(self, partition: int, path: str | Path) -> Iterator[Record]:
+        topic, origin = self.topic, str(path)
+        try:
+            stream_id = fingerprint(path)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        number = 0
+        with open_binary(path) as stream:
+            kind = kind_for(path, self.fmt)
+            splitter = split_delimited(stream, self.max_record_bytes) if kind == "delimited" else split_lines(stream)
+            try:
+                for number, value in enumerate(splitter, start=1):
+                    if number == 1 and self.skip_header:
+                        continue
+                    if not value.strip():
+                        self.blank_lines += 1
+                        continue
+                    self.records += 1
+                    yield Record(
+                        value=value, topic=topic, partition=partition, offset=number, origin=origin, stream=stream_id
+                    )
+            except _READ_ERRORS as exc:
+                raise InputError(
+                    f"{path}: cannot read past record {number} (byte {_position(stream)}"
+                    f"{' of the compressed file' if isinstance(stream, gzip.GzipFile) else ''}): "
+                    f"{type(exc).__name__}: {exc}"
+                ) from None
+
+
+def _position(stream: BinaryIO) -> int | str:
+    """How far into the file reading got (for a gzip file: the compressed bytes consumed)."""
+    raw = getattr(stream, "fileobj", stream)
+    try:
+        return int(raw.tell())
+    except (OSError, ValueError, AttributeError):
+        return "?"
+
+
 def read_records(
     paths: Sequence[str | Path],
     topic: str,
     *,
     fmt: str | None = None,
     skip_header: bool = False,
-    skip_blank: bool = True,
     max_record_bytes: int = 4 * 1024 * 1024,
 ) -> Iterator[Record]:
-    """Records of one or more files, in order."""
-    for partition, path in enumerate(paths):
-        kind = kind_for(path, fmt)
-        with open_binary(path) as stream:
-            splitter = split_delimited(stream, max_record_bytes) if kind == "delimited" else split_lines(stream)
-            for number, value in enumerate(splitter, start=1):
-                if number == 1 and skip_header:
-                    continue
-                if skip_blank and not value.strip():
-                    continue
-                yield Record(value=value, topic=topic, partition=partition, offset=number, origin=str(path))
+    """Records of one or more files, in order (see :class:`FileSource`)."""
+    return iter(FileSource(paths, topic, fmt=fmt, skip_header=skip_header, max_record_bytes=max_record_bytes))

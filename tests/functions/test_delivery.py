@@ -4,6 +4,7 @@ returns; terminal failures dead-letter at once; a failing dead-letter store alwa
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -102,17 +103,40 @@ def test_failing_dead_letter_store_raises_even_on_the_final_attempt(harness: Har
         harness.call(retry_count=5, max_retry_count=5)
 
 
-def test_unexpected_error_is_retried_then_dead_letters_the_batch_on_the_final_attempt(harness: Harness) -> None:
+def test_unexpected_error_on_the_final_attempt_dead_letters_only_what_was_not_written(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug strikes after the first batch was written: the written records are not
+    dead-lettered too (a replay would ingest them twice), the rest is, and the batch line says
+    how many were ingested before the failure."""
     def explode(batch: Batch) -> None:
         raise RuntimeError("bug after the write")
 
+    caplog.set_level(logging.INFO, logger="kafka_adx.functions")
     harness.use(MemorySink(), on_batch=explode)
+    harness.call(retry_count=5, max_retry_count=5)
+    assert sum(b.count for b in harness.sink.batches) == len(MESSAGES) - POISON
+    internal = [letter for letter in harness.letters() if letter.stage == "internal"]
+    assert [x.record.offset for x in internal] == [90]  # only the record that was not settled
+    assert "RuntimeError: bug after the write" in internal[0].reason
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("kafka-adx batch"))
+    assert f"ingested={len(MESSAGES) - POISON} dead_lettered={POISON}" in line
+
+
+def test_unexpected_error_is_retried_and_the_retry_queues_nothing_twice(harness: Harness) -> None:
+    calls: list[Batch] = []
+
+    def explode_once(batch: Batch) -> None:
+        calls.append(batch)
+        if len(calls) == 1:
+            raise RuntimeError("bug after the write")
+
+    harness.use(MemorySink(), on_batch=explode_once)
     with pytest.raises(RuntimeError):
         harness.call(retry_count=0)
     harness.call(retry_count=5, max_retry_count=5)
-    internal = [letter for letter in harness.letters() if letter.stage == "internal"]
-    assert len(internal) == len(MESSAGES)
-    assert "RuntimeError: bug after the write" in internal[0].reason
+    assert sum(b.count for b in harness.sink.batches) == len(MESSAGES) - POISON  # queued once
+    assert [x.stage for x in harness.letters()] == ["decode"]  # the null value, once
 
 
 def test_retry_forever_never_dead_letters_a_transient_failure(harness: Harness) -> None:
