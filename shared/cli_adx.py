@@ -6,10 +6,23 @@ from datetime import datetime
 
 import click
 
-from shared.cli_common import settings_or_exit
-from shared.config import load_config
+from shared.cli_common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_PARTIAL,
+    CliError,
+    StopOnSignal,
+    config_option,
+    config_or_exit,
+    echo,
+    exit_codes_help,
+    fail,
+    preflight_or_exit,
+    settings_or_exit,
+)
 from shared.deadletter import DeadLetterStore, LocalDeadLetterStore
 from shared.errors import ConfigError, KafkaAdxError, TransientError
+from shared.redact import redact
 from shared.replay import Reingest, ReplayFilter, SetReplay, marks_for, parse_when
 from shared.settings import Settings
 
@@ -26,7 +39,7 @@ def _where(settings: Settings, directory: str | None) -> str:
     if directory:
         return directory
     if settings.deadletter_blob_uri:
-        return settings.deadletter_blob_uri.split("?", 1)[0]  # never echo a SAS
+        return redact(settings.deadletter_blob_uri)  # never echo a SAS signature
     return str(settings.local_deadletter_dir)
 
 
@@ -48,9 +61,14 @@ directory_option = click.option(
 )
 
 
-@click.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="Ingestion file (default: $INGESTION_CONFIG or ingestion.yaml).")
+@click.command(epilog=exit_codes_help({
+    0: "every selected letter was ingested (or there was nothing to replay, or --dry-run)",
+    1: "letters failed again: they were dead-lettered anew, with the new reason",
+    2: "misconfiguration, the dead-letter store or ADX unreachable, or a transient failure stopped "
+       "the replay (nothing of that set was marked: run it again later)",
+    130: "stopped after the set in progress (it is marked); run it again for the rest",
+}))  # fmt: skip
+@config_option
 @directory_option
 @click.option("--table", default=None, help="Only letters for this table (Table or Database.Table).")
 @click.option("--route", default=None, help="Only letters of this route (topic pattern) or topic.")
@@ -69,8 +87,7 @@ def replay(
     """Re-ingest dead letters through the pipeline, once.
 
     Replayed sets are marked, so running it again does nothing new. Records that fail again are
-    dead-lettered again with the new reason. Exit code 1 when a transient failure stopped the
-    replay (run it again later), 2 on a usage error.
+    dead-lettered again with the new reason.
     """
     from shared.pipeline import Pipeline
     from shared.replay import pipeline_reingest
@@ -78,19 +95,22 @@ def replay(
 
     settings = settings_or_exit()
     flt = ReplayFilter(table=table, route=route, since=_when(since, "--since"), until=_when(until, "--until"))
+    pipeline: Pipeline | None = None
+    reingest: Reingest | None = None
+    if not dry_run:
+        # Fail fast, before a letter is read: a dry run writes nothing, so it needs no sink.
+        config = config_or_exit(config_path)
+        preflight_or_exit(settings, config)
     try:
         store = _store(settings, directory)
         marks = marks_for(store)
-        pipeline: Pipeline | None = None
-        reingest: Reingest | None = None
         if not dry_run:
             from shared.runtime import build_sink
 
-            config = load_config(config_path or settings.ingestion_config)
             pipeline = Pipeline(config, build_sink(settings, config), store)
             reingest = pipeline_reingest(pipeline)
     except KafkaAdxError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CliError(str(exc)) from None
 
     def show(entry: SetReplay) -> None:
         if dry_run:
@@ -99,15 +119,15 @@ def replay(
             click.echo(f"replayed set {entry.set_id}: {entry.selected} letter(s), {entry.ingested} ingested, "
                        f"{entry.dead_lettered} dead-lettered again")
 
-    click.echo(f"dead letters: {_where(settings, directory)}")
+    echo(f"dead letters: {_where(settings, directory)}")
     try:
-        report = run_replay(store, reingest, flt, marks=marks, dry_run=dry_run, on_set=show)
+        with StopOnSignal() as guard:
+            report = run_replay(store, reingest, flt, marks=marks, dry_run=dry_run, on_set=show,
+                                should_stop=lambda: guard.received is not None)  # fmt: skip
     except TransientError as exc:
-        click.echo(f"replay stopped by a transient failure (nothing of that set was marked; run it again): {exc}",
-                   err=True)
-        raise SystemExit(1) from None
+        fail(f"replay stopped by a transient failure (nothing of that set was marked; run it again): {exc}")
     except KafkaAdxError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CliError(str(exc)) from None
     finally:
         if pipeline is not None:
             pipeline.close()
@@ -118,9 +138,19 @@ def replay(
     )
     if not dry_run:
         click.echo(f"  {report.ingested} ingested, {report.dead_lettered} dead-lettered again")
+    if report.interrupted:
+        fail(f"kafka-adx replay: interrupted ({guard.received}): stopped after {len(report.sets)} set(s); "
+             "the sets replayed are marked, run it again for the rest", EXIT_INTERRUPTED)  # fmt: skip
+    if report.dead_lettered:
+        fail(f"kafka-adx replay: {report.dead_lettered} letter(s) failed again (dead-lettered anew with the "
+             "new reason: see `kafka-adx status`)", EXIT_PARTIAL)  # fmt: skip
 
 
-@click.command()
+@click.command(epilog=exit_codes_help({
+    0: "ADX reachable (or local mode), no failure report, no dead letter waiting for a replay",
+    1: "ADX reported ingestion failures, or dead letters are not replayed yet",
+    2: "ADX's failure queue or the dead-letter store cannot be read (what could be read is shown)",
+}))  # fmt: skip
 @directory_option
 @click.option("--count", default=20, show_default=True, help="Failure reports to show.")
 @click.option("--pop", is_flag=True, help="Remove the reports shown from the failure queue.")
@@ -129,6 +159,8 @@ def status(directory: str | None, count: int, pop: bool) -> None:
     from shared.status import deadletter_summary, failure_reports
 
     settings = settings_or_exit()
+    unreachable = False
+    reports = None
     if settings.local_mode:
         click.echo("ADX: not configured (local mode: no failure queue)")
     else:
@@ -137,20 +169,24 @@ def status(directory: str | None, count: int, pop: bool) -> None:
         try:
             reports = failure_reports(clients_for(settings).queued, count, pop=pop)
         except Exception as exc:  # any SDK error: report it, then still show the dead letters
-            click.echo(f"ADX failure queue: cannot read it: {type(exc).__name__}: {str(exc)[:200]}", err=True)
-            reports = None
+            echo(f"ADX failure queue: cannot read it: {type(exc).__name__}: {str(exc)[:200]}", err=True)
+            unreachable = True
         if reports is not None:
             click.echo(f"ADX ingestion failure reports ({len(reports)}{', removed' if pop else ''}):")
             for report in reports:
-                click.echo(f"  {report.line()}")
+                echo(f"  {report.line()}")
     try:
         store = _store(settings, directory)
         summary = deadletter_summary(store, marks_for(store))
     except KafkaAdxError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"dead letters ({_where(settings, directory)}): {summary.letters} letter(s) in {summary.sets} set(s); "
-               f"{summary.pending_letters} letter(s) in {summary.pending_sets} set(s) not replayed yet")
+        raise CliError(str(exc)) from None
+    echo(f"dead letters ({_where(settings, directory)}): {summary.letters} letter(s) in {summary.sets} set(s); "
+         f"{summary.pending_letters} letter(s) in {summary.pending_sets} set(s) not replayed yet")  # fmt: skip
     for stage, n in sorted((summary.by_stage or {}).items()):
         click.echo(f"  stage {stage}: {n}")
     for name, n in sorted((summary.by_table or {}).items()):
         click.echo(f"  table {name}: {n}")
+    if unreachable:
+        raise SystemExit(EXIT_ERROR)
+    if reports or summary.pending_letters:
+        raise SystemExit(EXIT_PARTIAL)

@@ -15,8 +15,21 @@ from typing import Any, TypeVar
 
 import click
 
-from shared.cli_common import config_or_exit, parse_headers, print_summary, settings_or_exit
-from shared.errors import ConfigError, KafkaAdxError
+from shared.cli_common import (
+    EXIT_ERROR,
+    EXIT_PARTIAL,
+    CliError,
+    config_or_exit,
+    echo,
+    exit_codes_help,
+    fail,
+    parse_headers,
+    preflight_or_exit,
+    print_summary,
+    settings_or_exit,
+)
+from shared.errors import ConfigError, InputError, KafkaAdxError
+from shared.redact import install_log_redaction, register_secret
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,6 +41,7 @@ def _setup_logging(level: str) -> None:
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(stream=sys.stderr, format=LOG_FORMAT)
+    install_log_redaction()  # also when the command runs without the group (its handler is new)
     root.setLevel(level.upper())
     # The Azure SDKs log every HTTP request at INFO.
     logging.getLogger("azure").setLevel(max(logging.WARNING, root.level))
@@ -68,6 +82,8 @@ def connection_options(fn: F) -> F:
 def _connection(**kw: Any) -> Any:
     from shared.kafka_auth import KafkaConnection, parse_properties
 
+    # A password given as an option is as secret as KAFKA_PASSWORD: never echo it.
+    register_secret(kw["password"])
     try:
         return KafkaConnection.resolve(
             brokers=kw["brokers"],
@@ -82,7 +98,7 @@ def _connection(**kw: Any) -> Any:
             extra=parse_properties(kw["properties"]),
         )
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CliError(str(exc)) from None
 
 
 def _topics(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -92,7 +108,14 @@ def _topics(values: tuple[str, ...]) -> tuple[str, ...]:
     return topics
 
 
-@click.command()
+@click.command(epilog=exit_codes_help({
+    0: "a clean stop (SIGTERM/SIGINT, --idle-exit, --max-records): everything consumed was ingested "
+       "or dead-lettered, then committed (a signal is how a service is stopped, so it is not 130 here)",
+    2: "invalid options or settings, ADX/storage/the broker unreachable or a topic missing (checked "
+       "before consuming), or it stopped without committing (dead-letter store down, fatal Kafka "
+       "error, authentication refused for --auth-timeout): restart it and the uncommitted records "
+       "are delivered again",
+}))  # fmt: skip
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Ingestion file (default: $INGESTION_CONFIG or ingestion.yaml).")
 @click.option("--topic", "-t", "topic_values", multiple=True, envvar="KAFKA_TOPIC", show_envvar=True,
@@ -138,10 +161,8 @@ def consume(
 
     Into the local DuckDB ($LOCAL_DB) by default, into ADX when ADX_INGEST_URI is set. Offsets
     are committed only after the records before them were ingested or dead-lettered; a
-    rebalance or SIGTERM flushes and commits first. Exit codes: 0 after a clean stop
-    (SIGTERM/SIGINT, --idle-exit, --max-records), 1 on invalid options, 2 when it stopped
-    without committing (dead-letter store down, fatal Kafka error, authentication refused
-    for --auth-timeout): restart it and the uncommitted records are delivered again.
+    rebalance or SIGTERM flushes and commits first. Dead letters do not change the exit code
+    (a long-running consumer reports them in its summary and `kafka-adx status`).
     """
     from shared.kafka_auth import AuthFailureGuard
     from shared.pipeline import RetryPolicy
@@ -164,31 +185,38 @@ def consume(
         idle_exit=idle_exit,
         deadletter_retry_timeout=deadletter_retry_timeout,
     )
+    # Fail fast, before anything is consumed (and so before any offset could be committed).
+    preflight_or_exit(settings, config)
+    client_config = conn.client_config()
     try:
         pipeline = build_pipeline(settings, config, retry=RetryPolicy())
     except KafkaAdxError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CliError(str(exc)) from None
     target = settings.local_db if settings.local_mode else settings.adx_ingest_uri
-    click.echo(f"consuming {', '.join(topics)} from {conn.describe()} as group {group} into {target}", err=True)
+    echo(f"consuming {', '.join(topics)} from {conn.describe()} as group {group} into {target}", err=True)
     try:
-        client_config = conn.client_config()
         client_config["error_cb"] = AuthFailureGuard(auth_timeout)
         ingestor = KafkaIngestor(pipeline, client_config, options)
         with stop_on_signals(ingestor):
             stats = ingestor.run()
     except ConsumerAborted as exc:
-        click.echo(f"kafka-adx consume: {exc}", err=True)
-        click.echo("stopped without committing: the uncommitted records are delivered again on restart", err=True)
-        sys.exit(2)
+        echo(f"kafka-adx consume: {exc}", err=True)
+        fail("stopped without committing: the uncommitted records are delivered again on restart", EXIT_ERROR)
     finally:
         pipeline.close()
     print_summary(stats.result, stats.raw_bytes, label="consume")
     click.echo(f"  {stats.flushes} flush(es), {stats.commits} commit(s); stopped: {stats.stopped_by}")
     if stats.result.dead_lettered:
-        click.echo(f"  dead letters: {settings.deadletter_blob_uri or settings.local_deadletter_dir}")
+        echo(f"  dead letters: {settings.deadletter_blob_uri or settings.local_deadletter_dir}")
 
 
-@click.command()
+@click.command(epilog=exit_codes_help({
+    0: "every record was delivered",
+    1: "a record was not delivered (broker unreachable, authentication refused for --auth-timeout)",
+    2: "invalid options or settings, or a --file is truncated or unreadable (the records before it "
+       "were sent)",
+    130: "interrupted (Ctrl-C)",
+}))  # fmt: skip
 @click.option("--topic", "-t", envvar="KAFKA_TOPIC", show_envvar=True, required=True,
               help="Topic (or, with --transport amqp, event hub) to send to.")
 @connection_options
@@ -235,7 +263,7 @@ def produce(
 
     To Kafka (a local broker from `make kafka`, any Kafka, the Event Hubs Kafka endpoint with an
     Entra ID token or a connection string), or with --transport amqp to an event hub (headers
-    become application properties). Exit code 1 when a record was not delivered.
+    become application properties).
     """
     from collections.abc import Iterable
 
@@ -268,13 +296,14 @@ def produce(
             sender = KafkaSender(client_config, topic, partition=partition, idempotent=not conn.eventhubs)
             where = conn.describe()
     except KafkaAdxError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"sending {what} to {topic} on {where}" + (f" at {rate:g}/s" if rate else ""), err=True)
+        raise CliError(str(exc)) from None
+    echo(f"sending {what} to {topic} on {where}" + (f" at {rate:g}/s" if rate else ""), err=True)
     try:
         stats = produce(messages, sender, rate=rate or None)
+    except InputError as exc:
+        fail(f"kafka-adx produce: {exc}", EXIT_ERROR)
     except (ProduceError, KafkaAdxError) as exc:
-        click.echo(f"kafka-adx produce: {exc}", err=True)
-        sys.exit(1)
+        fail(f"kafka-adx produce: {exc}", EXIT_PARTIAL)
     per_second = stats.delivered / max(stats.seconds, 1e-9)
     click.echo(
         f"delivered {stats.delivered:,} record(s), {stats.bytes / 1e6:,.2f} MB, in {stats.seconds:.2f} s "

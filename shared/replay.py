@@ -164,6 +164,8 @@ class ReplayReport:
     ingested: int = 0
     dead_lettered: int = 0
     sets: list[SetReplay] = field(default_factory=list)
+    interrupted: bool = False
+    """``should_stop`` said stop before every selected set was replayed."""
 
 
 def fingerprint(letters: Sequence[DeadLetter]) -> str:
@@ -207,9 +209,14 @@ def replay(
     marks: ReplayMarks | None = None,
     dry_run: bool = False,
     on_set: Callable[[SetReplay], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ReplayReport:
     """Replay the selected letters set by set, marking each set after it went through
     (``reingest`` may be None for a dry run).
+
+    ``should_stop`` is asked before each set (the CLI's answer turns true on SIGINT/SIGTERM):
+    once it says so, the replay ends with ``interrupted`` set. A set is never cut in the middle,
+    so every set either went through and is marked, or was not touched.
 
     Raises whatever ``reingest`` raises (e.g. :class:`TransientError`): the sets done before
     stay marked, the failing one does not.
@@ -220,6 +227,9 @@ def replay(
     marks = marks or marks_for(store)
     report = ReplayReport(dry_run=dry_run)
     for set_id, letters, digest, already, todo in iter_selected(store, marks, flt):
+        if should_stop is not None and should_stop():
+            report.interrupted = True
+            break
         report.sets_seen += 1
         report.letters_already_replayed += len(already)
         if not todo:

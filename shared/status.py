@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.deadletter import DeadLetterStore
+from shared.redact import redact
 from shared.replay import ReplayFilter, ReplayMarks, iter_selected
 
 
@@ -43,7 +44,7 @@ class FailureReport:
             database=data.get("Database"),
             table=data.get("Table"),
             source_id=data.get("IngestionSourceId"),
-            source_path=path.split("?", 1)[0] if isinstance(path, str) else None,  # never print a SAS
+            source_path=redact(path) if isinstance(path, str) else None,  # never print a SAS signature
             failed_on=data.get("FailedOn"),
             error_code=data.get("ErrorCode"),
             failure_status=data.get("FailureStatus"),
@@ -54,7 +55,7 @@ class FailureReport:
     def line(self) -> str:
         """One line for the terminal."""
         retry = "" if self.should_retry is None else f" retry={'yes' if self.should_retry else 'no'}"
-        details = (self.details or "").replace("\n", " ")
+        details = redact((self.details or "").replace("\n", " "))
         if len(details) > 160:
             details = details[:157] + "..."
         return (

@@ -3,8 +3,10 @@ local folder), the real CLI, ADX's queue read back."""
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -60,7 +62,9 @@ def test_replay_dry_run_filters_and_a_second_run_that_does_nothing(
     dry = run(replay, ["--dry-run"], env)
     assert dry.exit_code == 0, dry.output
     assert dry.output.count("would replay set") == 2 and "would replay 7 letter(s)" in dry.output
-    assert "sig=" not in dry.output  # the SAS of DEADLETTER_BLOB_URI is never echoed
+    # The SAS of DEADLETTER_BLOB_URI is shown without its signature.
+    signature = parse_qs(urlsplit(env["DEADLETTER_BLOB_URI"]).query)["sig"][0]
+    assert signature not in dry.output and "sig=REDACTED" in dry.output
     assert landed(standin) == []
     assert all(dl_store.get_mark(s) is None for s in dl_store.sets())
 
@@ -93,7 +97,7 @@ def test_replay_stops_on_a_transient_failure_and_marks_nothing(
 ) -> None:
     standin.mgmt.fail = 10_000
     result = CliRunner().invoke(replay, [], env=env)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # an error: run it again later
     assert "replay stopped by a transient failure" in result.output
     assert all(dl_store.get_mark(s) is None for s in dl_store.sets())
     assert len(dead_letters(dl_store)) == 7  # not dead-lettered a second time
@@ -111,7 +115,7 @@ def test_status_shows_failure_reports_and_pending_dead_letters(
         "ErrorCode": "BadRequest_MappingReferenceWasNotFound", "FailureStatus": "Permanent", "ShouldRetry": False,
     })
     shown = run(status, [], env)
-    assert shown.exit_code == 0, shown.output
+    assert shown.exit_code == 1, shown.output  # 1: failure reports and dead letters need attention
     assert "ADX ingestion failure reports (1)" in shown.output
     assert "db1.Events" in shown.output and "BadRequest_MappingReferenceWasNotFound" in shown.output
     assert "retry=no" in shown.output and "SECRET" not in shown.output
@@ -156,3 +160,49 @@ def test_filter_and_times() -> None:
     assert not ReplayFilter(route="orders-us").matches(letter)
     assert ReplayFilter(since=now - timedelta(minutes=1), until=now + timedelta(minutes=1)).matches(letter)
     assert not ReplayFilter(until=now).matches(letter)
+
+
+@pytest.mark.usefixtures("failed_batches")
+def test_replay_exits_1_when_letters_fail_again_and_0_once_they_went_through(
+    env: dict[str, str], standin: AdxStandIn, dl_store: BlobDeadLetterStore
+) -> None:
+    standin.mgmt.permanent = True  # the table is still missing: every letter fails again
+    again = run(replay, ["--table", "Clicks"], env)
+    assert again.exit_code == 1, again.output
+    assert "0 ingested, 3 dead-lettered again" in again.output
+    assert "3 letter(s) failed again" in again.output
+    standin.mgmt.clear()
+    fixed = run(replay, ["--table", "Events"], env)
+    assert fixed.exit_code == 0, fixed.output
+    assert "4 ingested, 0 dead-lettered again" in fixed.output
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.usefixtures("failed_batches")
+def test_status_exits_2_when_adx_cannot_be_reached_and_still_shows_the_dead_letters(env: dict[str, str]) -> None:
+    unreachable = {**env, "ADX_INGEST_URI": f"http://127.0.0.1:{_closed_port()}"}
+    shown = run(status, [], unreachable)
+    assert shown.exit_code == 2, shown.output
+    assert "ADX failure queue: cannot read it" in shown.output
+    assert "7 letter(s) in 2 set(s) not replayed yet" in shown.output
+
+
+def test_status_exits_0_when_nothing_needs_attention(env: dict[str, str], tmp_path: Path) -> None:
+    shown = run(status, ["--dir", str(tmp_path / "empty")], env)
+    assert shown.exit_code == 0, shown.output
+    assert "ADX ingestion failure reports (0)" in shown.output
+    assert "0 letter(s) in 0 set(s) not replayed yet" in shown.output
+
+
+def test_replay_and_status_help_show_the_exit_codes() -> None:
+    for command, rows in ((replay, ("0    ok", "1    attention", "2    error", "130  interrupted")),
+                          (status, ("0    ok", "1    attention", "2    error"))):  # fmt: skip
+        text = CliRunner().invoke(command, ["--help"]).output  # type: ignore[arg-type]
+        assert "Exit codes:" in text
+        for row in rows:
+            assert row in text, (command.name, row, text)

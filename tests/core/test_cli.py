@@ -97,12 +97,12 @@ def test_ingest_end_to_end_into_duckdb(tmp_path: Path) -> None:
     (letter_file,) = list((tmp_path / "dl").glob("*.jsonl"))
     envelope = orjson.loads(letter_file.read_bytes())
     assert envelope["reason"].startswith(f"{data}:2 ")
-    assert "has 3 fields, expected at least 13" in envelope["reason"]
+    assert "has 3 fields, expected" in envelope["reason"]
 
 
 def test_ingest_reports_a_config_error_cleanly(tmp_path: Path) -> None:
     code, _, err = run("ingest", "--config", str(tmp_path / "missing.yaml"), "--topic", "x", CONFIG)
-    assert code == 1 and "ingestion file not found" in err
+    assert code == 2 and "ingestion file not found" in err  # 2: an error, nothing was read
 
 
 def test_demo_generates_ingests_and_queries(tmp_path: Path) -> None:
