@@ -4,12 +4,14 @@ as the ground truth, and read what landed (DuckDB rows, dead letters, committed 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,12 +113,16 @@ class ConsumerProcess:
 
     def __init__(
         self, ws: Workspace, topic: str, group: str, *args: str, name: str = "consumer",
-        env: dict[str, str] | None = None,
+        env: dict[str, str] | None = None, debug: bool = False,
     ) -> None:  # fmt: skip
+        """``debug`` logs at DEBUG level, which includes the "idle with N record(s) pending"
+        lines :meth:`wait_for_pending` reads."""
         self.ws = ws
         self.log = ws.root / f"{name}-{uuid.uuid4().hex[:6]}.log"
         self.out = self.log.with_suffix(".out")
         argv = [*CLI, "consume", "-t", topic, "-g", group, *FAST_GROUP, *args]
+        if debug:
+            argv += ["--log-level", "DEBUG"]
         with open(self.log, "wb") as err, open(self.out, "wb") as out:
             self.proc = subprocess.Popen(argv, env=ws.env(**(env or {})), cwd=ws.root, stdout=out, stderr=err,
                                          stdin=subprocess.DEVNULL)  # fmt: skip
@@ -131,6 +137,28 @@ class ConsumerProcess:
             assert self.proc.poll() is None, f"consumer exited ({self.proc.returncode}):\n{self.output()}"
             assert time.monotonic() < deadline, f"no {text!r} after {timeout:g}s:\n{self.output()}"
             time.sleep(0.05)
+
+    def wait_until(self, condition: Callable[[str], bool], what: str, timeout: float = 60) -> None:
+        """Block until ``condition(log text)`` holds; ``timeout`` only guards against a hang."""
+        deadline = time.monotonic() + timeout
+        while not condition(self.log.read_text(errors="replace")):
+            assert self.proc.poll() is None, f"consumer exited ({self.proc.returncode}):\n{self.output()}"
+            assert time.monotonic() < deadline, f"not {what} after {timeout:g}s:\n{self.output()}"
+            time.sleep(0.05)
+
+    def pending(self, after: str | None = None) -> int:
+        """Records the consumer last said it holds uncommitted while idle (0 if it has not said),
+        counting only what it logged after the last line containing ``after``."""
+        text = self.log.read_text(errors="replace")
+        if after is not None:
+            text = text[text.rfind(after) + len(after):] if after in text else ""
+        counts = _PENDING.findall(text)
+        return int(counts[-1]) if counts else 0
+
+    def wait_for_pending(self, count: int, timeout: float = 60) -> None:
+        """Block until the consumer has polled everything there is and holds ``count`` records
+        pending, uncommitted (needs ``debug=True``)."""
+        self.wait_until(lambda text: self.pending() == count, f"holding {count} record(s) pending", timeout)
 
     def wait(self, timeout: float = 60) -> int:
         try:
@@ -147,6 +175,15 @@ class ConsumerProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+_PENDING = re.compile(r"idle with (\d+) record\(s\) pending")
+_REVOKE_FLUSH = re.compile(r"revoking .*: flushing (\d+) pending")
+
+
+def revoke_flushes(output: str) -> list[int]:
+    """How many pending records each revoke of a consumer's log flushed, in order."""
+    return [int(n) for n in _REVOKE_FLUSH.findall(output)]
 
 
 def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30) -> dict[tuple[int, int], Sent]:

@@ -4,12 +4,19 @@ Every test produces keyed storm events with headers over several partitions with
 ``produce`` command, runs the real ``consume`` command as a separate process, reads the topic
 back with a plain consumer as the ground truth, and compares it with the rows that landed
 (each row names its topic, partition and offset), the dead letters and the committed offsets.
+
+No test depends on timing: each waits for a state the consumer reports or the broker shows
+(records pending, a revoke, committed offsets) before acting, and a consumer stops on
+``--max-records`` or a signal, never on ``--idle-exit`` (a busy machine can go quiet for longer
+than any idle window). Timeouts only guard against a hang. Batches that must not flush on their
+own use ``--batch-wait 600``.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import time
 import uuid
@@ -19,7 +26,6 @@ from pathlib import Path
 import pytest
 
 from tests.kafka_e2e.support import (
-    BackgroundProducer,
     ConsumerProcess,
     Sent,
     Workspace,
@@ -30,11 +36,14 @@ from tests.kafka_e2e.support import (
     end_offsets,
     produce,
     read_topic,
+    revoke_flushes,
 )
 
 pytestmark = pytest.mark.kafka
 
 PARTITIONS = 4
+# Batches that neither fill nor time out: only a revoke, a signal or --max-records flushes them.
+HOLD = ["--batch-records", "100000", "--batch-wait", "600"]
 
 
 @pytest.fixture
@@ -63,7 +72,7 @@ def test_happy_path_every_record_lands_exactly_once_with_key_headers_and_metadat
     assert {p for p, _ in truth} == set(range(PARTITIONS)), "the keys should spread over every partition"
 
     group = _group()
-    consumer = ConsumerProcess(ws, topic, group, "--idle-exit", "2", "--batch-records", "700")
+    consumer = ConsumerProcess(ws, topic, group, "--max-records", str(total), "--batch-records", "700")
     assert consumer.wait() == 0, consumer.output()
     assert "3,000 received, 3,000 ingested, 0 dead-lettered" in consumer.output()
 
@@ -101,7 +110,7 @@ def test_poison_records_are_dead_lettered_and_everything_else_ingested(
     assert len(poison) == 25
 
     group = _group()
-    consumer = ConsumerProcess(ws, topic, group, "--idle-exit", "2", "--batch-records", "300")
+    consumer = ConsumerProcess(ws, topic, group, "--max-records", str(total), "--batch-records", "300")
     assert consumer.wait() == 0, consumer.output()
 
     rows = db_rows(ws.db)
@@ -126,18 +135,24 @@ def test_dead_letter_store_down_exits_2_without_committing_and_a_restart_deliver
     ws: Workspace, kafka_topic: Callable[..., str]
 ) -> None:
     topic = kafka_topic(partitions=PARTITIONS, prefix="e2e-dlq-down")
+    group = _group()
+    store_parent = ws.root / "store"
+    env = {"LOCAL_DEADLETTER_DIR": str(store_parent / "deadletter")}
+
+    # Batches of exactly 100 (no time-based flush); the retry window opens at the first failure,
+    # so one retry always happens before the consumer gives up.
+    consumer = ConsumerProcess(ws, topic, group, "--batch-records", "100", "--batch-wait", "600",
+                               "--deadletter-retry-timeout", "2", env=env)  # fmt: skip
+    # The store works at startup (the preflight checks it) and goes down before any record
+    # arrives: the dead-letter folder's parent becomes a file.
+    consumer.wait_for(f"assigned {topic}[")
+    shutil.rmtree(store_parent, ignore_errors=True)
+    store_parent.write_text("not a directory")
     produce(ws, topic, "--records", "400", "--poison-every", "50")
     total = 408
     truth = read_topic(ws.bootstrap, topic, total)
     poison = {k for k, sent in truth.items() if sent.poison}
-    group = _group()
 
-    # The dead-letter folder cannot be created (its parent is a file): the store is down.
-    blocker = ws.root / "blocked"
-    blocker.write_text("not a directory")
-    env_dir = str(blocker / "deadletter")
-    consumer = ConsumerProcess(ws, topic, group, "--batch-records", "100", "--deadletter-retry-timeout", "2",
-                               env={"LOCAL_DEADLETTER_DIR": env_dir})  # fmt: skip
     assert consumer.wait() == 2, consumer.output()
     assert "retrying the same 100 record(s)" in consumer.output()  # backoff first, then give up
     assert "stopped without committing" in consumer.output()
@@ -148,13 +163,15 @@ def test_dead_letter_store_down_exits_2_without_committing_and_a_restart_deliver
     assert len(below) < total
     assert not below & poison and below <= set(first_run)
 
-    # The store is back: the restarted consumer gets every record again, nothing is lost.
-    restarted = ConsumerProcess(ws, topic, group, "--idle-exit", "2")
+    # The store is back: the restarted consumer gets every uncommitted record again, nothing is lost.
+    store_parent.unlink()
+    remaining = sum(end_offsets(ws.bootstrap, topic, PARTITIONS).values()) - sum(at_stop.values())
+    restarted = ConsumerProcess(ws, topic, group, "--max-records", str(remaining), env=env)
     assert restarted.wait() == 0, restarted.output()
     seen = counts(db_rows(ws.db))
     assert set(seen) == set(truth) - poison
-    lettered = sorted((letter.record.partition, letter.record.offset) for letter in dead_letters(ws.deadletter_dir))
-    assert lettered == sorted(poison)
+    letters = dead_letters(store_parent / "deadletter")
+    assert sorted((letter.record.partition, letter.record.offset) for letter in letters) == sorted(poison)
     assert committed(ws.bootstrap, group, topic, PARTITIONS) == end_offsets(ws.bootstrap, topic, PARTITIONS)
 
 
@@ -164,71 +181,65 @@ def test_sigterm_flushes_and_commits_exactly_what_was_ingested(
     topic = kafka_topic(partitions=PARTITIONS, prefix="e2e-term")
     total = 2000
     produce(ws, topic, "--records", str(total))
-    truth = read_topic(ws.bootstrap, topic, total)
     group = _group()
 
-    # Batches that never fill and never time out: only the SIGTERM drain can ingest and commit.
-    consumer = ConsumerProcess(ws, topic, group, "--batch-records", "100000", "--batch-wait", "600")
-    consumer.wait_for("assigned")
-    time.sleep(1.0)
+    # Only the SIGTERM drain can ingest and commit; it comes once the consumer holds every record.
+    consumer = ConsumerProcess(ws, topic, group, *HOLD, debug=True)
+    consumer.wait_for_pending(total)
     assert committed(ws.bootstrap, group, topic, PARTITIONS) == dict.fromkeys(range(PARTITIONS), 0)
     consumer.signal(signal.SIGTERM)
     assert consumer.wait(timeout=30) == 0, consumer.output()
     assert "SIGTERM received" in consumer.output()
 
+    # Everything it held was ingested and committed, once.
     after_term = committed(ws.bootstrap, group, topic, PARTITIONS)
-    assert sum(after_term.values()) > 0, "SIGTERM must flush and commit what was polled"
-    # What landed is exactly what was committed: no record ingested without its commit.
-    expected = {(p, o): 1 for p, end in after_term.items() for o in range(end)}
-    assert counts(db_rows(ws.db)) == expected
+    assert after_term == end_offsets(ws.bootstrap, topic, PARTITIONS)
+    assert counts(db_rows(ws.db)) == {(p, o): 1 for p, end in after_term.items() for o in range(end)}
 
-    # A second run picks up exactly where the first stopped.
-    rerun = ConsumerProcess(ws, topic, group, "--idle-exit", "2")
+    # A second run picks up exactly where the first stopped: it reads only the new records.
+    more = 500
+    produce(ws, topic, "--records", str(more), "--seed", "2")
+    truth = read_topic(ws.bootstrap, topic, total + more)
+    rerun = ConsumerProcess(ws, topic, group, "--max-records", str(more))
     assert rerun.wait() == 0, rerun.output()
     assert counts(db_rows(ws.db)) == {k: 1 for k in truth}
+    assert committed(ws.bootstrap, group, topic, PARTITIONS) == end_offsets(ws.bootstrap, topic, PARTITIONS)
 
 
 def test_sigkill_mid_stream_loses_nothing_and_duplicates_only_the_uncommitted_window(
     ws: Workspace, kafka_topic: Callable[..., str]
 ) -> None:
     topic = kafka_topic(partitions=PARTITIONS, prefix="e2e-kill")
-    total = 8000
+    batch, uncommitted = 100, 50
+    total = 40 * batch + uncommitted
     produce(ws, topic, "--records", str(total))
     truth = read_topic(ws.bootstrap, topic, total)
     group = _group()
 
-    # Small batches: many commits, so the kill lands between two of them.
-    consumer = ConsumerProcess(ws, topic, group, "--batch-records", "100", "--batch-wait", "0.5")
+    # Batches of exactly 100 and no time-based flush: the consumer commits 40 batches and can
+    # then commit nothing more (50 records never fill a batch). The kill lands in that state.
+    consumer = ConsumerProcess(ws, topic, group, "--batch-records", str(batch), "--batch-wait", "600")
     deadline = time.monotonic() + 60
-    while True:
-        done = sum(committed(ws.bootstrap, group, topic, PARTITIONS).values())
-        if done >= total // 5:
-            break
+    while sum(committed(ws.bootstrap, group, topic, PARTITIONS).values()) < total - uncommitted:
         assert consumer.proc.poll() is None, consumer.output()
-        assert time.monotonic() < deadline, f"only {done} records committed after 60 s:\n{consumer.output()}"
-        time.sleep(0.02)
+        assert time.monotonic() < deadline, f"the 40 batches were not committed after 60 s:\n{consumer.output()}"
+        time.sleep(0.05)
     consumer.signal(signal.SIGKILL)
     consumer.wait(timeout=10)
     at_kill = committed(ws.bootstrap, group, topic, PARTITIONS)
-    assert 0 < sum(at_kill.values()) < total, f"the kill should land mid-stream, committed {at_kill}"
-    ends = end_offsets(ws.bootstrap, topic, PARTITIONS)
-    uncommitted = sum(ends[p] - at_kill[p] for p in range(PARTITIONS))
+    assert sum(at_kill.values()) == total - uncommitted
+    # Nothing was ingested without its commit.
+    assert counts(db_rows(ws.db)) == {(p, o): 1 for p, end in at_kill.items() for o in range(end)}
 
-    restarted = ConsumerProcess(ws, topic, group, "--idle-exit", "2", "--batch-records", "1000")
+    # The restart reads exactly the uncommitted window again.
+    restarted = ConsumerProcess(ws, topic, group, "--max-records", str(uncommitted), "--batch-records", "1000")
     assert restarted.wait() == 0, restarted.output()
 
     seen = counts(db_rows(ws.db))
     missing = set(truth) - set(seen)
     assert not missing, f"{len(missing)} record(s) lost, e.g. {sorted(missing)[:5]}"
-    assert set(seen) == set(truth)
-    for (partition, offset), n in seen.items():
-        if offset < at_kill[partition]:
-            assert n == 1, f"committed record {partition}@{offset} was ingested {n} times"
-        else:
-            assert n <= 2, f"record {partition}@{offset} was ingested {n} times"
-    duplicates = sum(n - 1 for n in seen.values())
-    assert duplicates <= uncommitted
-    assert committed(ws.bootstrap, group, topic, PARTITIONS) == ends
+    assert seen == {k: 1 for k in truth}, "the uncommitted window was never ingested, so nothing is duplicated"
+    assert committed(ws.bootstrap, group, topic, PARTITIONS) == end_offsets(ws.bootstrap, topic, PARTITIONS)
 
 
 def test_rebalance_between_two_consumers_loses_and_duplicates_nothing(
@@ -241,28 +252,30 @@ def test_rebalance_between_two_consumers_loses_and_duplicates_nothing(
     for ws in (ws_a, ws_b):
         ws.root.mkdir()
     group = _group()
-    first_half = 2000
-    total = first_half + 2000
-    # Batches that only a revoke or the idle exit flushes: the first consumer still holds its
-    # records, uncommitted, when the second one joins.
-    hold = ["--idle-exit", "4", "--batch-records", "100000", "--batch-wait", "600"]
+    first_half = second_half = 2000
 
+    # The first consumer holds every record of the first half, uncommitted, when the second joins.
     produce(ws_a, topic, "--records", str(first_half), "--seed", "1")
-    first = ConsumerProcess(ws_a, topic, group, *hold, name="a")
-    first.wait_for("assigned")
-    time.sleep(1.0)
+    first = ConsumerProcess(ws_a, topic, group, *HOLD, name="a", debug=True)
+    first.wait_for_pending(first_half)
     assert committed(kafka_bootstrap, group, topic, PARTITIONS) == dict.fromkeys(range(PARTITIONS), 0)
-    # More records arrive (about 2 s) while the second consumer joins and takes partitions.
-    producer = BackgroundProducer(ws_b, topic, total - first_half, rate=1000)
-    second = ConsumerProcess(ws_b, topic, group, *hold, name="b")
-    producer.wait()
+    second = ConsumerProcess(ws_b, topic, group, *HOLD, name="b", debug=True)
+    first.wait_for("revoking ")
+    second.wait_for(f"assigned {topic}[")
+    assert revoke_flushes(first.output())[0] == first_half, "the revoke flushes what the first consumer held"
+
+    # More records over every partition, read by both members; once they have polled them all,
+    # SIGTERM makes each flush and commit its share.
+    produce(ws_b, topic, "--records", str(second_half), "--seed", "2")
+    first.wait_until(lambda _: first.pending(after="revoking ") + second.pending() == second_half,
+                     f"holding the {second_half} new records between them")  # fmt: skip
+    for consumer in (first, second):
+        consumer.signal(signal.SIGTERM)
     assert first.wait() == 0, first.output()
     assert second.wait() == 0, second.output()
 
-    truth = read_topic(kafka_bootstrap, topic, total)
+    truth = read_topic(kafka_bootstrap, topic, first_half + second_half)
     rows_a, rows_b = db_rows(ws_a.db), db_rows(ws_b.db)
-    revoke_flushes = [int(n) for n in re.findall(r"revoking .*: flushing (\d+) pending", first.output())]
-    assert revoke_flushes and revoke_flushes[0] > 0, f"the rebalance should find records pending:\n{first.output()}"
     assert rows_b, "the second consumer should have taken partitions and ingested records"
     assert counts(rows_a + rows_b) == {k: 1 for k in truth}, "a rebalance must neither lose nor duplicate"
     assert committed(kafka_bootstrap, group, topic, PARTITIONS) == end_offsets(kafka_bootstrap, topic, PARTITIONS)
@@ -278,25 +291,31 @@ def test_a_consumer_that_lost_its_partitions_drops_its_uncommitted_records_inste
         ws.root.mkdir()
     group = _group()
     total = 2000
-    hold = ["--idle-exit", "4", "--batch-records", "100000", "--batch-wait", "600"]
     produce(ws_a, topic, "--records", str(total))
 
-    first = ConsumerProcess(ws_a, topic, group, *hold, name="a")
-    first.wait_for("assigned")
-    time.sleep(1.0)  # it now holds every record, uncommitted
-    # Frozen past its session timeout (6 s): the group gives its partitions to the second one.
+    first = ConsumerProcess(ws_a, topic, group, *HOLD, name="a", debug=True)
+    first.wait_for_pending(total)  # it holds every record, uncommitted
+    # Frozen past its session timeout (6 s): the group gives its partitions to the second one,
+    # which reads everything again from the last commit (none).
     first.signal(signal.SIGSTOP)
     try:
-        second = ConsumerProcess(ws_b, topic, group, *hold, name="b")
-        second.wait_for("assigned", timeout=30)
-        time.sleep(1.0)
+        second = ConsumerProcess(ws_b, topic, group, *HOLD, name="b", debug=True)
+        second.wait_for_pending(total)
     finally:
         first.signal(signal.SIGCONT)
+    # Woken up, the first finds its partitions lost and drops what it held; its rejoining makes
+    # the second revoke, which flushes and commits everything before anyone reads again.
+    first.wait_for("dropped ")
+    second.wait_for("revoking ")
+    for consumer in (first, second):
+        consumer.signal(signal.SIGTERM)
     assert first.wait() == 0, first.output()
     assert second.wait() == 0, second.output()
 
     truth = read_topic(kafka_bootstrap, topic, total)
     dropped = [int(n) for n in re.findall(r"dropped (\d+) uncommitted", first.output())]
-    assert dropped and dropped[0] > 0, f"the first consumer should have found its partitions lost:\n{first.output()}"
-    assert counts(db_rows(ws_a.db) + db_rows(ws_b.db)) == {k: 1 for k in truth}
+    assert dropped == [total], f"the first consumer should have dropped what it held:\n{first.output()}"
+    assert revoke_flushes(second.output())[0] == total
+    assert db_rows(ws_a.db) == [], "the records the first one dropped were never ingested by it"
+    assert counts(db_rows(ws_b.db)) == {k: 1 for k in truth}
     assert committed(kafka_bootstrap, group, topic, PARTITIONS) == end_offsets(kafka_bootstrap, topic, PARTITIONS)
