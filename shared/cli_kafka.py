@@ -37,14 +37,16 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _setup_logging(level: str) -> None:
-    """Log at ``level`` to standard error (the group's ``-v`` may have configured logging)."""
+    """Log at ``level`` to standard error, or more when the group's ``-v``/``-vv`` asked for
+    more (it configured logging already)."""
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(stream=sys.stderr, format=LOG_FORMAT)
+        logging.basicConfig(stream=sys.stderr, format=LOG_FORMAT, level=logging.WARNING)
     install_log_redaction()  # also when the command runs without the group (its handler is new)
-    root.setLevel(level.upper())
-    # The Azure SDKs log every HTTP request at INFO.
-    logging.getLogger("azure").setLevel(max(logging.WARNING, root.level))
+    root.setLevel(min(root.level, logging.getLevelName(level.upper())))
+    # The Azure SDKs log every HTTP request at INFO: only debug output wants them.
+    if root.level > logging.DEBUG:
+        logging.getLogger("azure").setLevel(logging.WARNING)
 
 
 def connection_options(fn: F) -> F:

@@ -19,14 +19,15 @@ from shared.destination import Destination
 from shared.pipeline import Pipeline, RetryPolicy
 from shared.replay import LocalReplayMarks, ReplayFilter, parse_when
 from shared.sinks.adx import AdxSink
-from tests.adx.support import DATABASE, config_data, dead_letters, landed, make_config, records
-from tests.adx_standin import AdxStandIn
+from tests.adx.support import DATABASE, config_data, dead_letters, landed, make_config, poison, records
+from tests.adx_standin import AdxStandIn, FaultProxy
 
 
 @pytest.fixture
 def env(standin: AdxStandIn, deadletter_url: str, tmp_path: Path) -> dict[str, str]:
     config = tmp_path / "ingestion.yaml"
     config.write_text(yaml.safe_dump(config_data()))
+    standin.apply_config(make_config())  # the tables and mappings exist: preflight passes
     return {
         "ADX_INGEST_URI": standin.url,
         "ADX_AUTH": "none",
@@ -93,9 +94,10 @@ def test_replay_dry_run_filters_and_a_second_run_that_does_nothing(
 
 @pytest.mark.usefixtures("failed_batches")
 def test_replay_stops_on_a_transient_failure_and_marks_nothing(
-    env: dict[str, str], standin: AdxStandIn, dl_store: BlobDeadLetterStore
+    env: dict[str, str], dl_store: BlobDeadLetterStore, blob_proxy: FaultProxy
 ) -> None:
-    standin.mgmt.fail = 10_000
+    # ADX answers (preflight passes) but its temp storage is down: uploads fail with 503.
+    blob_proxy.fail("-tmp-", 503, method="PUT")
     result = CliRunner().invoke(replay, [], env=env)
     assert result.exit_code == 2  # an error: run it again later
     assert "replay stopped by a transient failure" in result.output
@@ -166,15 +168,17 @@ def test_filter_and_times() -> None:
 def test_replay_exits_1_when_letters_fail_again_and_0_once_they_went_through(
     env: dict[str, str], standin: AdxStandIn, dl_store: BlobDeadLetterStore
 ) -> None:
-    standin.mgmt.permanent = True  # the table is still missing: every letter fails again
-    again = run(replay, ["--table", "Clicks"], env)
+    # Letters of records that still are not JSON: replaying them dead-letters them again.
+    dest = Destination(DATABASE, "Events", "json", "EventsMap", "server")
+    dl_store.write([DeadLetter(record=poison("events", n), reason="invalid JSON", stage="decode", destination=dest)
+                    for n in (90, 91)])  # fmt: skip
+    again = run(replay, ["--table", "Events"], env)
     assert again.exit_code == 1, again.output
-    assert "0 ingested, 3 dead-lettered again" in again.output
-    assert "3 letter(s) failed again" in again.output
-    standin.mgmt.clear()
-    fixed = run(replay, ["--table", "Events"], env)
+    assert "4 ingested, 2 dead-lettered again" in again.output
+    assert "2 letter(s) failed again" in again.output
+    fixed = run(replay, ["--table", "Clicks"], env)
     assert fixed.exit_code == 0, fixed.output
-    assert "4 ingested, 0 dead-lettered again" in fixed.output
+    assert "3 ingested, 0 dead-lettered again" in fixed.output
 
 
 def _closed_port() -> int:
