@@ -7,6 +7,14 @@
   status table) and ``.get kusto identity token`` (one ``AuthorizationContext`` column);
 * ``POST /v1/rest/ingest/{db}/{table}?streamFormat=..&mappingName=..`` (gzip body): streaming
   ingestion, recorded in :attr:`AdxStandIn.streamed`;
+* ``POST /v1/rest/mgmt`` with the schema commands ``kafka-adx kql`` writes and ``doctor`` /
+  ``preflight`` read: ``.create-merge table``, ``.create-or-alter table T ingestion K mapping``,
+  ``.alter table T policy ...``, ``.show tables``, ``.show table T cslschema``,
+  ``.show table T ingestion [K] mappings``, against per-database tables a test configures
+  (:meth:`AdxStandIn.apply_config` runs the generated KQL; :meth:`AdxStandIn.drop_table`,
+  :meth:`~AdxStandIn.drop_column`, :meth:`~AdxStandIn.set_column_type` and
+  :meth:`~AdxStandIn.set_mapping` make the cluster drift). An unknown database or table answers
+  ADX's ``BadRequest_EntityNotFound``;
 * ``GET /v1/rest/auth/metadata``: 404, which the SDK reads as "public cloud";
 * ``GET /msi/token``: the App Service managed-identity endpoint (``IDENTITY_ENDPOINT`` /
   ``IDENTITY_HEADER``), so the managed-identity code path runs offline.
@@ -27,6 +35,7 @@ import base64
 import gzip
 import http.client
 import json
+import re
 import sys
 import threading
 import time
@@ -171,6 +180,54 @@ def _v1(columns: list[tuple[str, str, str]], rows: list[list[Any]]) -> dict[str,
     }
 
 
+@dataclass
+class StandInTable:
+    """A table of the stand-in's schema: ordered columns and ingestion mappings."""
+
+    columns: list[tuple[str, str]]
+    """(name, type) in table order."""
+    mappings: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Mapping name -> (kind as ADX shows it, e.g. ``Json``; the mapping's JSON text)."""
+
+    def cslschema(self) -> str:
+        """``name:type,...`` as ``.show table T cslschema`` returns it (odd names quoted)."""
+        return ",".join(f"{_csl_name(n)}:{t}" for n, t in self.columns)
+
+
+_NAME = r"(?:\['(?P<{0}q>[^']+)'\]|(?P<{0}>[A-Za-z0-9_.\-]+))"
+
+
+def _name_re(group: str) -> str:
+    return _NAME.format(group)
+
+
+def _group(match: re.Match[str], group: str) -> str:
+    return match.group(f"{group}q") or match.group(group)
+
+
+def _csl_name(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else f"['{name}']"
+
+
+def _stored_mapping(text: str) -> str:
+    """The mapping JSON as the stand-in shows it: each entry with ``column``, ``datatype``
+    (empty unless given) and ``Properties`` (ADX adds the empty datatype; unconfirmed beyond
+    that, so doctor compares entries by meaning, not by text)."""
+    entries = json.loads(text)
+    out = []
+    for entry in entries:
+        out.append({"column": entry.get("column") or entry.get("Column") or entry.get("Name"),
+                    "datatype": entry.get("datatype") or entry.get("DataType") or "",
+                    "Properties": entry.get("Properties") or entry.get("properties") or {}})
+    return json.dumps(out, separators=(",", ":"))
+
+
+class _MgmtError(Exception):
+    def __init__(self, status: int, code: str, message: str, permanent: bool = True) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.permanent = status, code, message, permanent
+
+
 class AdxStandIn:
     """The stand-in server. Use as a context manager or call :meth:`close`."""
 
@@ -202,8 +259,127 @@ class AdxStandIn:
         self.streamed: list[Streamed] = []
         self.seen: list[Seen] = []
         self.token_requests: list[dict[str, str]] = []
+        self.databases: dict[str, dict[str, StandInTable]] = {}
+        """The schema: database -> table name -> table (empty until a test configures it)."""
         self._lock = threading.Lock()
         self._server, self._thread = _serve(_AdxHandler, self)
+
+    # -- schema ------------------------------------------------------------------------------
+
+    def apply_kql(self, kql: str, database: str) -> None:
+        """Run management commands (paragraphs, ``//`` comments skipped) in ``database``,
+        creating the database: what running ``kafka-adx kql`` output in it does."""
+        with self._lock:
+            self.databases.setdefault(database, {})
+        for command in kql.split("\n\n"):
+            command = command.strip()
+            if command and not command.startswith("//"):
+                self.run_mgmt(database, command)
+
+    def apply_config(self, config: Any, database: str | None = None) -> None:
+        """Create what ``kafka-adx kql`` creates for an ingestion file (in its database)."""
+        from shared.kql import generate_kql
+
+        self.apply_kql(generate_kql(config, comments=False), database or config.database)
+
+    def table(self, database: str, table: str) -> StandInTable:
+        """A configured table (KeyError if none)."""
+        return self.databases[database][table]
+
+    def drop_table(self, database: str, table: str) -> None:
+        """Remove a table (drift: a missing table)."""
+        with self._lock:
+            del self.databases[database][table]
+
+    def drop_column(self, database: str, table: str, column: str) -> None:
+        """Remove a column (drift: a missing column)."""
+        with self._lock:
+            t = self.databases[database][table]
+            t.columns = [(n, ty) for n, ty in t.columns if n != column]
+
+    def set_column_type(self, database: str, table: str, column: str, adx_type: str) -> None:
+        """Change a column's type (drift: a type difference)."""
+        with self._lock:
+            t = self.databases[database][table]
+            t.columns = [(n, adx_type if n == column else ty) for n, ty in t.columns]
+
+    def set_mapping(self, database: str, table: str, name: str, kind: str, entries: list[dict[str, Any]] | None) -> None:
+        """Replace (or, with None, remove) a mapping (drift: a mapping that differs or is missing)."""
+        with self._lock:
+            t = self.databases[database][table]
+            if entries is None:
+                t.mappings.pop(name, None)
+            else:
+                t.mappings[name] = (kind.capitalize(), _stored_mapping(json.dumps(entries)))
+
+    def run_mgmt(self, database: str, csl: str) -> dict[str, Any]:
+        """Answer one schema command (v1 JSON body), or raise ``_MgmtError``."""
+        with self._lock:
+            return self._schema_command(database, csl)
+
+    def _tables(self, database: str) -> dict[str, StandInTable]:
+        tables = self.databases.get(database)
+        if tables is None:
+            raise _MgmtError(400, "BadRequest_EntityNotFound", f"Entity ID '{database}' of kind 'Database' was not found.")
+        return tables
+
+    def _existing(self, database: str, name: str) -> StandInTable:
+        table = self._tables(database).get(name)
+        if table is None:
+            raise _MgmtError(400, "BadRequest_EntityNotFound", f"Entity ID '{name}' of kind 'Table' was not found.")
+        return table
+
+    def _schema_command(self, database: str, csl: str) -> dict[str, Any]:
+        text = " ".join(csl.split()) if not csl.startswith(".create-or-alter") else csl.strip()
+        if text == ".show tables":
+            rows = [[name, database, "", ""] for name in sorted(self._tables(database))]
+            return _v1([("TableName", "String", "string"), ("DatabaseName", "String", "string"),
+                        ("Folder", "String", "string"), ("DocString", "String", "string")], rows)
+        m = re.fullmatch(rf"\.show table {_name_re('t')} cslschema", text)
+        if m:
+            name = _group(m, "t")
+            table = self._existing(database, name)
+            return _v1([("TableName", "String", "string"), ("Schema", "String", "string"),
+                        ("DatabaseName", "String", "string"), ("Folder", "String", "string"),
+                        ("DocString", "String", "string")], [[name, table.cslschema(), database, "", ""]])
+        m = re.fullmatch(rf"\.show table {_name_re('t')} ingestion(?: (?P<kind>\w+))? mappings", text)
+        if m:
+            name = _group(m, "t")
+            table = self._existing(database, name)
+            kind = (m.group("kind") or "").lower()
+            rows = [[mname, mkind, mtext, "2024-05-01T12:00:00Z", database, name]
+                    for mname, (mkind, mtext) in sorted(table.mappings.items()) if not kind or mkind.lower() == kind]
+            return _v1([("Name", "String", "string"), ("Kind", "String", "string"), ("Mapping", "String", "string"),
+                        ("LastUpdatedOn", "DateTime", "datetime"), ("Database", "String", "string"),
+                        ("Table", "String", "string")], rows)
+        m = re.fullmatch(rf"\.create-merge table {_name_re('t')} \((?P<cols>.*)\)", text)
+        if m:
+            name = _group(m, "t")
+            tables = self.databases.setdefault(database, {})
+            columns = [(_group(c, "c"), c.group("type").lower())
+                       for c in re.finditer(rf"{_name_re('c')}\s*:\s*(?P<type>\w+)", m.group("cols"))]
+            table = tables.get(name)
+            if table is None:
+                table = tables[name] = StandInTable(columns)
+            else:  # create-merge adds missing columns at the end and never changes existing ones
+                known = {n for n, _ in table.columns}
+                table.columns += [(n, t) for n, t in columns if n not in known]
+            return _v1([("TableName", "String", "string"), ("Schema", "String", "string"),
+                        ("DatabaseName", "String", "string"), ("Folder", "String", "string"),
+                        ("DocString", "String", "string")], [[name, table.cslschema(), database, "", ""]])
+        m = re.fullmatch(rf"\.create-or-alter table {_name_re('t')} ingestion (?P<kind>\w+) mapping "
+                         r"(?P<q>['\"])(?P<m>[^'\"]+)(?P=q) @'(?P<json>.*)'", text, re.DOTALL)
+        if m:
+            table = self._existing(database, _group(m, "t"))
+            stored = _stored_mapping(m.group("json").replace("''", "'"))
+            table.mappings[m.group("m")] = (m.group("kind").capitalize(), stored)
+            return _v1([("Name", "String", "string"), ("Kind", "String", "string"), ("Mapping", "String", "string")],
+                       [[m.group("m"), m.group("kind").capitalize(), stored]])
+        m = re.fullmatch(rf"\.alter table {_name_re('t')} policy .*", text, re.DOTALL)
+        if m:
+            self._existing(database, _group(m, "t"))
+            return _v1([("PolicyName", "String", "string")], [[text.split(" policy ", 1)[1].split(" ", 1)[0]]])
+        raise _MgmtError(400, "General_BadRequest", f"stand-in does not serve {csl!r}")
 
     @property
     def url(self) -> str:
@@ -382,7 +558,18 @@ class _AdxHandler(_Base):
         st = self.standin
         if not self._authorized() or self._fault(st.mgmt):
             return
-        csl = json.loads(body or b"{}").get("csl", "").strip()
+        request = json.loads(body or b"{}")
+        csl = request.get("csl", "").strip()
+        if csl.startswith((".show", ".create", ".alter")):
+            try:
+                answer = st.run_mgmt(request.get("db") or "NetDefaultDB", csl)
+            except _MgmtError as exc:
+                self._record(exc.status, csl)
+                self._json(exc.status, _adx_error(exc.code, exc.message, exc.permanent))
+                return
+            self._record(200, csl)
+            self._json(200, answer)
+            return
         if csl == ".get ingestion resources":
             self._record(200, csl)
             self._json(200, _v1([("ResourceTypeName", "String", "string"), ("StorageRoot", "String", "string")],

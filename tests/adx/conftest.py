@@ -10,6 +10,7 @@ import pytest
 from shared.deadletter_blob import BlobDeadLetterStore
 from shared.settings import Settings
 from shared.sinks.adx import AdxClients, AdxOptions, AdxSink, StorageRetry
+from tests.adx.support import make_config
 from tests.adx_standin import AdxStandIn, FaultProxy
 from tests.fixtures.azurite import Azurite
 
@@ -55,8 +56,11 @@ def queue_proxy(azurite: Azurite) -> Iterator[FaultProxy]:
 
 @pytest.fixture
 def standin(azurite: Azurite, storage_names: str, blob_proxy: FaultProxy, queue_proxy: FaultProxy) -> Iterator[AdxStandIn]:
-    """The ADX stand-in, handing out SAS URIs through the fault proxies."""
+    """The ADX stand-in, handing out SAS URIs through the fault proxies, with the tables and
+    mappings of the tests' ingestion file created as `kafka-adx kql` creates them (preflight
+    checks them before ingest, consume and replay)."""
     with AdxStandIn(azurite, storage_names, blob_endpoint=blob_proxy.endpoint, queue_endpoint=queue_proxy.endpoint) as st:
+        st.apply_config(make_config())
         yield st
 
 
