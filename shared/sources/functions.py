@@ -303,11 +303,13 @@ def _kafka_key(value: Any, key_type: KafkaKeyType) -> bytes | None:
     return _text_bytes(value)
 
 
-def kafka_record_from_envelope(
-    body: bytes, *, key_type: KafkaKeyType = "string", brokers: str = "", _streams: _KafkaStreams | None = None
-) -> Record:
+def kafka_record_from_envelope(body: bytes, *, key_type: KafkaKeyType = "string", brokers: str = "") -> Record:
     """One Kafka record from the extension's JSON envelope (``dataType: string``); ``brokers``
     names the cluster in the record's ``stream`` (see :func:`kafka_records`)."""
+    return _envelope_record(body, key_type, _KafkaStreams(brokers))
+
+
+def _envelope_record(body: bytes, key_type: KafkaKeyType, streams: _KafkaStreams) -> Record:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -318,7 +320,6 @@ def kafka_record_from_envelope(
     if not isinstance(topic, str) or _field(doc, "Offset") is None:
         raise AdapterFault("Kafka trigger JSON envelope has no Topic or Offset")
     value = _field(doc, "Value")
-    streams = _streams or _KafkaStreams(brokers)
     return Record(
         value=_text_bytes(value),
         key=_kafka_key(_field(doc, "Key"), key_type),
@@ -332,19 +333,16 @@ def kafka_record_from_envelope(
     )
 
 
-def kafka_record_from_event(
-    event: KafkaEventLike,
-    *,
-    key_type: KafkaKeyType = "string",
-    brokers: str = "",
-    _streams: _KafkaStreams | None = None,
-) -> Record:
+def kafka_record_from_event(event: KafkaEventLike, *, key_type: KafkaKeyType = "string", brokers: str = "") -> Record:
     """One Kafka record from a raw-binary event (``dataType: binary``) and its metadata;
     ``brokers`` names the cluster in the record's ``stream`` (see :func:`kafka_records`)."""
+    return _event_record(event, key_type, _KafkaStreams(brokers))
+
+
+def _event_record(event: KafkaEventLike, key_type: KafkaKeyType, streams: _KafkaStreams) -> Record:
     topic = event.topic
     if not isinstance(topic, str) or event.offset is None:
         raise AdapterFault("Kafka event has no topic or offset metadata")
-    streams = _streams or _KafkaStreams(brokers)
     return Record(
         value=event.get_body(),
         key=_kafka_key(event.key, key_type),
@@ -400,9 +398,9 @@ def kafka_records(
     for event in events:
         try:
             if envelope:
-                record = kafka_record_from_envelope(event.get_body(), key_type=key_type, _streams=streams)
+                record = _envelope_record(event.get_body(), key_type, streams)
             else:
-                record = kafka_record_from_event(event, key_type=key_type, _streams=streams)
+                record = _event_record(event, key_type, streams)
         except AdapterFault as exc:
             out.errors.append(AdapterError(_kafka_fallback(event, streams), str(exc)))
             continue

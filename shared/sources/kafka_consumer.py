@@ -30,7 +30,7 @@ already has).
 
 When the dead-letter store fails, :meth:`Pipeline.process` raises :class:`DeadLetterError`.
 The consumer then retries the *same* records with exponential backoff for up to
-``deadletter_retry_timeout`` seconds (kept below ``max.poll.interval.ms`` so the consumer keeps
+``deadletter_retry_timeout`` seconds counted from the first failure (kept below ``max.poll.interval.ms`` so the consumer keeps
 its partitions), and if the store is still down it stops **without committing** and the
 command exits with code 2: a supervisor restarts it and the records are redelivered from the
 last commit. A retry may ingest a pipeline batch a second time (never loses one).
@@ -86,7 +86,8 @@ class ConsumerOptions:
     """Stop (flush, commit, exit) after this many seconds without a record, counted from the last
     record or the last partition assignment."""
     deadletter_retry_timeout: float = 120.0
-    """How long to retry a batch while the dead-letter store fails before giving up uncommitted."""
+    """How long to retry a batch while the dead-letter store fails before giving up uncommitted
+    (counted from the first failure, so a slow first attempt does not use it up)."""
     poll_timeout: float = 0.25
     """Longest wait of one poll (bounds how late a time-based flush or a signal is handled)."""
 

@@ -160,3 +160,16 @@ def test_without_a_topic_id_the_stream_is_cluster_and_topic_and_the_reason_is_lo
     assert {r.stream for r in recording.records} == {f"kafka:{cluster_id}/{topic}"}
     warnings = [r.getMessage() for r in caplog.records if "stream identity" in r.getMessage()]
     assert len(warnings) == 1 and "admin client refused (test)" in warnings[0], warnings
+
+
+def test_the_admin_client_that_reads_topic_ids_gets_the_connection_settings_only() -> None:
+    from shared.sources.kafka_consumer import admin_config, consumer_config
+
+    def on_error(error: object) -> None: ...
+
+    client = {"bootstrap.servers": "b:9092", "security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN",
+              "session.timeout.ms": 6000, "heartbeat.interval.ms": 500, "error_cb": on_error}  # fmt: skip
+    config = consumer_config(client, ConsumerOptions(topics=("t",), group="g"))
+    admin = admin_config(config)
+    assert admin == {"bootstrap.servers": "b:9092", "security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN",
+                     "client.id": f"{config['client.id']}-admin"}  # fmt: skip
