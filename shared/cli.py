@@ -38,6 +38,7 @@ from shared.cli_common import (
     print_summary,
     settings_or_exit,
 )
+from shared.cli_doctor import doctor
 from shared.cli_kafka import consume, produce
 from shared.config import IngestionConfig, load_config
 from shared.errors import ConfigError, InputError, InputStopped, Interrupted, KafkaAdxError
@@ -378,6 +379,7 @@ main.add_command(replay)
 main.add_command(status)
 main.add_command(consume)
 main.add_command(produce)
+main.add_command(doctor)
 
 
 if __name__ == "__main__":

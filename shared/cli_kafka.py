@@ -168,6 +168,7 @@ def consume(
     """
     from shared.kafka_auth import AuthFailureGuard
     from shared.pipeline import RetryPolicy
+    from shared.preflight import PreflightError, check_kafka
     from shared.runtime import build_pipeline
     from shared.sources.kafka_consumer import ConsumerAborted, ConsumerOptions, KafkaIngestor, stop_on_signals
 
@@ -190,6 +191,10 @@ def consume(
     # Fail fast, before anything is consumed (and so before any offset could be committed).
     preflight_or_exit(settings, config)
     client_config = conn.client_config()
+    try:
+        check_kafka(client_config, topics, timeout=10.0)
+    except PreflightError as exc:
+        raise CliError(str(exc)) from None
     try:
         pipeline = build_pipeline(settings, config, retry=RetryPolicy())
     except KafkaAdxError as exc:
