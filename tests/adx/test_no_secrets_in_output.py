@@ -1,6 +1,6 @@
 """No credential in anything a ``kafka-adx`` command prints, at ``-vv``.
 
-Every command runs as a real process against real parts: Azurite, the ADX stand-in (which hands
+Every command (doctor too) runs as a real process against real parts: Azurite, the ADX stand-in (which hands
 the SDK SAS URIs of its temp containers and queues, as ``.get ingestion resources`` does), a
 dead-letter container whose ``DEADLETTER_BLOB_URI`` carries a SAS signed with Azurite's
 development key, and the Kafka broker for ``produce`` and ``consume``. ``-vv`` turns on the
@@ -130,6 +130,7 @@ def test_no_command_prints_a_signature_at_debug_level(
 
     run("validate", expect=0)
     run("kql", expect=0)
+    run("doctor", expect=0)
     run("preview", "-t", "events", str(events), expect=0)
     run("demo", "--records", "200", "--dir", str(tmp_path / "demo"), "--config", str(REPO / "ingestion.yaml"), expect=0)
 
@@ -159,7 +160,7 @@ def test_no_command_prints_a_signature_at_debug_level(
 
     assert handed_out, "the SDK asked the stand-in for its ingestion resources"
     assert {name for name, _ in run.output} == {
-        "validate", "kql", "preview", "demo", "ingest", "produce", "consume", "status", "replay",
+        "validate", "kql", "doctor", "preview", "demo", "ingest", "produce", "consume", "status", "replay",
     }
     for command, text in run.output:
         _assert_no_secret(command, text, [deadletter_sig, *handed_out])
