@@ -5,6 +5,7 @@ is exactly what was sent."""
 from __future__ import annotations
 
 import base64
+import itertools
 from collections.abc import Callable
 
 import azure.functions as func
@@ -17,6 +18,38 @@ from tests.functions.conftest import KAFKA_ENV, LocalApp
 from tests.functions.host import Context, KafkaMessage, kafka_events
 
 EVENTS = list(storm_events(6, seed=3))
+
+
+def host_events(messages: list[KafkaMessage], *, data_type: str = "binary", key_type: str = "string") -> list[func.KafkaEvent]:
+    """The batch the host sends for a binding with ``dataType``/``keyDataType``: keys as text
+    (String, the extension's default: decoded as UTF-8 with replacement characters) or as
+    base64 of the bytes (Binary: .NET ``byte[]`` in JSON), in ``KeyArray`` and in the
+    envelope's ``Key``; a null key is ``''`` in the envelope (FACTS.md)."""
+
+    def key(message: KafkaMessage) -> str | None:
+        if message.key is None:
+            return None
+        if key_type == "binary":
+            return base64.b64encode(message.key).decode()
+        return message.key.decode("utf-8", errors="replace")
+
+    rebuilt = []
+    for message, event in zip(messages, kafka_events(messages, data_type=data_type), strict=True):
+        body = event.get_body()
+        if data_type == "string":
+            doc = orjson.loads(body)
+            doc["Key"] = key(message) or ""
+            body = orjson.dumps(doc)
+        rebuilt.append(func.KafkaEvent(body=body, key=key(message), topic=event.topic, offset=event.offset,
+                                       partition=event.partition, timestamp=event.timestamp, headers=event.headers))  # fmt: skip
+    return rebuilt
+
+
+def app_events(app: LocalApp, messages: list[KafkaMessage], *, data_type: str = "binary") -> list[func.KafkaEvent]:
+    """:func:`host_events` for the key type the app's Kafka binding asks the extension for."""
+    bindings = orjson.loads(app.functions["kafka_ingest"].get_function_json())["bindings"]
+    key_type = str(bindings[0].get("keyDataType") or "string").lower()
+    return host_events(messages, data_type=data_type, key_type=key_type)
 
 
 def mixed_batch() -> list[KafkaMessage]:
@@ -37,7 +70,7 @@ def test_binary_batch_lands_with_metadata_and_every_poison_record_is_dead_letter
 ) -> None:
     app = local_app(KAFKA_ENV)
     messages = mixed_batch()
-    assert app.call("kafka_ingest", kafka_events(messages, data_type="binary"), Context("kafka_ingest")) is None
+    assert app.call("kafka_ingest", app_events(app, messages, data_type="binary"), Context("kafka_ingest")) is None
 
     storm_events_rows = app.rows(
         'SELECT EventId, KafkaTopic, KafkaPartition, KafkaOffset, KafkaKey FROM "Weather"."StormEvents" ORDER BY EventId'
@@ -65,7 +98,7 @@ def test_binary_batch_lands_with_metadata_and_every_poison_record_is_dead_letter
 def test_json_envelope_batch_decodes_base64_headers_and_keys(local_app: Callable[[dict[str, str]], LocalApp]) -> None:
     app = local_app({**KAFKA_ENV, "KAFKA_DATA_TYPE": "string"})
     messages = mixed_batch()
-    app.call("kafka_ingest", kafka_events(messages, data_type="string"), Context("kafka_ingest"))
+    app.call("kafka_ingest", app_events(app, messages, data_type="string"), Context("kafka_ingest"))
 
     assert app.rows('SELECT EventId, KafkaKey FROM "Weather"."StormEvents" ORDER BY EventId') == [
         (EVENTS[0]["EventId"], "station-10"), (EVENTS[2]["EventId"], "station-5")
@@ -81,8 +114,9 @@ def test_json_envelope_batch_decodes_base64_headers_and_keys(local_app: Callable
 
 def test_adapter_reads_every_field_of_the_envelope() -> None:
     message = KafkaMessage("t", 42, b'{"a": 1}', partition=3, key=b"k", headers=[("Table", b"T"), ("bin", b"\x00\xff"), ("n", None)])
-    for data_type in ("binary", "string"):
-        adapted = kafka_records(kafka_events([message], data_type=data_type), envelope=data_type == "string")
+    for data_type, key_type in itertools.product(("binary", "string"), ("string", "binary")):
+        events = host_events([message], data_type=data_type, key_type=key_type)
+        adapted = kafka_records(events, envelope=data_type == "string", key_type=key_type)  # type: ignore[arg-type]
         assert adapted.errors == []
         (record,) = adapted.records
         assert (record.topic, record.partition, record.offset, record.key, record.value) == ("t", 3, 42, b"k", b'{"a": 1}')
@@ -95,7 +129,7 @@ def test_unreadable_envelope_is_dead_lettered_with_its_reason_and_the_rest_inges
 ) -> None:
     app = local_app({**KAFKA_ENV, "KAFKA_DATA_TYPE": "string"})
     good = KafkaMessage("storm-events-json", 20, to_json(EVENTS[5]))
-    events = kafka_events([good, KafkaMessage("storm-events-json", 21, b"x")], data_type="string")
+    events = app_events(app, [good, KafkaMessage("storm-events-json", 21, b"x")], data_type="string")
     broken = orjson.loads(events[1].get_body())
     broken["Headers"] = [{"Key": "Table", "Value": "not base64!"}]
     events[1] = type(events[1])(body=orjson.dumps(broken), topic="storm-events-json", offset=21, partition=0)
@@ -126,7 +160,7 @@ def test_concurrent_invocations_share_the_worker_and_lose_nothing(local_app: Cal
         for p in range(4)
     ]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda b: app.call("kafka_ingest", kafka_events(b), Context("kafka_ingest")), batches))
+        list(pool.map(lambda b: app.call("kafka_ingest", app_events(app, b), Context("kafka_ingest")), batches))
     assert app.rows('SELECT KafkaPartition, count(*) FROM "Weather"."StormEvents" GROUP BY 1 ORDER BY 1') == [
         (0, 200), (1, 200), (2, 200), (3, 200)
     ]
@@ -181,27 +215,11 @@ def test_records_carry_the_stream_of_their_cluster_and_topic(data_type: str) -> 
     assert kafka_records(events, envelope=envelope).records[1].stream == "kafka:/t2"
 
 
-def _binary_key_events(messages: list[KafkaMessage], data_type: str) -> list[func.KafkaEvent]:
-    """The batch as the host sends it with ``keyDataType: Binary``: keys as base64 (.NET byte[])."""
-    events = kafka_events(messages, data_type=data_type)
-    rebuilt = []
-    for message, event in zip(messages, events, strict=True):
-        key = base64.b64encode(message.key).decode() if message.key is not None else None
-        body = event.get_body()
-        if data_type == "string":
-            doc = orjson.loads(body)
-            doc["Key"] = key or ""  # a null key is '' in the envelope (FACTS.md)
-            body = orjson.dumps(doc)
-        rebuilt.append(func.KafkaEvent(body=body, key=key, topic=event.topic, offset=event.offset,
-                                       partition=event.partition, timestamp=event.timestamp, headers=event.headers))  # fmt: skip
-    return rebuilt
-
-
 @pytest.mark.parametrize("data_type", ["binary", "string"])
 def test_binary_key_type_keeps_the_exact_key_bytes(data_type: str) -> None:
     keys = [b"station-1", b"\xff\xfe not utf-8", b"\x00", None, b""]
     messages = [KafkaMessage("t", i, b"v", key=key) for i, key in enumerate(keys)]
-    adapted = kafka_records(_binary_key_events(messages, data_type), envelope=data_type == "string", key_type="binary")
+    adapted = kafka_records(host_events(messages, data_type=data_type, key_type="binary"), envelope=data_type == "string", key_type="binary")
     assert adapted.errors == []
     # The host cannot tell an empty key from none ('' both): both are no key, as a consumer sees a null key.
     assert [r.key for r in adapted.records] == [b"station-1", b"\xff\xfe not utf-8", b"\x00", None, None]
@@ -209,7 +227,8 @@ def test_binary_key_type_keeps_the_exact_key_bytes(data_type: str) -> None:
 
 def test_binary_key_type_with_a_binding_still_sending_text_keys_dead_letters_instead_of_guessing() -> None:
     # A key that is not base64 means the binding does not say keyDataType Binary: loud, not silent.
-    adapted = kafka_records(kafka_events([KafkaMessage("t", 3, b"v", key=b"station 1")]), envelope=False, key_type="binary")
+    text_keys = host_events([KafkaMessage("t", 3, b"v", key=b"station 1")], key_type="string")
+    adapted = kafka_records(text_keys, envelope=False, key_type="binary")
     assert adapted.records == [] and adapted.errors[0].reason == "key is not base64"
     assert adapted.errors[0].record.where == "t[0]@3"
 
@@ -217,5 +236,6 @@ def test_binary_key_type_with_a_binding_still_sending_text_keys_dead_letters_ins
 def test_string_key_type_a_non_utf8_key_arrives_already_replaced_by_the_extension() -> None:
     # Why the app sets keyDataType Binary: with the default (String) the extension decodes the key
     # with replacement characters before the function sees it; the original bytes are gone.
-    (record,) = kafka_records(kafka_events([KafkaMessage("t", 1, b"v", key=b"\xff\xfe k")]), envelope=False).records
+    events = host_events([KafkaMessage("t", 1, b"v", key=b"\xff\xfe k")], key_type="string")
+    (record,) = kafka_records(events, envelope=False).records
     assert record.key == "\ufffd\ufffd k".encode()
