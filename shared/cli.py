@@ -24,6 +24,7 @@ import orjson
 
 from shared.cli_adx import replay, status
 from shared.cli_common import (
+    EXIT_CODES,
     EXIT_INTERRUPTED,
     EXIT_PARTIAL,
     CliError,
@@ -92,7 +93,11 @@ def _register_known_secrets() -> None:
     register_secret(os.environ.get("KAFKA_PASSWORD"))
 
 
-@click.group(cls=KafkaAdxGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=KafkaAdxGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=exit_codes_help(dict.fromkeys(EXIT_CODES, "")) + "\n\nEach command's --help says what each code means for it.",
+)
 @click.version_option(package_name="kafka-adx")
 @click.option("--verbose", "-v", count=True, help="More log output (-v: info, -vv: debug).")
 def main(verbose: int) -> None:
@@ -140,7 +145,7 @@ def _read(paths: tuple[str, ...], topic: str, fmt: str | None, skip_header: bool
 @main.command(epilog=exit_codes_help({
     0: "every record shown (dead-letter reasons are part of the output, not a failure)",
     2: "the ingestion file or a setting is invalid, or an input file is truncated or unreadable",
-    130: "interrupted (Ctrl-C)",
+    130: "Ctrl-C (nothing is written)",
 }))  # fmt: skip
 @config_option
 @click.option("--topic", "-t", required=True, help="Topic (or event hub) the records come from.")
@@ -330,7 +335,7 @@ def ingest(config_path: str | None, topic: str, fmt: str | None, skip_header: bo
         sys.exit(EXIT_PARTIAL)
 
 
-@main.command(epilog=exit_codes_help({0: "", 2: "the ingestion file is invalid", 130: "interrupted (Ctrl-C)"}))
+@main.command(epilog=exit_codes_help({0: "", 2: "the ingestion file is invalid", 130: "Ctrl-C"}))
 @config_option
 @click.option("--records", "count", default=20_000, show_default=True, help="Storm events to generate.")
 @click.option("--dir", "directory", default=".local/demo", show_default=True, type=click.Path(file_okay=False))

@@ -4,7 +4,6 @@ signal handling of commands that read input, and the ingest summary."""
 
 from __future__ import annotations
 
-import logging
 import signal
 import textwrap
 import threading
@@ -19,8 +18,6 @@ from shared.errors import ConfigError, Interrupted
 from shared.pipeline import Result
 from shared.redact import redact
 from shared.settings import Settings
-
-log = logging.getLogger("kafka_adx.cli")
 
 # --- exit codes ------------------------------------------------------------------------------
 

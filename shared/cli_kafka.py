@@ -222,7 +222,7 @@ def consume(
     1: "a record was not delivered (broker unreachable, authentication refused for --auth-timeout)",
     2: "invalid options or settings, or a --file is truncated or unreadable (the records before it "
        "were sent)",
-    130: "interrupted (Ctrl-C)",
+    130: "Ctrl-C: the records sent before it stay sent",
 }))  # fmt: skip
 @click.option("--topic", "-t", envvar="KAFKA_TOPIC", show_envvar=True, required=True,
               help="Topic (or, with --transport amqp, event hub) to send to.")
