@@ -7,9 +7,11 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import duckdb
@@ -173,3 +175,42 @@ def test_what_escapes_a_command_maps_onto_the_table_without_secrets(group: Kafka
         assert result.exit_code == 2, (name, result.output)
         assert "SECRETSIG" not in result.output and "sig=REDACTED" in result.output, result.output
         assert "Traceback" not in result.output
+
+
+def test_replay_stops_between_sets_on_a_signal_and_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGINT while a set is being replayed: that set finishes and is marked, the next one is not
+    started, exit code 130. The signal is sent by the process to itself right after the first
+    set went through (so it lands at a known point, no timing involved)."""
+    import shared.replay as replay_module
+    from shared.deadletter import DeadLetter, LocalDeadLetterStore
+    from shared.records import Record
+    from shared.replay import LocalReplayMarks
+
+    folder = tmp_path / "dl"
+    store = LocalDeadLetterStore(folder)
+    for n in (1, 2):
+        record = Record(value=_line(n).strip(), topic=TOPIC, offset=n)
+        store.write([DeadLetter(record=record, reason="terminal sink failure", stage="sink")])
+    real = replay_module.pipeline_reingest
+
+    def signalling(pipeline: Any) -> Any:
+        run = real(pipeline)
+
+        def once(letters: Any) -> Any:
+            result = run(letters)
+            os.kill(os.getpid(), signal.SIGINT)  # handled before the next line runs
+            return result
+
+        return once
+
+    monkeypatch.setattr(replay_module, "pipeline_reingest", signalling)
+    result = CliRunner().invoke(main, ["replay"], env=_env(tmp_path))
+    assert result.exit_code == 130, result.output
+    assert "interrupted (SIGINT)" in result.output and "stopped after 1 set(s)" in result.output
+    marks = LocalReplayMarks(folder)
+    assert sorted(marks.get_mark(s) is not None for s in store.sets()) == [False, True]
+    assert _rows(tmp_path) == 1
+    # Run again: the rest, and only the rest.
+    rest = CliRunner().invoke(main, ["replay"], env=_env(tmp_path))
+    assert rest.exit_code == 0, rest.output
+    assert "1 letter(s) replayed before" in rest.output and _rows(tmp_path) == 2
