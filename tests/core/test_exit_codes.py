@@ -163,6 +163,11 @@ def group() -> KafkaAdxGroup:
     def file_error() -> None:
         raise click.FileError("x.jsonl?sig=SECRETSIG", hint="gone")
 
+    @g.command()
+    @click.argument("path", type=click.Path(exists=True))
+    def usage(path: str) -> None:
+        raise AssertionError("not reached: the path does not exist")
+
     return g
 
 
@@ -170,8 +175,9 @@ def test_what_escapes_a_command_maps_onto_the_table_without_secrets(group: Kafka
     runner = CliRunner()
     interrupted = runner.invoke(group, ["interrupted"])
     assert interrupted.exit_code == 130 and "interrupted" in interrupted.output
-    for name in ("config", "crash", "file-error"):
-        result = runner.invoke(group, [name])
+    for args in (["config"], ["crash"], ["file-error"], ["usage", "missing.gz?sv=1&sig=SECRETSIG"]):
+        result = runner.invoke(group, args)
+        name = args[0]
         assert result.exit_code == 2, (name, result.output)
         assert "SECRETSIG" not in result.output and "sig=REDACTED" in result.output, result.output
         assert "Traceback" not in result.output
