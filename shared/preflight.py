@@ -10,8 +10,8 @@ whose message names the setting, the host, what failed and what to do.
 What is checked:
 
 * local mode (no ``ADX_INGEST_URI``): the DuckDB file and the dead-letter folder can be written;
-* ADX: the ingestion endpoint answers ``.get ingestion resources`` with all five resource kinds;
-  then, on the engine (``ADX_ENGINE_URI``, derived from the ingest URI), every table a route
+* ADX: the ingestion endpoint answers ``.get ingestion resources`` with all five resource kinds,
+  and the first temp container and ingestion queue it lists answer one request each; then, on the engine (``ADX_ENGINE_URI``, derived from the ingest URI), every table a route
   sends to and every mapping ADX must apply exist (``.show tables``,
   ``.show table T ingestion mappings``). An identity that may ingest but not read the schema
   (the Ingestor role alone) is not stopped: the check is skipped with a warning;
@@ -195,6 +195,54 @@ def _check_ingest(clients: Any, settings: Settings, timeout: float) -> None:
             f"data-ingestion endpoint. Set ADX_INGEST_URI to the cluster's data-ingestion URI ({shape}), "
             "not the engine (query) URI."
         )
+    problem = _probe_temp_storage(rows, timeout)
+    if problem is not None:
+        raise PreflightError(
+            f"{where}: the cluster's ingestion storage cannot be reached: {problem}. Queued ingestion uploads "
+            "each batch there: check that this machine can reach the storage accounts the cluster hands out "
+            "(*.blob.core.windows.net, *.queue.core.windows.net: firewall, proxy, private endpoint)."
+        )
+
+
+def _probe_temp_storage(rows: Sequence[dict[str, Any]], timeout: float) -> str | None:
+    """One request, no retries, to the first temp container and the first ingestion queue of
+    ``.get ingestion resources``: None when both accounts answer, else what failed (no SAS).
+
+    Any HTTP answer below 500 counts as reachable (a 404 for the probe blob, a 403 for a SAS
+    that may add but not read): the question is whether the account can be reached at all.
+    """
+    from azure.core.exceptions import AzureError, HttpResponseError
+    from azure.storage.blob import ContainerClient
+    from azure.storage.blob import ExponentialRetry as BlobRetry
+    from azure.storage.queue import ExponentialRetry as QueueRetry
+    from azure.storage.queue import QueueClient
+
+    from shared.sinks.adx import describe_error
+
+    def first(kind: str) -> str | None:
+        return next((str(r["StorageRoot"]) for r in rows if r.get("ResourceTypeName") == kind), None)
+
+    def options(policy: Any) -> dict[str, Any]:
+        return {"retry_policy": policy(retry_total=0), "connection_timeout": min(timeout, 5.0), "read_timeout": timeout}
+
+    probes: list[tuple[str, Any]] = []
+    container_uri, queue_uri = first("TempStorage"), first("SecuredReadyForAggregationQueue")
+    if container_uri:
+        probes.append((container_uri, lambda uri: ContainerClient.from_container_url(uri, **options(BlobRetry))
+                       .get_blob_client("kafka-adx-preflight-probe").exists()))
+    if queue_uri:
+        probes.append((queue_uri, lambda uri: QueueClient.from_queue_url(uri, **options(QueueRetry))
+                       .get_queue_properties()))
+    for uri, probe in probes:
+        try:
+            probe(uri)
+        except HttpResponseError as exc:
+            if (exc.status_code or 500) < 500:
+                continue
+            return f"{host_of(uri)}: {describe_error(exc)}"
+        except AzureError as exc:
+            return f"{host_of(uri)}: {describe_error(exc)}"
+    return None
 
 
 def routed_targets(config: IngestionConfig) -> dict[str, dict[str, dict[str, str]]]:

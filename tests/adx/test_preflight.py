@@ -133,22 +133,55 @@ def test_a_reachable_deadletter_container_passes_and_a_missing_one_is_created_la
     assert not (tmp_path / "deadletter").exists()  # blob dead letters: the local folder is not used
 
 
+@pytest.fixture
+def dl_proxy(azurite: Azurite) -> Iterator[FaultProxy]:
+    """A fault proxy of its own for the dead-letter account (the ADX temp storage stays up)."""
+    proxy = FaultProxy(azurite.blob_port)
+    yield proxy
+    proxy.close()
+
+
 @pytest.mark.parametrize("how", ["closed", "503"])
 def test_deadletter_storage_down_is_one_clear_error_without_the_sas(
-    how: str, standin: AdxStandIn, blob_proxy: FaultProxy, deadletter_url: str, tmp_path: Path
+    how: str, standin: AdxStandIn, azurite: Azurite, storage_names: str, dl_proxy: FaultProxy, tmp_path: Path
 ) -> None:
+    azurite.create_container(f"{storage_names}-dl")
+    url = azurite.container_sas_uri(f"{storage_names}-dl", endpoint=dl_proxy.endpoint)
     if how == "closed":
-        blob_proxy.close()
+        dl_proxy.close()
     else:
-        blob_proxy.fail("", 503)
-    message = error_of(settings(tmp_path, ADX_INGEST_URI=standin.url, DEADLETTER_BLOB_URI=deadletter_url))
-    host = deadletter_url.split("/")[2]
-    assert message.startswith(f"DEADLETTER_BLOB_URI ({host}, container ")
-    assert "cannot be reached" in message and "storage account is up" in message
-    assert "sig=" not in message and "?" not in message.split("cannot be reached")[0]
+        dl_proxy.fail("", 503)
+    message = error_of(settings(tmp_path, ADX_INGEST_URI=standin.url, DEADLETTER_BLOB_URI=url))
+    host = url.split("/")[2]
+    assert message.startswith(f"DEADLETTER_BLOB_URI ({host}, container {storage_names}-dl): the dead-letter store "
+                              "cannot be reached")
+    assert "storage account is up" in message
+    assert "sig=" not in message
     if how == "503":
         # One request, no retries of its own: the caller decides what to do.
-        assert len(blob_proxy.requests(failed=True)) == 1
+        assert len(dl_proxy.requests(failed=True)) == 1
+
+
+@pytest.mark.parametrize("service", ["blob", "queue"])
+def test_the_clusters_ingestion_storage_down_is_named(
+    service: str, standin: AdxStandIn, blob_proxy: FaultProxy, queue_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """Dead letters in a local folder, so only the temp storage ADX hands out is down."""
+    proxy = blob_proxy if service == "blob" else queue_proxy
+    proxy.close()
+    message = error_of(settings(tmp_path, ADX_INGEST_URI=standin.url))
+    host = proxy.endpoint.split("/")[2]
+    assert message.startswith(f"ADX_INGEST_URI (127.0.0.1:{standin.url.rsplit(':', 1)[1]}): the cluster's ingestion "
+                              f"storage cannot be reached: {host}: ")
+    assert "Connection refused" in message and "firewall" in message and "sig=" not in message
+
+
+def test_a_storage_sas_that_may_not_read_still_counts_as_reachable(
+    standin: AdxStandIn, blob_proxy: FaultProxy, queue_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    blob_proxy.fail("", 403)
+    queue_proxy.fail("", 403)
+    preflight(settings(tmp_path, ADX_INGEST_URI=standin.url), make_config())
 
 
 def test_status_queues_give_up_instead_of_stalling(adx_clients: AdxClients, queue_proxy: FaultProxy) -> None:
@@ -208,6 +241,17 @@ def test_an_unreachable_broker_is_named_and_the_password_is_not() -> None:
     assert "s3cret-password" not in message
 
 
+def test_a_reachable_broker_passes_and_a_missing_topic_is_only_a_warning(
+    kafka_bootstrap: str, kafka_topic: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic = kafka_topic(partitions=1, prefix="preflight")
+    conf = {"bootstrap.servers": kafka_bootstrap, "group.id": "g", "enable.auto.commit": False}
+    check_kafka(conf, [topic, "^preflight-.*"], timeout=10)
+    assert not [r for r in caplog.records if r.name == "kafka_adx.preflight"]
+    check_kafka(conf, [topic, "no-such-topic-yet"], timeout=10)
+    assert "no-such-topic-yet" in caplog.text and topic not in caplog.text.split("topic(s)", 1)[1]
+
+
 # --------------------------------------------------------------------------------------------
 # The CLI, as a real process
 # --------------------------------------------------------------------------------------------
@@ -261,5 +305,8 @@ def test_ingest_with_storage_down_returns_with_a_clear_error(
     queue_proxy.close()
     proc = ingest(tmp_path, cli_env(tmp_path, ADX_INGEST_URI=standin.url, DEADLETTER_BLOB_URI=deadletter_url))
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "DEADLETTER_BLOB_URI" in proc.stderr and "cannot be reached" in proc.stderr
+    [error] = [line for line in proc.stderr.splitlines() if "cannot be reached" in line]
+    # The sink is checked first: the cluster's temp storage (the same Azurite) is named.
+    assert "ADX_INGEST_URI" in error and "ingestion storage cannot be reached" in error
     assert "sig=" not in proc.stderr + proc.stdout
+    assert dead_letter_files(tmp_path) == []
