@@ -261,6 +261,9 @@ class AdxStandIn:
         self.token_requests: list[dict[str, str]] = []
         self.databases: dict[str, dict[str, StandInTable]] = {}
         """The schema: database -> table name -> table (empty until a test configures it)."""
+        self.schema_forbidden = False
+        """Answer schema commands (``.show``, ``.create``, ``.alter``) with 403, as ADX does for a
+        principal with the Ingestor role only."""
         self._lock = threading.Lock()
         self._server, self._thread = _serve(_AdxHandler, self)
 
@@ -561,6 +564,11 @@ class _AdxHandler(_Base):
         request = json.loads(body or b"{}")
         csl = request.get("csl", "").strip()
         if csl.startswith((".show", ".create", ".alter")):
+            if st.schema_forbidden:
+                self._record(403, csl)
+                self._json(403, _adx_error("Forbidden", "Principal 'aadapp=standin' is not authorized to perform "
+                                           f"operation {csl.split()[0]!r} on database {request.get('db')!r}.", True))
+                return
             try:
                 answer = st.run_mgmt(request.get("db") or "NetDefaultDB", csl)
             except _MgmtError as exc:

@@ -93,6 +93,13 @@ def test_an_unreachable_cluster_exits_2(tmp_path: Path) -> None:
            "connection refused" in proc.stderr
 
 
+def test_an_identity_that_may_not_read_the_schema_exits_2(standin: AdxStandIn, tmp_path: Path) -> None:
+    standin.schema_forbidden = True
+    proc = run_doctor(tmp_path, standin.url)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "ADX refused the identity (HTTP 403" in proc.stderr and "Viewer role" in proc.stderr
+
+
 def test_a_missing_database_is_drift(standin: AdxStandIn, tmp_path: Path) -> None:
     del standin.databases[DATABASE]
     proc = run_doctor(tmp_path, standin.url)

@@ -110,6 +110,17 @@ def test_a_missing_mapping_and_a_missing_database_are_named(standin: AdxStandIn,
     assert "database db1" in error_of(settings(tmp_path, ADX_INGEST_URI=standin.url))
 
 
+def test_an_identity_that_may_ingest_but_not_read_the_schema_is_not_stopped(
+    standin: AdxStandIn, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    standin.schema_forbidden = True
+    standin.drop_table(DATABASE, "Clicks")  # not visible to this identity, so not reported
+    preflight(settings(tmp_path, ADX_INGEST_URI=standin.url), make_config())
+    [warning] = [r for r in caplog.records if r.name == "kafka_adx.preflight"]
+    assert "cannot verify the routed tables and mappings" in warning.getMessage()
+    assert "HTTP 403" in warning.getMessage() and "Viewer role" in warning.getMessage()
+
+
 def test_an_unreachable_engine_uri_is_named(standin: AdxStandIn, tmp_path: Path) -> None:
     port = closed_port()
     s = settings(tmp_path, ADX_INGEST_URI=standin.url, ADX_ENGINE_URI=f"http://127.0.0.1:{port}")
