@@ -79,6 +79,23 @@ def preflight(settings: Settings, config: IngestionConfig, *, timeout: float = 1
         _check_folder(settings.local_deadletter_dir, "LOCAL_DEADLETTER_DIR", "the dead-letter folder")
 
 
+def log_preflight(settings: Settings, config: IngestionConfig, *, timeout: float = 10.0,
+                  logger: logging.Logger | None = None) -> bool:
+    """:func:`preflight` for a process that must start anyway (the function app, once per worker
+    start): a failure is logged as one error with its remedy and False is returned; the
+    delivery contract (retries, dead letters) still holds for the batches that follow."""
+    logger = logger or log
+    try:
+        preflight(settings, config, timeout=timeout)
+    except PreflightError as exc:
+        logger.error("preflight failed: %s", exc)
+        return False
+    except Exception as exc:  # a check must never keep the worker from starting
+        logger.error("preflight could not run: %s: %s", type(exc).__name__, str(exc).split("?", 1)[0][:300])
+        return False
+    return True
+
+
 # --------------------------------------------------------------------------------------------
 # Local mode
 # --------------------------------------------------------------------------------------------

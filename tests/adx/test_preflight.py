@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.preflight import PreflightError, check_kafka, preflight, routed_targets
+from shared.preflight import PreflightError, check_kafka, log_preflight, preflight, routed_targets
 from shared.settings import Settings
 from shared.sinks.adx import AdxClients, close_process_clients, status_queues
 from tests.adx.support import DATABASE, config_data, make_config
@@ -87,6 +87,17 @@ def test_unreachable_ingest_uri_names_the_setting_the_host_and_the_remedy(tmp_pa
     assert message.startswith(f"ADX_INGEST_URI (127.0.0.1:{port}): cannot reach the ADX ingestion endpoint")
     assert "connection refused" in message and "typo" in message
     assert "\n" not in message
+
+
+def test_log_preflight_logs_one_error_with_the_remedy_for_the_function_app(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = closed_port()
+    assert log_preflight(settings(tmp_path, ADX_INGEST_URI=f"http://127.0.0.1:{port}"), make_config()) is False
+    [record] = [r for r in caplog.records if r.name == "kafka_adx.preflight"]
+    assert record.levelname == "ERROR" and f"ADX_INGEST_URI (127.0.0.1:{port})" in record.getMessage()
+    assert "Check ADX_INGEST_URI for a typo" in record.getMessage()
+    assert log_preflight(settings(tmp_path), make_config()) is True
 
 
 def test_an_ingest_endpoint_that_does_not_answer_in_time_is_an_error(standin: AdxStandIn, tmp_path: Path) -> None:
