@@ -28,6 +28,7 @@ def _register_eventhub(binding: TriggerBinding) -> None:
             trigger=binding.function_name,
             event_hub=binding.source,
             header_encoding=TRIGGERS.eventhub_header_encoding,
+            namespace=TRIGGERS.eventhub_namespace,
         )
 
 
@@ -36,7 +37,13 @@ def _register_kafka(binding: TriggerBinding) -> None:
     @app.retry(**TRIGGERS.retry_kwargs())
     @app.kafka_trigger(**TRIGGERS.kafka_trigger_kwargs(binding))
     def ingest(events: typing.List[func.KafkaEvent], context: func.Context) -> None:  # noqa: UP006 - the worker's type check needs typing.List
-        handle_kafka(events, context, trigger=binding.function_name, data_type=TRIGGERS.kafka_data_type)
+        handle_kafka(
+            events,
+            context,
+            trigger=binding.function_name,
+            data_type=TRIGGERS.kafka_data_type,
+            brokers=TRIGGERS.kafka_brokers,
+        )
 
 
 for _binding in TRIGGERS.eventhub_bindings():

@@ -158,6 +158,10 @@ class TriggerSettings:
     eventhub_consumer_group: str = "$Default"
     eventhub_consumer_group_set: bool = False
     eventhub_header_encoding: HeaderEncoding = "base64"
+    eventhub_namespace: str = ""
+    """EventHubConnection__fullyQualifiedNamespace: part of the records' stream identity."""
+    kafka_brokers: str = ""
+    """KAFKA_BROKERS: names the cluster in the records' stream identity."""
     kafka_topics: tuple[str, ...] = ()
     kafka_enabled: bool = False
     kafka_consumer_group_set: bool = False
@@ -188,7 +192,8 @@ class TriggerSettings:
         eventhubs = _names(get("EVENTHUB_NAME"))
         if eventhubs:
             values["eventhubs"] = eventhubs
-            if not (get("EventHubConnection__fullyQualifiedNamespace") or get("EventHubConnection")):
+            values["eventhub_namespace"] = get("EventHubConnection__fullyQualifiedNamespace") or ""
+            if not (values["eventhub_namespace"] or get("EventHubConnection")):
                 problems.append(
                     "EventHubConnection__fullyQualifiedNamespace: required when EVENTHUB_NAME is set "
                     "(<namespace>.servicebus.windows.net)"
@@ -210,6 +215,7 @@ class TriggerSettings:
 
         if get("KAFKA_BROKERS"):
             values["kafka_enabled"] = True
+            values["kafka_brokers"] = get("KAFKA_BROKERS")
             topics = _names(get("KAFKA_TOPIC"))
             if not topics:
                 problems.append("KAFKA_TOPIC: required when KAFKA_BROKERS is set")
@@ -306,6 +312,10 @@ class TriggerSettings:
             "consumer_group": "%KAFKA_CONSUMER_GROUP%" if self.kafka_consumer_group_set else "kafka-adx",
             "cardinality": "many",
             "data_type": self.kafka_data_type,
+            # Keys as bytes (base64 on the wire): with the default String the extension decodes
+            # keys itself and replaces bytes that are not UTF-8, so a key would be altered
+            # silently (Kafka extension 4.1+; host.json's bundle floor guarantees it).
+            "key_data_type": "Binary",
         }
         if self.kafka_protocol:
             kwargs["protocol"] = self.kafka_protocol
@@ -677,10 +687,16 @@ def _finish(summary: BatchSummary, result: Result, started: float, telemetry: Te
 
 
 def handle_kafka(
-    events: Sequence[KafkaEventLike], context: Any, *, trigger: str, data_type: KafkaDataType = "binary"
+    events: Sequence[KafkaEventLike],
+    context: Any,
+    *,
+    trigger: str,
+    data_type: KafkaDataType = "binary",
+    brokers: str = "",
 ) -> Result:
-    """Process one Kafka trigger batch."""
-    adapted = kafka_records(events, envelope=data_type == "string")
+    """Process one Kafka trigger batch. ``brokers`` (``KAFKA_BROKERS``) names the cluster in the
+    records' stream identity: the events do not carry it."""
+    adapted = kafka_records(events, envelope=data_type == "string", key_type="binary", brokers=brokers)
     return process(adapted, context, trigger=trigger, source="kafka")
 
 
@@ -691,7 +707,10 @@ def handle_eventhub(
     trigger: str,
     event_hub: str | None,
     header_encoding: HeaderEncoding = "base64",
+    namespace: str = "",
 ) -> Result:
-    """Process one Event Hubs trigger batch."""
-    adapted = eventhub_records(events, event_hub=event_hub, header_encoding=header_encoding)
+    """Process one Event Hubs trigger batch. ``namespace``
+    (``EventHubConnection__fullyQualifiedNamespace``) names the namespace in the records' stream
+    identity."""
+    adapted = eventhub_records(events, event_hub=event_hub, header_encoding=header_encoding, namespace=namespace)
     return process(adapted, context, trigger=trigger, source="eventhub")

@@ -68,14 +68,20 @@ class KafkaMessage:
     headers: list[tuple[str, bytes | None]] = field(default_factory=list)
     timestamp: datetime = field(default_factory=lambda: datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC))
 
-    def dotnet_key(self) -> str | None:
-        # The extension's default key type is string: Confluent's UTF-8 deserialiser.
-        return None if self.key is None else self.key.decode("utf-8", errors="replace")
+    def dotnet_key(self, key_type: str = "binary") -> str | None:
+        """The key as the extension serialises it: ``keyDataType: Binary`` (what the app asks
+        for) gives ``byte[]``, JSON base64; ``String`` is Confluent's UTF-8 deserialiser, which
+        replaces bytes that are not UTF-8."""
+        if self.key is None:
+            return None
+        if key_type == "binary":
+            return b64(self.key)
+        return self.key.decode("utf-8", errors="replace")
 
     def dotnet_headers(self) -> list[dict[str, Any]]:
         return [{"Key": name, "Value": b64(value)} for name, value in self.headers]
 
-    def envelope(self) -> str:
+    def envelope(self, key_type: str = "binary") -> str:
         """The extension's JSON for ``dataType: string`` (KafkaEventData serialised)."""
         return json.dumps(
             {
@@ -85,7 +91,7 @@ class KafkaMessage:
                 "Timestamp": dotnet_utc(self.timestamp),
                 # The value reaches the extension as a string: non-UTF-8 bytes are replaced.
                 "Value": None if self.value is None else self.value.decode("utf-8", errors="replace"),
-                "Key": self.dotnet_key(),
+                "Key": self.dotnet_key(key_type),
                 "Headers": self.dotnet_headers(),
                 "LeaderEpoch": 0,
                 "IsPartitionEOF": False,
@@ -93,18 +99,20 @@ class KafkaMessage:
         )
 
 
-def kafka_events(messages: Sequence[KafkaMessage], *, data_type: str = "binary") -> list[func.KafkaEvent]:
+def kafka_events(
+    messages: Sequence[KafkaMessage], *, data_type: str = "binary", key_type: str = "binary"
+) -> list[func.KafkaEvent]:
     """A Kafka trigger batch (cardinality many) as the worker hands it to the function."""
     if data_type == "binary":
         # A null value cannot travel in a bytes collection: the function sees empty bytes.
         body = Datum(Collection(bytes=[m.value or b"" for m in messages]), "collection_bytes")
     else:
-        body = Datum(Collection(string=[m.envelope() for m in messages]), "collection_string")
+        body = Datum(Collection(string=[m.envelope(key_type) for m in messages]), "collection_string")
     metadata = {
         "OffsetArray": Datum(Collection(sint64=[m.offset for m in messages]), "collection_sint64"),
         "TopicArray": Datum(Collection(string=[m.topic for m in messages]), "collection_string"),
         "PartitionArray": Datum(json.dumps([m.partition for m in messages]), "json"),
-        "KeyArray": Datum(json.dumps([m.dotnet_key() for m in messages]), "json"),
+        "KeyArray": Datum(json.dumps([m.dotnet_key(key_type) for m in messages]), "json"),
         "TimestampArray": Datum(json.dumps([dotnet_utc(m.timestamp) for m in messages]), "json"),
         "HeadersArray": Datum(json.dumps([m.dotnet_headers() for m in messages]), "json"),
     }

@@ -119,6 +119,7 @@ def test_unexpected_error_on_the_final_attempt_dead_letters_only_what_was_not_wr
     internal = [letter for letter in harness.letters() if letter.stage == "internal"]
     assert [x.record.offset for x in internal] == [90]  # only the record that was not settled
     assert "RuntimeError: bug after the write" in internal[0].reason
+    assert internal[0].record.stream == "kafka:127.0.0.1:9092/storm-events-json"  # KAFKA_BROKERS names it
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("kafka-adx batch"))
     assert f"ingested={len(MESSAGES) - POISON} dead_lettered={POISON}" in line
 

@@ -190,7 +190,7 @@ def test_readme_settings_table_lists_every_setting_with_its_default() -> None:
 
 def test_host_json_pins_the_bundle_and_the_delivery_options() -> None:
     host = json.loads((REPO / "host.json").read_text())
-    assert host["extensionBundle"] == {"id": "Microsoft.Azure.Functions.ExtensionBundle", "version": "[4.*, 5.0.0)"}
+    assert host["extensionBundle"] == {"id": "Microsoft.Azure.Functions.ExtensionBundle", "version": "[4.36.0, 5.0.0)"}
     kafka = host["extensions"]["kafka"]
     assert kafka["commitOnFailure"] is False and kafka["maxRetries"] == -1
     hubs = host["extensions"]["eventHubs"]
