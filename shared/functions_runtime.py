@@ -516,11 +516,20 @@ def worker() -> Worker:
         return current
     with _worker_lock:
         if _worker is None:
+            from shared.config import load_config
+            from shared.preflight import log_preflight
+            from shared.redact import install_log_redaction
             from shared.runtime import build_pipeline
 
+            # The host's log handlers exist by now: no SAS token reaches them from here on.
+            install_log_redaction()
             settings = Settings.from_env()
+            config = load_config(settings.ingestion_config)
+            # Once per worker start: a misconfiguration is one error with its remedy, not a
+            # flood of dead letters to discover it by (the worker still starts).
+            log_preflight(settings, config, logger=log)
             # One attempt in process: the trigger's retry policy redelivers the batch.
-            pipeline = build_pipeline(settings, retry=RetryPolicy(attempts=1))
+            pipeline = build_pipeline(settings, config, retry=RetryPolicy(attempts=1))
             _worker = Worker(pipeline=pipeline, telemetry=Telemetry.from_env(), settings=settings)
             builds += 1
         return _worker

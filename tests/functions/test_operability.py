@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared import functions_runtime
+from shared.errors import TransientError
 from shared.functions_runtime import (
     FUNCTION_SETTINGS,
     HOST_SETTINGS,
@@ -196,3 +197,23 @@ def test_host_json_pins_the_bundle_and_the_delivery_options() -> None:
     hubs = host["extensions"]["eventHubs"]
     assert hubs["maxEventBatchSize"] >= 100 and hubs["prefetchCount"] >= 2 * hubs["maxEventBatchSize"]
     assert hubs["minEventBatchSize"] <= hubs["maxEventBatchSize"]
+
+
+def test_a_misconfigured_adx_is_logged_once_per_worker_start_with_the_remedy(
+    local_app: Callable[[dict[str, str]], LocalApp], caplog: pytest.LogCaptureFixture
+) -> None:
+    """ADX_INGEST_URI pointing nowhere: one error at worker start naming the setting, not one per
+    batch; the worker still starts and the delivery contract still holds (the batch is retried)."""
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = local_app({**KAFKA_ENV, "ADX_INGEST_URI": f"http://127.0.0.1:{port}", "ADX_AUTH": "none"})
+    caplog.set_level(logging.INFO)
+    for _ in range(2):
+        with pytest.raises(TransientError):  # the host redelivers
+            app.call("kafka_ingest", kafka_events(batch()[:2]), Context("kafka_ingest", retry_count=0, max_retry_count=5))
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and "preflight" in r.getMessage()]
+    assert len(errors) == 1, errors
+    assert "ADX_INGEST_URI" in errors[0] and f"127.0.0.1:{port}" in errors[0]
