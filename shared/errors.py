@@ -6,9 +6,16 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from shared.redact import redact
+
 
 class KafkaAdxError(Exception):
-    """Base class of this package's errors."""
+    """Base class of this package's errors. Text arguments are redacted on the way in, so no
+    credential (a SAS signature in an SDK's error, a key) reaches a log or a dead letter
+    through an exception's message."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(KafkaAdxError):
@@ -23,6 +30,7 @@ class RecordError(KafkaAdxError):
     """
 
     def __init__(self, reason: str, *, stage: str, field: str | None = None) -> None:
+        reason = redact(reason)
         super().__init__(reason)
         self.reason = reason
         self.stage = stage

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
+import stat
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -98,6 +100,10 @@ def fingerprint(path: str | Path) -> str:
     input has none: ``stdin``, and batch ids then rest on the records' content alone)."""
     if str(path) == "-":
         return "stdin"
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        # A FIFO or a process substitution (``<(cmd)``) can be read once only: hashing it
+        # first would consume its data. Ids then rest on the records' content, as for stdin.
+        return f"stream:{path}"
     with open(path, "rb") as fh:
         return "file:" + hashlib.file_digest(fh, "sha256").hexdigest()[:32]
 

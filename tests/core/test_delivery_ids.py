@@ -243,3 +243,22 @@ def test_blank_lines_are_skipped_and_counted(tmp_path: Path) -> None:
     assert [r.offset for r in records] == [1, 5]  # line numbers stay those of the file
     assert (source.records, source.blank_lines) == (2, 3)
     assert {r.stream for r in records} == {records[0].stream} and records[0].stream.startswith("file:")
+
+
+def test_a_fifo_is_read_once_not_consumed_by_its_fingerprint(tmp_path: Path) -> None:
+    """``ingest <(cmd)`` or a named pipe: hashing it first would eat the data (0 records)."""
+    import threading
+
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as fh:
+            fh.write(_lines([1, 2, 3]))
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    records = list(FileSource([fifo], "json"))
+    writer.join()
+    assert [r.offset for r in records] == [1, 2, 3]
+    assert records[0].stream == f"stream:{fifo}"

@@ -120,3 +120,12 @@ def test_install_is_idempotent_and_covers_the_last_resort_handler() -> None:
         assert isinstance(first, RedactingFilter)
     finally:
         logger.removeHandler(handler)
+
+
+def test_the_package_errors_redact_their_text_at_the_source() -> None:
+    from shared.errors import RecordError, TransientError
+
+    url = "https://acct.blob.core.windows.net/c/b?sv=2023-11-03&sig=AbCdEfGhIjKlMnOp%3D"
+    assert "AbCdEfGhIjKlMnOp" not in str(TransientError(f"upload to {url} failed"))
+    error = RecordError(f"cannot fetch {url}", stage="decode")
+    assert "AbCdEfGhIjKlMnOp" not in error.reason and "AbCdEfGhIjKlMnOp" not in str(error)

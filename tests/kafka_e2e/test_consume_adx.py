@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from shared.config import load_config
 from shared.deadletter_blob import BlobDeadLetterStore
 from tests.adx_standin import AdxStandIn
 from tests.fixtures.azurite import Azurite
 from tests.kafka_e2e.support import (
+    CONFIG,
     ConsumerProcess,
     Workspace,
     committed,
@@ -53,6 +55,7 @@ def test_consume_into_adx_queues_every_record_once_and_dead_letters_poison_to_bl
     group = f"e2e-adx-{uuid.uuid4().hex[:8]}"
 
     with AdxStandIn(azurite, storage_names) as standin:
+        standin.apply_config(load_config(CONFIG))  # the tables exist: consume checks before it reads
         env = {"ADX_INGEST_URI": standin.url, "ADX_AUTH": "none", "DEADLETTER_BLOB_URI": deadletter_url}
         consumer = ConsumerProcess(ws, topic, group, "--idle-exit", "2", "--batch-records", "200", env=env)
         assert consumer.wait(timeout=90) == 0, consumer.output()
