@@ -58,25 +58,45 @@ def host_of(uri: str) -> str:
 def preflight(settings: Settings, config: IngestionConfig, *, timeout: float = 10.0) -> None:
     """Check, within about ``timeout`` seconds, that the configured sink and dead-letter store
     can be used; raise :class:`PreflightError` otherwise (see the module docstring)."""
-    deadline = time.monotonic() + timeout
-
-    def left() -> float:
-        # Each step gets what is left of the budget, at least one second (the SDK's resolution).
-        return max(1.0, deadline - time.monotonic())
-
+    budget = _Budget(time.monotonic() + timeout)
     if settings.local_mode:
         _check_local_db(settings.local_db)
     else:
-        from shared.sinks.adx import clients_for
-
-        clients = clients_for(settings)
-        _check_ingest(clients, settings, left())
+        clients = _clients(settings)
+        _check_ingest(clients, settings, budget)
         if settings.engine_uri:
-            _check_tables(clients, settings, config, left())
+            _check_tables(clients, settings, config, budget)
     if settings.deadletter_blob_uri:
-        _check_deadletter_blob(settings, left())
+        _check_deadletter_blob(settings, budget)
     else:
         _check_folder(settings.local_deadletter_dir, "LOCAL_DEADLETTER_DIR", "the dead-letter folder")
+
+
+class _Budget:
+    """What is left of preflight's ``timeout``, shared by its requests."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def left(self) -> float:
+        """Seconds for the next request: what is left, at least one second (the SDK's resolution)."""
+        return max(1.0, self.deadline - time.monotonic())
+
+
+def _clients(settings: Settings) -> Any:
+    """The process-wide ADX clients (the pipeline reuses them), or a PreflightError saying why
+    they cannot be built (``ADX_AUTH=none`` with an https URI, for example)."""
+    from shared.sinks.adx import clients_for
+
+    try:
+        return clients_for(settings)
+    except Exception as exc:
+        uri = settings.adx_ingest_uri or ""
+        hint = ("ADX_AUTH=none is for loopback stand-ins over http://; set ADX_AUTH=managed-identity or default"
+                if settings.adx_auth == "none" and uri.startswith("https://") else
+                f"Check ADX_INGEST_URI and {_identity(settings)}")
+        raise PreflightError(f"ADX_INGEST_URI ({host_of(uri)}): cannot set up the ADX clients: "
+                             f"{type(exc).__name__}: {str(exc).split('?', 1)[0][:200]}. {hint}.") from None
 
 
 def log_preflight(settings: Settings, config: IngestionConfig, *, timeout: float = 10.0,
@@ -185,11 +205,13 @@ def explain_adx_error(exc: BaseException, timeout: float) -> tuple[str, str]:
     return describe_error(exc), "error"
 
 
-def _check_ingest(clients: Any, settings: Settings, timeout: float) -> None:
-    """``.get ingestion resources`` on the ingest URI answers with every resource kind."""
+def _check_ingest(clients: Any, settings: Settings, budget: _Budget) -> None:
+    """``.get ingestion resources`` on the ingest URI answers with every resource kind, and the
+    storage it lists can be reached."""
     uri = settings.adx_ingest_uri or ""
     where = f"ADX_INGEST_URI ({host_of(uri)})"
     shape = "https://ingest-<cluster>.<region>.kusto.windows.net"
+    timeout = budget.left()
     try:
         rows = clients.management(".get ingestion resources", timeout=timeout, endpoint="ingest")
     except Exception as exc:
@@ -212,7 +234,7 @@ def _check_ingest(clients: Any, settings: Settings, timeout: float) -> None:
             f"data-ingestion endpoint. Set ADX_INGEST_URI to the cluster's data-ingestion URI ({shape}), "
             "not the engine (query) URI."
         )
-    problem = _probe_temp_storage(rows, timeout)
+    problem = _probe_temp_storage(rows, budget)
     if problem is not None:
         raise PreflightError(
             f"{where}: the cluster's ingestion storage cannot be reached: {problem}. Queued ingestion uploads "
@@ -221,7 +243,7 @@ def _check_ingest(clients: Any, settings: Settings, timeout: float) -> None:
         )
 
 
-def _probe_temp_storage(rows: Sequence[dict[str, Any]], timeout: float) -> str | None:
+def _probe_temp_storage(rows: Sequence[dict[str, Any]], budget: _Budget) -> str | None:
     """One request, no retries, to the first temp container and the first ingestion queue of
     ``.get ingestion resources``: None when both accounts answer, else what failed (no SAS).
 
@@ -240,6 +262,7 @@ def _probe_temp_storage(rows: Sequence[dict[str, Any]], timeout: float) -> str |
         return next((str(r["StorageRoot"]) for r in rows if r.get("ResourceTypeName") == kind), None)
 
     def options(policy: Any) -> dict[str, Any]:
+        timeout = budget.left()
         return {"retry_policy": policy(retry_total=0), "connection_timeout": min(timeout, 5.0), "read_timeout": timeout}
 
     probes: list[tuple[str, Any]] = []
@@ -278,17 +301,18 @@ def routed_targets(config: IngestionConfig) -> dict[str, dict[str, dict[str, str
     return out
 
 
-def _check_tables(clients: Any, settings: Settings, config: IngestionConfig, timeout: float) -> None:
+def _check_tables(clients: Any, settings: Settings, config: IngestionConfig, budget: _Budget) -> None:
     """Every routed table and server-side mapping exists on the engine."""
     from shared.doctor import quote_name
 
     uri = settings.engine_uri or ""
     where = f"{_engine_setting(settings)} ({host_of(uri)})"
-    deadline = time.monotonic() + timeout
+    timeout = budget.left()
 
     def run(database: str, command: str) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = clients.management(
-            command, database=database, timeout=max(1.0, deadline - time.monotonic()))
+        nonlocal timeout
+        timeout = budget.left()
+        rows: list[dict[str, Any]] = clients.management(command, database=database, timeout=timeout)
         return rows
 
     missing: list[str] = []
@@ -342,7 +366,7 @@ def _check_tables(clients: Any, settings: Settings, config: IngestionConfig, tim
 # --------------------------------------------------------------------------------------------
 
 
-def _check_deadletter_blob(settings: Settings, timeout: float) -> None:
+def _check_deadletter_blob(settings: Settings, budget: _Budget) -> None:
     """The dead-letter container answers one small request, without retries."""
     from shared.deadletter_blob import BlobDeadLetterStore
 
@@ -352,10 +376,8 @@ def _check_deadletter_blob(settings: Settings, timeout: float) -> None:
 
         credential = credential_for(settings)
     else:
-        from shared.sinks.adx import clients_for
-
-        credential = clients_for(settings).credential  # the same credential as the ADX clients
-    store = BlobDeadLetterStore.from_url(uri, credential, retries=0, timeout=timeout)
+        credential = _clients(settings).credential  # the same credential as the ADX clients
+    store = BlobDeadLetterStore.from_url(uri, credential, retries=0, timeout=budget.left())
     try:
         problem = store.check()
     finally:
@@ -404,10 +426,28 @@ def check_kafka(conf: dict[str, Any], topics: Sequence[str], *, timeout: float) 
     admin_conf = {k: v for k, v in conf.items() if k not in _CONSUMER_ONLY}
     # librdkafka would print each failed connection to stderr itself; route it to our logging.
     admin_conf.setdefault("logger", logging.getLogger("kafka_adx.preflight.librdkafka"))
+    # Authentication refusals reach error_cb, not the metadata error ("transport failure"):
+    # collect them so the error can say the broker refused the login.
+    refusals: list[str] = []
+
+    def on_error(error: Any) -> None:
+        if error.code() == KafkaError._AUTHENTICATION:
+            refusals.append(error.str())
+
+    admin_conf["error_cb"] = on_error
+    admin: AdminClient | None = None
     try:
         admin = AdminClient(admin_conf)
         metadata = admin.list_topics(timeout=max(0.5, timeout))
     except KafkaException as exc:
+        if admin is not None:
+            admin.poll(0)  # serve the queued error callbacks
+        if refusals:
+            raise PreflightError(
+                f"KAFKA_BROKERS / --brokers ({servers}): the broker refused authentication: "
+                f"{_scrub(refusals[-1], conf)}. Check KAFKA_SASL_MECHANISM and the credentials (KAFKA_USERNAME/"
+                "KAFKA_PASSWORD, or the Entra ID identity and scope for OAUTHBEARER)."
+            ) from None
         error = exc.args[0] if exc.args else None
         reason = _scrub(error.str() if isinstance(error, KafkaError) else str(exc), conf)
         raise PreflightError(

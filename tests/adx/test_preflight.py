@@ -100,6 +100,13 @@ def test_log_preflight_logs_one_error_with_the_remedy_for_the_function_app(
     assert log_preflight(settings(tmp_path), make_config()) is True
 
 
+def test_no_authentication_over_https_is_a_preflight_error(tmp_path: Path) -> None:
+    message = error_of(settings(tmp_path, ADX_INGEST_URI="https://ingest-mycluster.westeurope.kusto.windows.net"))
+    assert message.startswith("ADX_INGEST_URI (ingest-mycluster.westeurope.kusto.windows.net): cannot set up the ADX "
+                              "clients")
+    assert "ADX_AUTH=none is for loopback stand-ins" in message
+
+
 def test_an_ingest_endpoint_that_does_not_answer_in_time_is_an_error(standin: AdxStandIn, tmp_path: Path) -> None:
     standin.mgmt.hang, standin.mgmt.hang_times = 5.0, 1
     message = error_of(settings(tmp_path, ADX_INGEST_URI=standin.url), timeout=1)
@@ -163,16 +170,15 @@ def dl_proxy(azurite: Azurite) -> Iterator[FaultProxy]:
     proxy.close()
 
 
-@pytest.mark.parametrize("how", ["closed", "503"])
+@pytest.mark.parametrize("how", ["dropped", "503"])
 def test_deadletter_storage_down_is_one_clear_error_without_the_sas(
     how: str, standin: AdxStandIn, azurite: Azurite, storage_names: str, dl_proxy: FaultProxy, tmp_path: Path
 ) -> None:
     azurite.create_container(f"{storage_names}-dl")
     url = azurite.container_sas_uri(f"{storage_names}-dl", endpoint=dl_proxy.endpoint)
-    if how == "closed":
-        dl_proxy.close()
-    else:
-        dl_proxy.fail("", 503)
+    # Connections dropped without an answer, or 503: the account is down (the proxy stays bound,
+    # so no other process can take its port and answer instead).
+    dl_proxy.fail("", 0 if how == "dropped" else 503)
     message = error_of(settings(tmp_path, ADX_INGEST_URI=standin.url, DEADLETTER_BLOB_URI=url))
     host = url.split("/")[2]
     assert message.startswith(f"DEADLETTER_BLOB_URI ({host}, container {storage_names}-dl): the dead-letter store "
