@@ -59,6 +59,7 @@ from azure.kusto.ingest import (
 from azure.kusto.ingest.base_ingest_client import IngestionResult, IngestionStatus
 from azure.kusto.ingest.exceptions import KustoQueueError
 from azure.kusto.ingest.ingestion_blob_info import IngestionBlobInfo
+from azure.kusto.ingest.status import KustoIngestStatusQueues
 
 from shared.batching import Batch
 from shared.errors import ConfigError, SinkError, TerminalError, TransientError, classify, register_classifier
@@ -476,7 +477,6 @@ def status_queues(queued: QueuedIngestClient, storage: StorageRetry | None = Non
     held ``kafka-adx status`` for 104 s when storage was down; this replaces that one factory
     (``StatusQueue._get_queues`` of azure-kusto-ingest 6.0.4) on the two queues it returns.
     """
-    from azure.kusto.ingest.status import KustoIngestStatusQueues
     from azure.storage.queue import ExponentialRetry, QueueServiceClient, TextBase64DecodePolicy
 
     kwargs = (storage or StorageRetry()).client_kwargs(ExponentialRetry)

@@ -212,6 +212,12 @@ def test_a_storage_sas_that_may_not_read_still_counts_as_reachable(
     preflight(settings(tmp_path, ADX_INGEST_URI=standin.url), make_config())
 
 
+def test_status_queues_read_the_failure_queue(adx_clients: AdxClients, standin: AdxStandIn) -> None:
+    standin.post_failure({"OperationId": "op-1", "Database": DATABASE, "Table": "Events", "ErrorCode": "X"})
+    [message] = status_queues(adx_clients.queued).failure.peek(1, raw=True)
+    assert json.loads(message.content)["OperationId"] == "op-1"
+
+
 def test_status_queues_give_up_instead_of_stalling(adx_clients: AdxClients, queue_proxy: FaultProxy) -> None:
     """The SDK's status queues use the storage SDK's default retry (104 s for `status` with
     storage down); ``status_queues`` bounds them. Bounded by a generous join, not timed."""
