@@ -377,7 +377,12 @@ def _check_deadletter_blob(settings: Settings, budget: _Budget) -> None:
         credential = credential_for(settings)
     else:
         credential = _clients(settings).credential  # the same credential as the ADX clients
-    store = BlobDeadLetterStore.from_url(uri, credential, retries=0, timeout=budget.left())
+    try:
+        store = BlobDeadLetterStore.from_url(uri, credential, retries=0, timeout=budget.left())
+    except ValueError as exc:  # the storage SDK's word for a URL it cannot use
+        raise PreflightError(f"DEADLETTER_BLOB_URI ({host_of(uri)}): not a container URL: "
+                             f"{str(exc).split('?', 1)[0][:200]}. Set it to "
+                             "https://<account>.blob.core.windows.net/<container>.") from None
     try:
         problem = store.check()
     finally:

@@ -212,6 +212,11 @@ def test_a_storage_sas_that_may_not_read_still_counts_as_reachable(
     preflight(settings(tmp_path, ADX_INGEST_URI=standin.url), make_config())
 
 
+def test_a_deadletter_uri_without_a_container_is_named(tmp_path: Path) -> None:
+    message = error_of(settings(tmp_path, DEADLETTER_BLOB_URI="http://127.0.0.1:1"))
+    assert message.startswith("DEADLETTER_BLOB_URI (127.0.0.1:1): not a container URL")
+
+
 def test_status_queues_read_the_failure_queue(adx_clients: AdxClients, standin: AdxStandIn) -> None:
     standin.post_failure({"OperationId": "op-1", "Database": DATABASE, "Table": "Events", "ErrorCode": "X"})
     [message] = status_queues(adx_clients.queued).failure.peek(1, raw=True)
