@@ -482,6 +482,11 @@ def status_queues(queued: QueuedIngestClient, storage: StorageRetry | None = Non
     kwargs = (storage or StorageRetry()).client_kwargs(ExponentialRetry)
     queues = KustoIngestStatusQueues(queued)  # type: ignore[no-untyped-call]
     for status_queue in (queues.success, queues.failure):
+        if not (hasattr(status_queue, "_get_queues") and hasattr(status_queue, "get_queues_func")):
+            # Another SDK version: keep its own (slow but working) queue clients.
+            log.warning("azure-kusto-ingest status queues changed shape; their storage retries are not bounded")
+            continue
+
         def _get_queues(q: Any = status_queue) -> list[Any]:
             return [
                 QueueServiceClient(uri.account_uri, **kwargs).get_queue_client(
