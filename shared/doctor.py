@@ -82,7 +82,7 @@ class TableSchema:
 _PROPERTY_KEYS = {"path": "Path", "ordinal": "Ordinal", "constvalue": "ConstValue", "transform": "Transform"}
 
 
-def _spec_from_entries(kind: str, entries: Iterable[Any]) -> MappingSpec:
+def spec_from_entries(kind: str, entries: Iterable[Any]) -> MappingSpec:
     """Normalise mapping entries in ADX's JSON syntax: ``{"column", "Properties": {...}}`` (what
     ``kql`` creates; ADX may add an empty ``datatype``) or the legacy flat form
     ``{"Name"/"Column", "Path"/"Ordinal"/"ConstValue", "DataType"}``."""
@@ -107,7 +107,7 @@ def _spec_from_entries(kind: str, entries: Iterable[Any]) -> MappingSpec:
 
 def spec_of(mapping: Mapping) -> MappingSpec:
     """The file's mapping as ``kafka-adx kql`` sends it to ADX."""
-    return _spec_from_entries(mapping.kind, json.loads(mapping_json(mapping)))
+    return spec_from_entries(mapping.kind, json.loads(mapping_json(mapping)))
 
 
 def expected_schema(config: IngestionConfig) -> dict[str, dict[str, TableSchema]]:
@@ -167,7 +167,7 @@ def show_mappings(run: Runner, database: str, table: str) -> dict[str, MappingSp
             entries = json.loads(text) if isinstance(text, str) else text
         except ValueError:
             entries = [text]
-        out[str(row["Name"])] = _spec_from_entries(str(row.get("Kind") or ""), entries if isinstance(entries, list) else [])
+        out[str(row["Name"])] = spec_from_entries(str(row.get("Kind") or ""), entries if isinstance(entries, list) else [])
     return out
 
 

@@ -261,6 +261,8 @@ class AdxStandIn:
         self.token_requests: list[dict[str, str]] = []
         self.databases: dict[str, dict[str, StandInTable]] = {}
         """The schema: database -> table name -> table (empty until a test configures it)."""
+        self.views: dict[str, dict[str, str]] = {}
+        """Materialized views: database -> view name -> source table."""
         self.schema_forbidden = False
         """Answer schema commands (``.show``, ``.create``, ``.alter``) with 403, as ADX does for a
         principal with the Ingestor role only."""
@@ -378,6 +380,19 @@ class AdxStandIn:
             table.mappings[m.group("m")] = (m.group("kind").capitalize(), stored)
             return _v1([("Name", "String", "string"), ("Kind", "String", "string"), ("Mapping", "String", "string")],
                        [[m.group("m"), m.group("kind").capitalize(), stored]])
+        m = re.fullmatch(rf"\.create(?:-or-alter| async| ifnotexists)? materialized-view (?:with \([^)]*\) )?"
+                         rf"{_name_re('v')} on table {_name_re('t')} \{{.*\}}", text, re.DOTALL)
+        if m:
+            self._existing(database, _group(m, "t"))
+            self.views.setdefault(database, {})[_group(m, "v")] = _group(m, "t")
+            return _v1([("Name", "String", "string"), ("SourceTable", "String", "string")],
+                       [[_group(m, "v"), _group(m, "t")]])
+        m = re.fullmatch(rf"\.alter materialized-view {_name_re('v')} policy .*", text, re.DOTALL)
+        if m:
+            if _group(m, "v") not in self.views.get(database, {}):
+                raise _MgmtError(400, "BadRequest_EntityNotFound",
+                                 f"Entity ID '{_group(m, 'v')}' of kind 'MaterializedView' was not found.")
+            return _v1([("PolicyName", "String", "string")], [[text.split(" policy ", 1)[1].split(" ", 1)[0]]])
         m = re.fullmatch(rf"\.alter table {_name_re('t')} policy .*", text, re.DOTALL)
         if m:
             self._existing(database, _group(m, "t"))

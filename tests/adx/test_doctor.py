@@ -8,11 +8,20 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from shared.doctor import MappingSpec, _spec_from_entries, drift, expected_schema, parse_cslschema, spec_of
+from shared.doctor import (
+    MappingSpec,
+    Runner,
+    drift,
+    expected_schema,
+    parse_cslschema,
+    spec_from_entries,
+    spec_of,
+)
 from tests.adx.support import DATABASE, config_data, make_config
 from tests.adx_standin import AdxStandIn
 
@@ -68,18 +77,32 @@ def test_missing_mapping_extra_column_and_column_order(standin: AdxStandIn) -> N
     live = standin.table(DATABASE, "Live")
     live.columns = [("kind", "string"), ("id", "long"), ("note", "string")]
 
-    def run(database: str, command: str) -> list[dict[str, object]]:
-        body = standin.run_mgmt(database, command)
-        table = body["Tables"][0]
-        names = [c["ColumnName"] for c in table["Columns"]]
-        return [dict(zip(names, row, strict=True)) for row in table["Rows"]]
-
-    lines = [f.line() for f in drift(make_config(), run)]
+    lines = [f.line() for f in drift(make_config(), _runner(standin))]
     assert lines == [
         "db1.Live: column note (string) is in the cluster, not in the file",
         "db1.Live: column order differs: cluster kind, id; file id, kind",
         "db1.Live: missing json mapping LiveMap",
     ]
+
+
+@pytest.mark.parametrize("path", ["ingestion.yaml", "tests/kafka_e2e/ingestion.yaml"])
+def test_the_repositorys_ingestion_files_show_no_drift_once_their_kql_ran(standin: AdxStandIn, path: str) -> None:
+    """Every construct `kafka-adx kql` writes (csv ordinals, transforms, constants, views) reads
+    back as what the file declares."""
+    from shared.config import load_config
+
+    config = load_config(REPO / path)
+    standin.apply_config(config)
+    assert drift(config, _runner(standin)) == []
+
+
+def _runner(standin: AdxStandIn) -> Runner:
+    def run(database: str, command: str) -> list[dict[str, Any]]:
+        table = standin.run_mgmt(database, command)["Tables"][0]
+        names = [c["ColumnName"] for c in table["Columns"]]
+        return [dict(zip(names, row, strict=True)) for row in table["Rows"]]
+
+    return run
 
 
 def test_an_unreachable_cluster_exits_2(tmp_path: Path) -> None:
@@ -130,10 +153,10 @@ def test_mappings_compare_by_meaning_not_by_spelling() -> None:
     mapping = make_config().tables["Events"].mappings["EventsMap"]
     ours = spec_of(mapping)
     # ADX may add an empty datatype, or show the legacy flat form: the same mapping.
-    shown = _spec_from_entries("Json", [{"column": "id", "datatype": "", "Properties": {"Path": "$.id"}},
+    shown = spec_from_entries("Json", [{"column": "id", "datatype": "", "Properties": {"Path": "$.id"}},
                                         {"Column": "kind", "Path": "$.kind", "DataType": ""}])
     assert shown == ours
-    assert _spec_from_entries("csv", [{"column": "id", "Properties": {"Ordinal": 0}}]) == \
+    assert spec_from_entries("csv", [{"column": "id", "Properties": {"Ordinal": 0}}]) == \
         MappingSpec("csv", (("id", (("Ordinal", "0"),)),))
 
 
