@@ -212,8 +212,9 @@ def measure_case(case: Case, values: list[bytes], config: IngestionConfig, workd
     level = config.limits.gzip_level
 
     def run_pipeline() -> None:
+        pipeline.forget_written()  # each run writes every batch again, not "already queued"
         result = pipeline.process(records)
-        if result.ingested != len(records):  # the numbers would be meaningless
+        if result.ingested != len(records) or result.already_queued:  # the numbers would be meaningless
             raise SystemExit(f"{case.key}: {result.dead_lettered} record(s) dead-lettered: {result.reasons}")
 
     def run_floor() -> None:
@@ -280,7 +281,8 @@ def kafka_batch(values: Sequence[bytes], first_offset: int, topic: str) -> list[
         "OffsetArray": Datum(_Collection(sint64=range(first_offset, first_offset + count)), "collection_sint64"),
         "TopicArray": Datum(_Collection(string=[topic] * count), "collection_string"),
         "PartitionArray": Datum(json.dumps([0] * count), "json"),
-        "KeyArray": Datum(json.dumps(["station-7"] * count), "json"),
+        # keyDataType Binary (what the app binds): keys arrive base64.
+        "KeyArray": Datum(json.dumps([base64.b64encode(b"station-7").decode()] * count), "json"),
         "TimestampArray": Datum(json.dumps(["2024-05-01T12:00:00.123Z"] * count), "json"),
         "HeadersArray": Datum(json.dumps([[{"Key": "source", "Value": key}]] * count), "json"),
     }
@@ -321,10 +323,12 @@ def measure_function_entry(values: list[bytes], config: IngestionConfig, workdir
     context = _Context()
 
     def eventhub() -> None:
+        pipeline.forget_written()
         for events in hub_batches:
             runtime.handle_eventhub(events, context, trigger="bench", event_hub=topic)
 
     def kafka() -> None:
+        pipeline.forget_written()
         for events in kafka_batches:
             runtime.handle_kafka(events, context, trigger="bench", data_type="binary")
 

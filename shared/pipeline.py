@@ -187,6 +187,11 @@ class Pipeline:
         if callable(close_store):
             close_store()
 
+    def forget_written(self) -> None:
+        """Forget the batch ids this pipeline wrote, so the same records are written again (for
+        benchmarks that time one input several times; never needed in production)."""
+        self._queued.clear()
+
     def encoder(self, dest: Destination) -> Encoder:
         """The (cached) encoder of a destination."""
         encoder = self._encoders.get(dest)

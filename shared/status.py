@@ -67,9 +67,10 @@ class FailureReport:
 
 def failure_reports(queued_client: Any, count: int = 20, *, pop: bool = False) -> list[FailureReport]:
     """Up to ``count`` reports from the failure queue(s) of a ``QueuedIngestClient``, newest first."""
-    from azure.kusto.ingest.status import KustoIngestStatusQueues
+    from shared.sinks.adx import status_queues
 
-    queues = KustoIngestStatusQueues(queued_client)  # type: ignore[no-untyped-call]
+    # Bounded queue clients: with storage down the SDK's defaults stall ``status`` ~80 s.
+    queues = status_queues(queued_client)
     messages: Sequence[Any] = queues.failure.pop(count, raw=True) if pop else queues.failure.peek(count, raw=True)
     # The SDK's peek reads a queue twice when it holds fewer than ``count`` messages, so the
     # same message can come back twice: keep one per message id.

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from shared import functions_runtime
+from shared.config import parse_config
 from shared.deadletter import DeadLetter
 from shared.deadletter_blob import BlobDeadLetterStore
 from shared.errors import TransientError
@@ -137,6 +138,7 @@ def deployed(
     container = f"{storage_names}-deadletter"
     azurite.create_container(container)
     standin = AdxStandIn(azurite, storage_names)
+    standin.apply_config(parse_config(data, str(config)))  # the tables exist, as preflight checks
     functions_runtime.reset()
 
     def make(trigger: str) -> DeployedApp:
