@@ -46,6 +46,7 @@ from shared.destination import Destination
 from shared.encoding import Encoder, encoder_for
 from shared.errors import DeadLetterError, InputStopped, RecordError, TransientError, classify
 from shared.records import Record
+from shared.redact import redact
 from shared.routing import Router
 from shared.sinks.base import Sink
 
@@ -380,7 +381,7 @@ class Pipeline:
                     log.warning("transient failure writing %s; raising for redelivery: %s", batch.describe(), exc)
                     raise TransientError(f"{batch.describe()}: {exc}") from exc
                 reason = f"{'terminal' if kind is not TransientError else 'transient (final attempt)'} " \
-                         f"sink failure: {type(exc).__name__}: {exc}"
+                         f"sink failure: {type(exc).__name__}: {redact(str(exc))}"
                 log.error("dead-lettering %s: %s", batch.describe(), reason)
                 letters = [
                     DeadLetter(

@@ -262,3 +262,15 @@ def test_a_fifo_is_read_once_not_consumed_by_its_fingerprint(tmp_path: Path) -> 
     writer.join()
     assert [r.offset for r in records] == [1, 2, 3]
     assert records[0].stream == f"stream:{fifo}"
+
+
+def test_a_sink_error_carrying_a_sas_is_dead_lettered_without_it(tmp_path: Path) -> None:
+    class LeakySink(RecordingSink):
+        def write(self, batch: Batch) -> None:
+            raise PermissionError("403 on https://a.blob.core.windows.net/t/x?sv=2023-11-03&sig=SeCrEtSiGnAtUrE123%3D")
+
+    store = LocalDeadLetterStore(tmp_path / "dl")
+    Pipeline(_config(), LeakySink(), store).process([rec(b'{"a": "x", "n": 1}', offset=1)])  # type: ignore[arg-type]
+    (letter,) = [x for s in store.sets() for x in store.read(s)]
+    assert letter.stage == "sink" and "403" in letter.reason
+    assert "SeCrEtSiGnAtUrE123" not in letter.reason
