@@ -3,7 +3,7 @@
 Which triggers exist is decided by app settings when the worker indexes this file:
 ``EVENTHUB_NAME`` switches the Event Hubs trigger on, ``KAFKA_BROKERS`` the Kafka trigger.
 A comma-separated ``EVENTHUB_NAME`` or ``KAFKA_TOPIC`` registers one function per name.
-Everything else lives in :mod:`shared.functions_runtime`; see README.md ("The function app").
+Everything else lives in :mod:`shared.functions.runtime`; see README.md ("The function app").
 """
 
 # No "from __future__ import annotations": the worker inspects the annotations as objects.
@@ -11,7 +11,7 @@ import typing
 
 import azure.functions as func
 
-from shared.functions_runtime import TriggerBinding, TriggerSettings, handle_eventhub, handle_kafka
+from shared.functions.runtime import TriggerBinding, TriggerSettings, handle_eventhub, handle_kafka
 
 app = func.FunctionApp()
 TRIGGERS = TriggerSettings.from_env()

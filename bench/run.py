@@ -48,11 +48,11 @@ if str(REPO) not in sys.path:  # `python bench/run.py` from a checkout without `
     sys.path.insert(0, str(REPO))
 
 from shared.config import IngestionConfig, load_config  # noqa: E402
-from shared.deadletter import LocalDeadLetterStore  # noqa: E402
-from shared.pipeline import Pipeline  # noqa: E402
-from shared.records import Record  # noqa: E402
-from shared.sample import COLUMNS, storm_events, to_csv, to_json  # noqa: E402
-from shared.sinks.base import MemorySink  # noqa: E402
+from shared.deadletters.envelope import LocalDeadLetterStore  # noqa: E402
+from shared.ops.sample import COLUMNS, storm_events, to_csv, to_json  # noqa: E402
+from shared.pipeline.core import Pipeline  # noqa: E402
+from shared.pipeline.records import Record  # noqa: E402
+from shared.pipeline.sink import MemorySink  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parent / "ingestion.yaml"
 METADATA_TOPIC = "bench-json-client"
@@ -312,7 +312,7 @@ def measure_function_entry(values: list[bytes], config: IngestionConfig, workdir
                            invocations: int, repeat: int) -> list[EntryMeasured]:
     """Time ``handle_eventhub`` / ``handle_kafka`` (adapter + pipeline + memory sink) per event
     for batches of FUNCTION_BATCH events; building the events (the worker's part) is not timed."""
-    from shared import functions_runtime as runtime
+    from shared.functions import runtime
 
     pipeline = new_pipeline(config, workdir / "deadletter-functions")
     runtime.install(pipeline)
@@ -381,7 +381,7 @@ def write_jsonl(path: Path, values: Sequence[bytes], size: int) -> int:
     return records
 
 
-# `kafka-adx` exactly as its console script runs it (shared.cli:main), plus an exit hook that
+# `kafka-adx` exactly as its console script runs it (shared.cli.app:main), plus an exit hook that
 # records the peak RSS of this program image: VmHWM belongs to the address space exec created.
 # (wait4's ru_maxrss would not do: Linux carries the pre-exec high-water mark over, i.e. the
 # size of this benchmark process at fork time.)
@@ -396,7 +396,7 @@ def _record_peak():
 
 atexit.register(_record_peak)
 sys.argv[0] = "kafka-adx"
-from shared.cli import main
+from shared.cli.app import main
 main()
 """
 

@@ -1,5 +1,5 @@
 """Regenerate infra/kql/database.kql, the ADX database script of the deployment, from the
-ingestion file, with the same generator as ``kafka-adx kql`` (``shared.kql.generate_kql``).
+ingestion file, with the same generator as ``kafka-adx kql`` (``shared.ops.kql.generate_kql``).
 
 An ARM database script may only hold management commands (``.create``, ``.create-merge``,
 ``.alter``, ...) separated by blank lines, so it is generated with ``comments=False``: the
@@ -23,7 +23,7 @@ def expected_script(config_path: Path = DEFAULT_CONFIG) -> str:
     """The database script the ingestion file at ``config_path`` calls for."""
     sys.path.insert(0, str(REPO))
     from shared.config import load_config
-    from shared.kql import generate_kql
+    from shared.ops.kql import generate_kql
 
     return generate_kql(load_config(config_path), comments=False)
 

@@ -133,7 +133,7 @@ class MappingProperties(BaseModel):
                 f"or Transform SourceLocation/SourceLineNumber; got {sources or 'none'}"
             )
         if self.path is not None:
-            from shared.jsonpath import parse_path
+            from shared.mapping.jsonpath import parse_path
 
             parse_path(self.path)  # raises ValueError with the reason
         return self

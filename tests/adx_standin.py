@@ -283,7 +283,7 @@ class AdxStandIn:
 
     def apply_config(self, config: Any, database: str | None = None) -> None:
         """Create what ``kafka-adx kql`` creates for an ingestion file (in its database)."""
-        from shared.kql import generate_kql
+        from shared.ops.kql import generate_kql
 
         self.apply_kql(generate_kql(config, comments=False), database or config.database)
 

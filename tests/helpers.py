@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from shared.config import IngestionConfig, parse_config
-from shared.records import Record
+from shared.pipeline.records import Record
 
 
 def rec(value: bytes | None, topic: str = "json", offset: int = 0, partition: int = 0, **kw: object) -> Record:

@@ -1,5 +1,5 @@
 """Sinks: where sealed batches go (ADX queued, ADX streaming, local DuckDB, memory)."""
 
-from shared.sinks.base import MemorySink, Sink
+from shared.pipeline.sink import MemorySink, Sink
 
 __all__ = ["MemorySink", "Sink"]

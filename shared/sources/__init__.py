@@ -1,1 +1,1 @@
-"""Adapters that turn each entry point's input into :class:`shared.records.Record` objects."""
+"""Adapters that turn each entry point's input into :class:`shared.pipeline.records.Record` objects."""

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from shared.errors import InputError
-from shared.records import Record
+from shared.pipeline.records import Record
 
 FileKind = Literal["lines", "delimited"]
 

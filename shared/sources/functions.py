@@ -21,7 +21,7 @@ host serialises as base64 strings, and their Kafka key as the ``x-opt-kafka-key`
 into bytes, so that header routing and header/key columns behave exactly as with Kafka.
 
 Keys are bytes on every path (this adapter, the Kafka consumer, files): they are decoded only
-when a mapping reads them, by the same rule as headers (``shared/mapping.py``: strict UTF-8; a
+when a mapping reads them, by the same rule as headers (``shared/mapping/compiled.py``: strict UTF-8; a
 validating route dead-letters a record whose key is not UTF-8, with a reason naming the key, a
 non-validating one gives a null column, as ADX does for a value that does not convert). The
 Kafka trigger hands keys over as text unless the binding sets ``keyDataType: Binary`` (then as
@@ -47,7 +47,7 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
-from shared.records import Header, Record
+from shared.pipeline.records import Header, Record
 
 HeaderEncoding = Literal["base64", "text"]
 """How string-valued Event Hubs application properties become header bytes: ``base64`` (they

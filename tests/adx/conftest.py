@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.deadletter_blob import BlobDeadLetterStore
+from shared.deadletters.blob import BlobDeadLetterStore
 from shared.settings import Settings
-from shared.sinks.adx import AdxClients, AdxOptions, AdxSink, StorageRetry
+from shared.sinks.adx.sink import AdxClients, AdxOptions, AdxSink, StorageRetry
 from tests.adx.support import make_config
 from tests.adx_standin import AdxStandIn, FaultProxy
 from tests.fixtures.azurite import Azurite

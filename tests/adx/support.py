@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.config import IngestionConfig, parse_config
-from shared.deadletter import DeadLetter, DeadLetterStore
-from shared.records import Record
+from shared.deadletters.envelope import DeadLetter, DeadLetterStore
+from shared.pipeline.records import Record
 from tests.adx_standin import AdxStandIn
 
 DATABASE = "db1"

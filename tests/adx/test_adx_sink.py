@@ -9,15 +9,15 @@ import uuid
 
 import pytest
 
-from shared.batching import Batch, BatchBuilder
-from shared.deadletter import LocalDeadLetterStore
-from shared.destination import Destination
-from shared.encoding import encoder_for
+from shared.deadletters.envelope import LocalDeadLetterStore
 from shared.errors import TerminalError
-from shared.pipeline import Pipeline, RetryPolicy
-from shared.records import Record
-from shared.routing import Router
-from shared.sinks.adx import AdxClients, AdxSink
+from shared.pipeline.batching import Batch, BatchBuilder
+from shared.pipeline.core import Pipeline, RetryPolicy
+from shared.pipeline.destination import Destination
+from shared.pipeline.encoding import encoder_for
+from shared.pipeline.records import Record
+from shared.pipeline.routing import Router
+from shared.sinks.adx.sink import AdxClients, AdxSink
 from tests.adx.conftest import FAST
 from tests.adx.support import DATABASE, T0, landed, make_config, record_id, records
 from tests.adx_standin import AdxStandIn
@@ -209,7 +209,7 @@ def test_streaming_request_refused_as_too_large_falls_back_to_queued(sink: AdxSi
 
 
 def test_one_set_of_clients_per_process(adx_settings: object) -> None:
-    from shared.sinks.adx import clients_for
+    from shared.sinks.adx.sink import clients_for
 
     first = AdxSink.from_settings(adx_settings)  # type: ignore[arg-type]
     second = AdxSink.from_settings(adx_settings)  # type: ignore[arg-type]
@@ -222,7 +222,7 @@ def test_credential_follows_adx_auth(monkeypatch: pytest.MonkeyPatch) -> None:
     from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
     from shared.settings import Settings
-    from shared.sinks.adx import connection_string, credential_for
+    from shared.sinks.adx.sink import connection_string, credential_for
 
     uri = "https://ingest-c.westeurope.kusto.windows.net"
     mi = credential_for(Settings.from_env({"ADX_INGEST_URI": uri, "ADX_AUTH": "managed-identity"}))

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from shared.deadletter import DeadLetter, set_id_for, to_envelope
-from shared.deadletter_blob import BlobDeadLetterStore
-from shared.destination import Destination
+from shared.deadletters.blob import BlobDeadLetterStore
+from shared.deadletters.envelope import DeadLetter, set_id_for, to_envelope
 from shared.errors import DeadLetterError
+from shared.pipeline.destination import Destination
 from shared.settings import Settings
 from tests.adx.support import DATABASE, poison, records
 from tests.adx_standin import FaultProxy

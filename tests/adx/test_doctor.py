@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.doctor import (
+from shared.ops.doctor import (
     MappingSpec,
     Runner,
     drift,
@@ -27,7 +27,7 @@ from tests.adx_standin import AdxStandIn
 
 REPO = Path(__file__).resolve().parents[2]
 # The command on its own (the CLI registers it as `kafka-adx doctor`).
-DOCTOR = [sys.executable, "-c", "from shared.cli_doctor import doctor; doctor()"]
+DOCTOR = [sys.executable, "-c", "from shared.cli.doctor import doctor; doctor()"]
 _SCRUBBED = ("KAFKA_", "ADX_", "DEADLETTER_", "LOCAL_", "INGESTION_CONFIG", "AZURE_", "IDENTITY_")
 
 

@@ -34,7 +34,7 @@ from tests.fixtures.azurite import DEV_ACCOUNT_KEY, Azurite
 pytestmark = [pytest.mark.azurite, pytest.mark.kafka]
 
 REPO = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "shared.cli", "-vv"]
+CLI = [sys.executable, "-m", "shared.cli.app", "-vv"]
 _UNREDACTED_SIG = re.compile(r"sig(?:=|%3D)(?!REDACTED)", re.IGNORECASE)
 
 

@@ -21,15 +21,15 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.preflight import PreflightError, check_kafka, log_preflight, preflight, routed_targets
+from shared.ops.preflight import PreflightError, check_kafka, log_preflight, preflight, routed_targets
 from shared.settings import Settings
-from shared.sinks.adx import AdxClients, close_process_clients, status_queues
+from shared.sinks.adx.sink import AdxClients, close_process_clients, status_queues
 from tests.adx.support import DATABASE, config_data, make_config
 from tests.adx_standin import AdxStandIn, FaultProxy
 from tests.fixtures.azurite import Azurite
 
 REPO = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-c", "from shared.cli import main; main()"]
+CLI = [sys.executable, "-c", "from shared.cli.app import main; main()"]
 _SCRUBBED = ("KAFKA_", "ADX_", "DEADLETTER_", "LOCAL_", "INGESTION_CONFIG", "AZURE_", "IDENTITY_")
 
 

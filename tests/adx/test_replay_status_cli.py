@@ -12,13 +12,13 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from shared.cli_adx import replay, status
-from shared.deadletter import DeadLetter, LocalDeadLetterStore
-from shared.deadletter_blob import BlobDeadLetterStore
-from shared.destination import Destination
-from shared.pipeline import Pipeline, RetryPolicy
-from shared.replay import LocalReplayMarks, ReplayFilter, parse_when
-from shared.sinks.adx import AdxSink
+from shared.cli.adx import replay, status
+from shared.deadletters.blob import BlobDeadLetterStore
+from shared.deadletters.envelope import DeadLetter, LocalDeadLetterStore
+from shared.deadletters.replay import LocalReplayMarks, ReplayFilter, parse_when
+from shared.pipeline.core import Pipeline, RetryPolicy
+from shared.pipeline.destination import Destination
+from shared.sinks.adx.sink import AdxSink
 from tests.adx.support import DATABASE, config_data, dead_letters, landed, make_config, poison, records
 from tests.adx_standin import AdxStandIn, FaultProxy
 

@@ -19,8 +19,13 @@ import orjson
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from shared import adxtypes
-from shared.adxtypes import (
+from shared.config import MappingProperties, Table
+from shared.deadletters.envelope import LocalDeadLetterStore
+from shared.errors import RecordError
+from shared.mapping import types as adxtypes
+from shared.mapping.compiled import CompiledMapping, _getter
+from shared.mapping.jsonpath import resolve
+from shared.mapping.types import (
     CONVERTERS,
     _parse_datetime_full,
     csv_cell,
@@ -31,18 +36,13 @@ from shared.adxtypes import (
     parse_datetime,
     to_text,
 )
-from shared.batching import BatchBuilder
-from shared.config import MappingProperties, Table
-from shared.deadletter import LocalDeadLetterStore
-from shared.destination import Destination
-from shared.encoding import read_payload_stream, split_delimited
-from shared.errors import RecordError
-from shared.jsonpath import resolve
-from shared.mapping import CompiledMapping, _getter
-from shared.pipeline import Pipeline
-from shared.records import Record
-from shared.sinks.base import MemorySink
-from shared.sinks.local import DuckDbSink
+from shared.pipeline.batching import BatchBuilder
+from shared.pipeline.core import Pipeline
+from shared.pipeline.destination import Destination
+from shared.pipeline.encoding import read_payload_stream, split_delimited
+from shared.pipeline.records import Record
+from shared.pipeline.sink import MemorySink
+from shared.sinks.duckdb import DuckDbSink
 from tests.helpers import make_config
 
 ORIGINAL_NEEDS_QUOTES = re.compile(r'[",\r\n]|^\s|\s$')

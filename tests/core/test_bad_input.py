@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from shared.config import parse_config
-from shared.deadletter import LocalDeadLetterStore
-from shared.pipeline import Pipeline
-from shared.records import Record
-from shared.sinks.base import MemorySink
+from shared.deadletters.envelope import LocalDeadLetterStore
+from shared.pipeline.core import Pipeline
+from shared.pipeline.records import Record
+from shared.pipeline.sink import MemorySink
 from tests.helpers import rec
 
 CONFIG = parse_config(

@@ -12,8 +12,8 @@ import duckdb
 import orjson
 from click.testing import CliRunner
 
-from shared.cli import main
-from shared.kql import generate_kql
+from shared.cli.app import main
+from shared.ops.kql import generate_kql
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "ingestion.yaml")
@@ -88,7 +88,7 @@ def test_ingest_end_to_end_into_duckdb(tmp_path: Path) -> None:
     env = {**os.environ, "LOCAL_DB": str(tmp_path / "db.duckdb"), "LOCAL_DEADLETTER_DIR": str(tmp_path / "dl"),
            "INGESTION_CONFIG": CONFIG}
     env.pop("ADX_INGEST_URI", None)
-    proc = subprocess.run([sys.executable, "-m", "shared.cli", "ingest", "--topic", "storm-events", str(data)],
+    proc = subprocess.run([sys.executable, "-m", "shared.cli.app", "ingest", "--topic", "storm-events", str(data)],
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr  # 1: something was dead-lettered
     assert "2 received, 1 ingested, 1 dead-lettered" in proc.stdout

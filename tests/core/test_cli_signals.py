@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from shared.cli_common import StopOnSignal
+from shared.cli.common import StopOnSignal
 from shared.errors import Interrupted
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,7 +84,7 @@ def _letter_count(tmp_path: Path) -> int:
 
 def _ingest_stdin(tmp_path: Path, data: bytes, sig: signal.Signals) -> subprocess.CompletedProcess[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "ingest", "--topic", TOPIC, "-"],
+        [sys.executable, "-m", "shared.cli.app", "ingest", "--topic", TOPIC, "-"],
         env=_env(tmp_path), cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdin is not None
@@ -124,7 +124,7 @@ def test_a_rerun_after_an_interrupt_loses_nothing(tmp_path: Path) -> None:
 
     # The same input again, this time to its end: a normal run (1: poison was dead-lettered).
     rerun = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "ingest", "--topic", TOPIC, "-"],
+        [sys.executable, "-m", "shared.cli.app", "ingest", "--topic", TOPIC, "-"],
         input=data, env=_env(tmp_path), cwd=tmp_path, capture_output=True, timeout=120,
     )  # fmt: skip
     assert rerun.returncode == 1, rerun.stderr

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from shared.config import IngestionConfig, parse_config
-from shared.deadletter import LocalDeadLetterStore
+from shared.deadletters.envelope import LocalDeadLetterStore
 from shared.errors import ConfigError
-from shared.mapping import expected_fields
-from shared.pipeline import Pipeline
-from shared.sample import COLUMNS, storm_events, to_csv
-from shared.sinks.base import MemorySink
-from shared.sinks.local import DuckDbSink
+from shared.mapping.compiled import expected_fields
+from shared.ops.sample import COLUMNS, storm_events, to_csv
+from shared.pipeline.core import Pipeline
+from shared.pipeline.sink import MemorySink
+from shared.sinks.duckdb import DuckDbSink
 from tests.helpers import rec
 
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from shared.config import IngestionConfig, parse_config
-from shared.deadletter import LocalDeadLetterStore
+from shared.deadletters.envelope import LocalDeadLetterStore
 from shared.errors import ConfigError
-from shared.kql import generate_kql
-from shared.pipeline import Pipeline
-from shared.sinks.local import DuckDbSink
+from shared.ops.kql import generate_kql
+from shared.pipeline.core import Pipeline
+from shared.sinks.duckdb import DuckDbSink
 from tests.helpers import rec
 
 POSITION = [{"column": "Topic", "Properties": {"Metadata": "topic"}},

@@ -15,12 +15,12 @@ import duckdb
 import orjson
 import pytest
 
-from shared.batching import Batch
-from shared.deadletter import LocalDeadLetterStore, set_id_for
+from shared.deadletters.envelope import LocalDeadLetterStore, set_id_for
 from shared.errors import InputError, TransientError
-from shared.pipeline import Pipeline, Result, RetryPolicy
-from shared.records import Record
-from shared.sinks.base import Sink
+from shared.pipeline.batching import Batch
+from shared.pipeline.core import Pipeline, Result, RetryPolicy
+from shared.pipeline.records import Record
+from shared.pipeline.sink import Sink
 from shared.sources.files import FileSource
 from tests.helpers import make_config, rec
 
@@ -93,7 +93,7 @@ def test_different_records_at_the_same_positions_never_share_an_id() -> None:
 
 
 def test_dead_letter_set_ids_name_the_source_and_the_bytes(tmp_path: Path) -> None:
-    from shared.deadletter import DeadLetter
+    from shared.deadletters.envelope import DeadLetter
 
     def letters(value: bytes, stream: str = "") -> list[DeadLetter]:
         return [DeadLetter(record=rec(value, offset=1, stream=stream), reason="r", stage="decode")]
@@ -107,7 +107,7 @@ def _ingest(tmp_path: Path, config: Path, path: Path) -> subprocess.CompletedPro
     env = {**os.environ, "LOCAL_DB": str(tmp_path / "local.duckdb"), "LOCAL_DEADLETTER_DIR": str(tmp_path / "dl")}
     env.pop("ADX_INGEST_URI", None)
     env.pop("DEADLETTER_BLOB_URI", None)
-    cmd = [sys.executable, "-m", "shared.cli", "ingest", "--config", str(config), "--topic", "json", str(path)]
+    cmd = [sys.executable, "-m", "shared.cli.app", "ingest", "--config", str(config), "--topic", "json", str(path)]
     return subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
 
 

@@ -1,4 +1,4 @@
-"""Exit codes scripts can trust: one table (shared.cli_common.EXIT_CODES) shown in every
+"""Exit codes scripts can trust: one table (shared.cli.common.EXIT_CODES) shown in every
 command's --help, and each code where it applies, in local mode (the ADX cases are in
 tests/adx/test_replay_status_cli.py, the signals in tests/core/test_cli_signals.py)."""
 
@@ -18,8 +18,8 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from shared.cli import KafkaAdxGroup, main
-from shared.cli_common import EXIT_CODES
+from shared.cli.app import KafkaAdxGroup, main
+from shared.cli.common import EXIT_CODES
 from shared.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def cli(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "shared.cli", *args], env=_env(tmp_path, **extra), cwd=tmp_path,
+    return subprocess.run([sys.executable, "-m", "shared.cli.app", *args], env=_env(tmp_path, **extra), cwd=tmp_path,
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
 
 
@@ -187,10 +187,10 @@ def test_replay_stops_between_sets_on_a_signal_and_exits_130(tmp_path: Path, mon
     """SIGINT while a set is being replayed: that set finishes and is marked, the next one is not
     started, exit code 130. The signal is sent by the process to itself right after the first
     set went through (so it lands at a known point, no timing involved)."""
-    import shared.replay as replay_module
-    from shared.deadletter import DeadLetter, LocalDeadLetterStore
-    from shared.records import Record
-    from shared.replay import LocalReplayMarks
+    import shared.deadletters.replay as replay_module
+    from shared.deadletters.envelope import DeadLetter, LocalDeadLetterStore
+    from shared.deadletters.replay import LocalReplayMarks
+    from shared.pipeline.records import Record
 
     folder = tmp_path / "dl"
     store = LocalDeadLetterStore(folder)

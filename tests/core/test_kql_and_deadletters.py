@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 
 from shared.config import parse_config
-from shared.deadletter import DeadLetter, LocalDeadLetterStore, from_envelope, to_envelope
-from shared.destination import Destination
-from shared.kql import generate_kql, mapping_json
+from shared.deadletters.envelope import DeadLetter, LocalDeadLetterStore, from_envelope, to_envelope
+from shared.ops.kql import generate_kql, mapping_json
+from shared.pipeline.destination import Destination
 from tests.helpers import make_config, rec
 
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import duckdb
 
-from shared.batching import Batch
 from shared.config import IngestionConfig, parse_config
-from shared.deadletter import LocalDeadLetterStore
-from shared.pipeline import Pipeline
-from shared.sinks.base import MemorySink
-from shared.sinks.local import INGESTED_BATCHES, DuckDbSink
+from shared.deadletters.envelope import LocalDeadLetterStore
+from shared.pipeline.batching import Batch
+from shared.pipeline.core import Pipeline
+from shared.pipeline.sink import MemorySink
+from shared.sinks.duckdb import INGESTED_BATCHES, DuckDbSink
 from tests.helpers import rec
 
 CONFIG_DATA: dict[str, object] = {
@@ -123,9 +123,9 @@ def test_a_rolled_back_batch_leaves_neither_rows_nor_tag(tmp_path: Path) -> None
 CRASH = """
 import json, os, sys
 from shared.config import parse_config
-from shared.deadletter import LocalDeadLetterStore
-from shared.pipeline import Pipeline
-from shared.sinks.local import DuckDbSink
+from shared.deadletters.envelope import LocalDeadLetterStore
+from shared.pipeline.core import Pipeline
+from shared.sinks.duckdb import DuckDbSink
 from tests.helpers import rec
 
 class CrashBeforeCommit(DuckDbSink):

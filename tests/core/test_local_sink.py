@@ -8,9 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from shared.config import parse_config
-from shared.deadletter import LocalDeadLetterStore
-from shared.pipeline import Pipeline
-from shared.sinks.local import DuckDbSink
+from shared.deadletters.envelope import LocalDeadLetterStore
+from shared.pipeline.core import Pipeline
+from shared.sinks.duckdb import DuckDbSink
 from tests.helpers import rec
 
 ALL_TYPES = [("s", "string"), ("i", "int"), ("l", "long"), ("r", "real"), ("m", "decimal"), ("b", "bool"),

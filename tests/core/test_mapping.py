@@ -8,13 +8,13 @@ from decimal import Decimal
 
 import pytest
 
-from shared.adxtypes import convert, csv_line, from_unix, to_text
 from shared.config import Mapping, Table
-from shared.encoding import read_payload, split_delimited
 from shared.errors import RecordError
-from shared.jsonpath import parse_path, resolve
-from shared.mapping import CompiledMapping
-from shared.records import Record
+from shared.mapping.compiled import CompiledMapping
+from shared.mapping.jsonpath import parse_path, resolve
+from shared.mapping.types import convert, csv_line, from_unix, to_text
+from shared.pipeline.encoding import read_payload, split_delimited
+from shared.pipeline.records import Record
 
 REC = Record(value=b"x", key=b"k1", headers=(("h", b"hv"),), topic="t", partition=3, offset=42,
              timestamp=datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC), source="kafka")

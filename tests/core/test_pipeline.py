@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.deadletter import LocalDeadLetterStore
+from shared.deadletters.envelope import LocalDeadLetterStore
 from shared.errors import DeadLetterError, TerminalError, TransientError
-from shared.pipeline import Pipeline, RetryPolicy
-from shared.sinks.base import MemorySink
+from shared.pipeline.core import Pipeline, RetryPolicy
+from shared.pipeline.sink import MemorySink
 from tests.helpers import make_config, rec
 
 NO_WAIT = RetryPolicy(attempts=3, base_delay=0.0)

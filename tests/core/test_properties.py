@@ -11,13 +11,13 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.adxtypes import CONVERTERS, csv_line
-from shared.deadletter import LocalDeadLetterStore
-from shared.encoding import read_payload, split_delimited
+from shared.deadletters.envelope import LocalDeadLetterStore
 from shared.errors import RecordError
-from shared.pipeline import Pipeline
-from shared.records import Record
-from shared.sinks.base import MemorySink
+from shared.mapping.types import CONVERTERS, csv_line
+from shared.pipeline.core import Pipeline
+from shared.pipeline.encoding import read_payload, split_delimited
+from shared.pipeline.records import Record
+from shared.pipeline.sink import MemorySink
 from tests.helpers import make_config
 
 CONFIG = make_config()

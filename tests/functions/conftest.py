@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from shared import functions_runtime
-from shared.deadletter import DeadLetter, LocalDeadLetterStore
+from shared.deadletters.envelope import DeadLetter, LocalDeadLetterStore
+from shared.functions import runtime as functions_runtime
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -22,13 +22,13 @@ from typing import Any
 
 import pytest
 
-from shared import functions_runtime
 from shared.config import parse_config
-from shared.deadletter import DeadLetter
-from shared.deadletter_blob import BlobDeadLetterStore
+from shared.deadletters.blob import BlobDeadLetterStore
+from shared.deadletters.envelope import DeadLetter
 from shared.errors import TransientError
-from shared.sinks import adx
-from shared.sinks.adx import AdxSink
+from shared.functions import runtime as functions_runtime
+from shared.sinks.adx import sink as adx
+from shared.sinks.adx.sink import AdxSink
 from tests.adx.conftest import fast_throttle_retries
 from tests.adx.support import DATABASE, Landed, config_data, dead_letters, landed
 from tests.adx_standin import AdxStandIn

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from shared import functions_runtime
-from shared.batching import Batch
 from shared.config import IngestionConfig
-from shared.deadletter import DeadLetter, LocalDeadLetterStore
+from shared.deadletters.envelope import DeadLetter, LocalDeadLetterStore
 from shared.errors import DeadLetterError, TransientError
-from shared.pipeline import Pipeline, RetryPolicy
-from shared.sample import storm_events, to_json
-from shared.sinks.base import MemorySink
+from shared.functions import runtime as functions_runtime
+from shared.ops.sample import storm_events, to_json
+from shared.pipeline.batching import Batch
+from shared.pipeline.core import Pipeline, RetryPolicy
+from shared.pipeline.sink import MemorySink
 from tests.functions.conftest import KAFKA_ENV, LocalApp, load_app
 from tests.functions.host import Context, KafkaMessage, kafka_events
 

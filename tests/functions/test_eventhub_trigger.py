@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from shared.sample import storm_events, to_json
+from shared.ops.sample import storm_events, to_json
 from shared.sources.functions import eventhub_records
 from tests.functions.conftest import EVENTHUB_ENV, LocalApp
 from tests.functions.host import Context, HubEvent, eventhub_events

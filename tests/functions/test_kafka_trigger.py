@@ -12,7 +12,7 @@ import azure.functions as func
 import orjson
 import pytest
 
-from shared.sample import storm_events, to_csv, to_json
+from shared.ops.sample import storm_events, to_csv, to_json
 from shared.sources.functions import kafka_records
 from tests.functions.conftest import KAFKA_ENV, LocalApp
 from tests.functions.host import Context, KafkaMessage, kafka_events

@@ -22,9 +22,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from shared import functions_runtime
 from shared.errors import TransientError
-from shared.functions_runtime import (
+from shared.functions import runtime as functions_runtime
+from shared.functions.runtime import (
     FUNCTION_SETTINGS,
     HOST_SETTINGS,
     Telemetry,

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 from shared.config import load_config
-from shared.kql import generate_kql
+from shared.ops.kql import generate_kql
 from tests.infra.bicep_model import INFRA, MAIN, REPO, parse
 
 SCRIPT = INFRA / "kql" / "database.kql"

@@ -19,11 +19,11 @@ from typing import Any
 
 from confluent_kafka import OFFSET_INVALID, TIMESTAMP_NOT_AVAILABLE, Consumer, TopicPartition
 
-from shared.deadletter import DeadLetter, LocalDeadLetterStore
+from shared.deadletters.envelope import DeadLetter, LocalDeadLetterStore
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("ingestion.yaml")
-CLI = [sys.executable, "-c", "from shared.cli import main; main()"]
+CLI = [sys.executable, "-c", "from shared.cli.app import main; main()"]
 
 # A dead consumer's partitions move after session.timeout.ms (the broker's minimum is 6 s);
 # frequent heartbeats make a live member notice a rebalance quickly.

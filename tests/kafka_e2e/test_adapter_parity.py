@@ -3,7 +3,7 @@ the Kafka trigger (``dataType`` binary and string, ``keyDataType: Binary``), the
 (a Kafka producer writing through the Event Hubs Kafka endpoint: key as ``x-opt-kafka-key``) and
 ``kafka-adx consume`` on the real broker.
 
-The rule for keys (the one headers follow, ``shared/mapping.py``): a key is bytes, decoded only
+The rule for keys (the one headers follow, ``shared/mapping/compiled.py``): a key is bytes, decoded only
 when a mapping reads it, as strict UTF-8; on a validating route a key that is not UTF-8
 dead-letters its record with a reason naming the key column, and the dead letter keeps the exact
 key bytes for replay.
@@ -26,12 +26,12 @@ from azure.functions.meta import Datum
 from confluent_kafka import Producer
 
 from shared.config import load_config
-from shared.pipeline import Pipeline
-from shared.records import Record
-from shared.runtime import build_pipeline
+from shared.kafka.consumer import ConsumerOptions, KafkaIngestor
+from shared.pipeline.core import Pipeline
+from shared.pipeline.records import Record
 from shared.settings import Settings
 from shared.sources.functions import eventhub_records, kafka_records
-from shared.sources.kafka_consumer import ConsumerOptions, KafkaIngestor
+from shared.wiring import build_pipeline
 from tests.functions.host import Collection, HubEvent, eventhub_events
 from tests.kafka_e2e.support import CONFIG, dead_letters
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import load_config
-from shared.deadletter_blob import BlobDeadLetterStore
+from shared.deadletters.blob import BlobDeadLetterStore
 from tests.adx_standin import AdxStandIn
 from tests.fixtures.azurite import Azurite
 from tests.kafka_e2e.support import (

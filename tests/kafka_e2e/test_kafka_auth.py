@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from confluent_kafka import Producer
 
 from shared.errors import ConfigError
-from shared.kafka_auth import (
+from shared.kafka.connection import (
     CONNECTION_STRING_USER,
     EntraTokenProvider,
     KafkaConnection,
@@ -99,7 +99,7 @@ def test_inconsistent_settings_are_refused_before_connecting(kwargs: dict[str, A
 
 
 def test_consume_refuses_bad_settings_without_echoing_the_password() -> None:
-    from shared.cli import main
+    from shared.cli.app import main
 
     result = CliRunner().invoke(
         main, ["consume", "-t", "x", "--brokers", "h:9092", "--protocol", "PLAINTEXT"],
@@ -177,7 +177,7 @@ def test_librdkafka_calls_the_oauth_callback_of_the_client_config(msi_endpoint: 
 
 
 def test_loopback_detection_for_the_plaintext_sasl_warning() -> None:
-    from shared.kafka_auth import _all_loopback
+    from shared.kafka.connection import _all_loopback
 
     assert _all_loopback("127.0.0.1:9092,localhost:9093,[::1]:9094")
     assert not _all_loopback("127.0.0.1:9092,broker.example.com:9092")

@@ -207,7 +207,7 @@ def test_produce_with_an_expired_token_gives_up_after_the_auth_timeout(
 def test_auth_guard_gives_up_only_on_refusals_that_keep_coming() -> None:
     from confluent_kafka import KafkaError
 
-    from shared.kafka_auth import AuthFailureGuard, KafkaAuthError
+    from shared.kafka.connection import AuthFailureGuard, KafkaAuthError
 
     now = [0.0]
     guard = AuthFailureGuard(5.0, reset_after=30.0, clock=lambda: now[0])

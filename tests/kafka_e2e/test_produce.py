@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.producer import OutMessage, Pacer, event_data, sample_messages
-from shared.sample import POISON_CSV
+from shared.kafka.producer import OutMessage, Pacer, event_data, sample_messages
+from shared.ops.sample import POISON_CSV
 from tests.kafka_e2e.support import Workspace, produce, read_topic
 
 

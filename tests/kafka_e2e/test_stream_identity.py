@@ -16,11 +16,11 @@ from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollectio
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from shared.config import load_config
-from shared.pipeline import Pipeline, Result
-from shared.records import Record
-from shared.runtime import build_pipeline
+from shared.kafka.consumer import ConsumerOptions, KafkaIngestor
+from shared.pipeline.core import Pipeline, Result
+from shared.pipeline.records import Record
 from shared.settings import Settings
-from shared.sources.kafka_consumer import ConsumerOptions, KafkaIngestor
+from shared.wiring import build_pipeline
 from tests.kafka_e2e.support import CONFIG, dead_letters
 
 pytestmark = pytest.mark.kafka
@@ -163,7 +163,7 @@ def test_without_a_topic_id_the_stream_is_cluster_and_topic_and_the_reason_is_lo
 
 
 def test_the_admin_client_that_reads_topic_ids_gets_the_connection_settings_only() -> None:
-    from shared.sources.kafka_consumer import admin_config, consumer_config
+    from shared.kafka.consumer import admin_config, consumer_config
 
     def on_error(error: object) -> None: ...
 

@@ -1,0 +1,228 @@
+"""Pieces shared by the command-line modules (cli, cli_adx, cli_kafka): settings and config
+loading, the exit-code table, errors that never carry a credential, the preflight call, the
+signal handling of commands that read input, and the ingest summary."""
+
+from __future__ import annotations
+
+import signal
+import textwrap
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from types import FrameType, TracebackType
+from typing import Any, NoReturn
+
+import click
+
+from shared.config import IngestionConfig, load_config
+from shared.errors import ConfigError, Interrupted
+from shared.pipeline.core import Result
+from shared.redact import redact
+from shared.settings import Settings
+
+# --- exit codes ------------------------------------------------------------------------------
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES: dict[int, tuple[str, str]] = {
+    EXIT_OK: ("ok", "everything went through (or there was nothing to do)"),
+    EXIT_PARTIAL: ("attention", "the command finished, but not everything went through: records were "
+                   "dead-lettered, letters failed again, records were not delivered, or a check found "
+                   "a problem; the output says which"),
+    EXIT_ERROR: ("error", "misconfiguration, an unreachable service, unreadable or truncated input; "
+                 "what was read before the error was delivered and counted, nothing was lost"),
+    EXIT_INTERRUPTED: ("interrupted", "by SIGINT or SIGTERM; what was read was delivered first and counted; "
+                       "run the command again for the rest"),
+}  # fmt: skip
+"""The exit codes of every ``kafka-adx`` command: code -> (label, general meaning). One table:
+each command's ``--help`` shows the rows that apply to it, with the label and what the code
+means for that command. 2 is also click's code for a usage error; 130 is the shell's code for
+a process ended by SIGINT."""
+
+
+def exit_codes_help(specific: Mapping[int, str]) -> str:
+    """The "Exit codes" block of a command's ``--help``: the rows of :data:`EXIT_CODES` that apply
+    (the keys of ``specific``), each with its label and what it means for this command (an
+    empty text: the general meaning)."""
+    lines = ["\b", "Exit codes:"]
+    for code in sorted(specific):
+        label, general = EXIT_CODES[code]
+        lines += textwrap.wrap(
+            f"{label}: {specific[code] or general}", width=76, initial_indent=f"  {code:<4} ", subsequent_indent=" " * 7
+        )
+    return "\n".join(lines)
+
+
+class CliError(click.ClickException):
+    """A one-line error (exit code 2) whose text is redacted: no credential reaches the terminal."""
+
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    """Print a redacted error line to standard error and exit with ``code``."""
+    click.echo(redact(message), err=True)
+    raise SystemExit(code)
+
+
+def echo(text: str, *, err: bool = False) -> None:
+    """``click.echo`` of redacted text (for lines that hold URIs or error texts)."""
+    click.echo(redact(text), err=err)
+
+
+# --- settings, config, preflight -------------------------------------------------------------
+
+
+def settings_or_exit() -> Settings:
+    """Settings from the environment, or a clean CLI error naming the bad setting."""
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+def config_or_exit(path: str | None) -> IngestionConfig:
+    """The ingestion file, or a clean CLI error naming the file and field."""
+    try:
+        return load_config(path or settings_or_exit().ingestion_config)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+def preflight_or_exit(settings: Settings, config: IngestionConfig) -> None:
+    """Fail fast, before any input is read: the sink and the dead-letter store must be usable.
+    A :class:`PreflightError` is one clear error line and exit code 2."""
+    from shared.ops.preflight import PreflightError, preflight
+
+    try:
+        preflight(settings, config)
+    except PreflightError as exc:
+        raise CliError(str(exc)) from None
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Ingestion file (default: $INGESTION_CONFIG or ingestion.yaml).",
+)
+
+
+def parse_headers(values: tuple[str, ...]) -> tuple[tuple[str, bytes | None], ...]:
+    """``NAME=VALUE`` options as Kafka headers."""
+    headers: list[tuple[str, bytes | None]] = []
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint="--header")
+        headers.append((name, value.encode()))
+    return tuple(headers)
+
+
+# --- stopping on SIGINT / SIGTERM ------------------------------------------------------------
+
+
+class StopOnSignal:
+    """While active, the first SIGINT or SIGTERM asks the command to stop cleanly; a second one
+    ends the process at once (the default action of the signal).
+
+    The handler only sets a flag, except while the command waits for input inside
+    :meth:`wrap`: then it raises :class:`Interrupted` right there. That is what makes a read
+    blocked on standard input (a terminal, a pipe whose writer stays open) interruptible: since
+    PEP 475 Python retries a read that a signal interrupted, so a flag alone would never be
+    looked at. Raising there is safe because nothing but reading happens inside ``next()`` of
+    the source; a signal that arrives while the pipeline writes a batch or a dead letter only
+    sets the flag, and :meth:`wrap` raises before it reads the next record, so a signal never
+    lands inside a sink or dead-letter write. The pipeline then delivers what it holds (see
+    :class:`shared.errors.InputStopped`).
+
+    Outside the main thread (signal handlers cannot be installed there, e.g. in a test runner's
+    worker) it does nothing and the signals keep their behaviour.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        """The name of the signal that asked to stop, once one did."""
+        self._reading = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        self.received = name
+        # A second signal must stop the process even if the flush hangs: the default action.
+        for other in self.SIGNALS:
+            signal.signal(other, signal.SIG_DFL)
+        # No logging or printing here: the handler may run in the middle of a write to the
+        # same stream, and a buffered stream refuses reentrant writes.
+        if self._reading:
+            raise Interrupted(f"{name} received while waiting for input")
+
+    def check(self) -> None:
+        """Raise :class:`Interrupted` once a signal asked to stop."""
+        if self.received is not None:
+            raise Interrupted(f"{self.received} received")
+
+    def wrap(self, records: Iterable[Any]) -> Iterator[Any]:
+        """Yield ``records`` until a signal asks to stop, then raise :class:`Interrupted` (checked
+        before each record is read, so the record in the pipeline's hands is never cut off)."""
+        source = iter(records)
+        while True:
+            if self.received is not None:
+                raise Interrupted(f"{self.received} received")
+            self._reading = True
+            try:
+                record = next(source)
+            except StopIteration:
+                return
+            finally:
+                self._reading = False
+            yield record
+
+
+# --- summaries -------------------------------------------------------------------------------
+
+
+def print_summary(result: Result, raw_bytes: int, label: str = "", *, blank_lines: int = 0) -> None:
+    """Per table: rows ingested, records dead-lettered, batches; then totals and throughput."""
+    width = max([len(name) for name in result.tables] + [5])
+    title = f"{label}: " if label else ""
+    click.echo(f"{title}{result.received:,} received, {result.ingested:,} ingested, {result.dead_lettered:,} dead-lettered")
+    click.echo(f"  {'table':<{width}}  {'ingested':>10}  {'dead-lettered':>13}  {'batches':>7}  {'gzip MB':>8}")
+    for name in sorted(result.tables):
+        c = result.tables[name]
+        click.echo(
+            f"  {name:<{width}}  {c.ingested:>10,}  {c.dead_lettered:>13,}  {c.batches:>7,}  {c.gzip_bytes / 1e6:>8.2f}"
+        )
+    seconds = max(result.seconds, 1e-9)
+    click.echo(
+        f"  throughput: {result.received / seconds:,.0f} records/s, {raw_bytes / 1e6 / seconds:,.1f} MB/s "
+        f"({result.seconds:.2f} s)"
+    )
+    if blank_lines:
+        # Blank lines are not records (nothing to ingest or dead-letter), but a user comparing
+        # the count with `wc -l` needs to see where the difference went.
+        click.echo(f"  blank lines skipped: {blank_lines:,}")
+    if result.reasons:
+        reasons = ", ".join(f"{stage}: {count}" for stage, count in sorted(result.reasons.items()))
+        click.echo(f"  dead letters by stage: {reasons}")

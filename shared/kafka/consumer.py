@@ -1,0 +1,581 @@
+"""A standalone Kafka consumer running the pipeline: ``kafka-adx consume``.
+
+For users who host outside Azure Functions (containers, VMs) and for local end-to-end work.
+
+Commit protocol (the delivery contract of DESIGN.md, for a consumer):
+
+1. Records are polled into a pending batch (``enable.auto.commit`` and
+   ``enable.auto.offset.store`` are off: librdkafka never commits on its own).
+2. The batch is flushed when it reaches ``batch_records`` records or ``batch_bytes`` bytes, or
+   when its oldest record has waited ``batch_wait`` seconds: :meth:`Pipeline.process` runs
+   with ``final_attempt=True``, so when it returns every record was ingested or dead-lettered.
+3. Only then are the next offsets of every partition in the batch committed, synchronously.
+4. Before partitions are revoked in a rebalance the pending batch is flushed and committed, so
+   the next owner starts exactly where this consumer stopped. Pending records of partitions
+   that were *lost* (session timeout) are dropped uncommitted: their new owner redelivers them.
+5. SIGTERM / SIGINT: stop polling, flush, commit, close (leaving the group). A second signal
+   interrupts at once.
+
+Stream identity: every record's ``stream`` is ``kafka:<cluster id>/<topic>:<topic id>``
+(:func:`shared.sources.functions.kafka_stream`), so that batch and dead-letter ids of two
+clusters, or of a topic deleted and created again under the same name, never coincide. The ids
+are read once per topic when its partitions are assigned (cluster id from the consumer's
+metadata, topic id with ``AdminClient.describe_topics``) and forgotten when its last partition
+goes, never per message. When a broker does not give them, the stream falls back to the
+bootstrap servers and the topic name (logged once, with the reason).
+
+So a crash (SIGKILL, OOM, power loss) loses nothing: at most the records after the last commit
+are ingested a second time (at-least-once; the ``dedup`` route option makes ADX skip batches it
+already has).
+
+When the dead-letter store fails, :meth:`Pipeline.process` raises :class:`DeadLetterError`.
+The consumer then retries the *same* records with exponential backoff for up to
+``deadletter_retry_timeout`` seconds counted from the first failure (kept below ``max.poll.interval.ms`` so the consumer keeps
+its partitions), and if the store is still down it stops **without committing** and the
+command exits with code 2: a supervisor restarts it and the records are redelivered from the
+last commit. A retry may ingest a pipeline batch a second time (never loses one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any, Literal
+
+from shared.errors import DeadLetterError, KafkaAdxError, TransientError
+from shared.pipeline.core import Pipeline, Result
+from shared.pipeline.records import Record
+from shared.sources.functions import kafka_cluster, kafka_stream
+
+log = logging.getLogger("kafka_adx.consumer")
+
+TopicPartitionKey = tuple[str, int]
+
+
+class ConsumerAborted(KafkaAdxError):
+    """The consumer stopped without committing its pending records (they will be redelivered)."""
+
+
+@dataclass(frozen=True)
+class ConsumerOptions:
+    """What to consume and when to flush."""
+
+    topics: tuple[str, ...]
+    """Topics to subscribe to (``^regex`` patterns allowed)."""
+    group: str
+    """Consumer group id: offsets are committed for this group."""
+    batch_records: int = 5000
+    """Flush when the pending batch has this many records."""
+    batch_bytes: int = 16 * 1024 * 1024
+    """Flush when the pending records' values add up to this many bytes."""
+    batch_wait: float = 5.0
+    """Flush when the oldest pending record has waited this many seconds."""
+    start: Literal["earliest", "latest"] = "earliest"
+    """Where a group with no committed offset starts (``auto.offset.reset``)."""
+    max_records: int | None = None
+    """Stop (flush, commit, exit) after this many records."""
+    idle_exit: float | None = None
+    """Stop (flush, commit, exit) after this many seconds without a record, counted from the last
+    record or the last partition assignment."""
+    deadletter_retry_timeout: float = 120.0
+    """How long to retry a batch while the dead-letter store fails before giving up uncommitted
+    (counted from the first failure, so a slow first attempt does not use it up)."""
+    poll_timeout: float = 0.25
+    """Longest wait of one poll (bounds how late a time-based flush or a signal is handled)."""
+
+
+@dataclass
+class ConsumeStats:
+    """What a run did."""
+
+    result: Result = field(default_factory=Result)
+    raw_bytes: int = 0
+    flushes: int = 0
+    commits: int = 0
+    uncommitted_dropped: int = 0
+    """Pending records dropped because their partition was lost (redelivered to the new owner)."""
+    rebalances: int = 0
+    stopped_by: str = ""
+
+
+# Commit errors that mean the group moved on without this member: the records are ingested, the
+# offsets are not stored, the next owner re-reads them (duplicates, never a loss).
+_REBALANCE_ERRORS = frozenset(
+    {"ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "REBALANCE_IN_PROGRESS", "_ASSIGNMENT_LOST", "FENCED_INSTANCE_ID",
+     "STALE_MEMBER_EPOCH", "_STATE"}
+)  # fmt: skip
+
+
+def to_record(message: Any, stream: str = "") -> Record:
+    """A confluent-kafka ``Message`` as a :class:`Record` (timestamp as aware UTC, or None);
+    ``stream`` is its topic's identity (one string shared by the topic's records)."""
+    from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
+
+    ts_type, ts_ms = message.timestamp()
+    timestamp = None
+    if ts_type != TIMESTAMP_NOT_AVAILABLE and ts_ms >= 0:
+        timestamp = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    return Record(
+        value=message.value(),
+        key=message.key(),
+        headers=tuple(message.headers() or ()),
+        topic=message.topic(),
+        partition=message.partition(),
+        offset=message.offset(),
+        timestamp=timestamp,
+        source="kafka",
+        stream=stream,
+    )
+
+
+# Consumer-only settings, left out of the admin client that reads topic ids (librdkafka warns
+# about every consumer property given to a non-consumer client).
+_CONSUMER_ONLY_PREFIXES = (
+    "group.", "fetch.", "queued.", "auto.", "enable.auto.", "enable.partition.eof", "session.timeout.ms",
+    "heartbeat.interval.ms", "max.poll.interval.ms", "partition.assignment.strategy", "isolation.level",
+    "check.crcs", "coordinator.query.interval.ms", "consume.callback.max.messages", "offset.store.",
+    "on_commit", "error_cb",
+)  # fmt: skip
+
+METADATA_TIMEOUT = 10.0
+"""Seconds to wait for the cluster id and topic ids when partitions are assigned."""
+
+
+def admin_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The connection part of a consumer's settings, for an admin client on the same cluster."""
+    admin = {k: v for k, v in config.items() if not k.startswith(_CONSUMER_ONLY_PREFIXES)}
+    if "client.id" in admin:
+        admin["client.id"] = f"{admin['client.id']}-admin"
+    return admin
+
+
+def consumer_config(client_config: dict[str, Any], options: ConsumerOptions) -> dict[str, Any]:
+    """The librdkafka consumer settings: the connection's, plus manual commits and the group."""
+    config: dict[str, Any] = {
+        "group.id": options.group,
+        "client.id": f"kafka-adx-{socket.gethostname()}-{os.getpid()}",
+        "auto.offset.reset": options.start,
+        # Offsets are committed by this code, after ingestion, and by nothing else.
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": False,
+    }
+    # User properties (-X) win, except the two that would break the commit protocol.
+    config.update(client_config)
+    config["enable.auto.commit"] = False
+    config["enable.auto.offset.store"] = False
+    return config
+
+
+class KafkaIngestor:
+    """Consumes topics and runs the records through a pipeline (see the module docstring)."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        client_config: dict[str, Any],
+        options: ConsumerOptions,
+        *,
+        consumer_factory: Callable[[dict[str, Any]], Any] | None = None,
+        admin_factory: Callable[[dict[str, Any]], Any] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if consumer_factory is None:
+            from confluent_kafka import Consumer
+
+            consumer_factory = Consumer
+        self.pipeline = pipeline
+        self.options = options
+        self.config = consumer_config(client_config, options)
+        self._factory = consumer_factory
+        self._admin_factory = admin_factory
+        self.sleep = sleep
+        self.clock = clock
+        self.stats = ConsumeStats()
+        self.consumer: Any = None
+        self._pending: list[Record] = []
+        self._pending_bytes = 0
+        self._pending_since = 0.0
+        self._assignment: set[TopicPartitionKey] = set()
+        self._stop_reason = ""
+        self._abort: BaseException | None = None
+        self._committing_allowed = True
+        self._last_activity = clock()
+        self._assigned_once = False
+        self._received = 0
+        self._cluster: str | None = None
+        self._streams: dict[str, str] = {}
+        """Topic -> the ``stream`` its records carry (read at assignment, see the module docstring)."""
+        self._stream_fallback_logged = False
+        self._idle_pending_logged = 0
+
+    # -- control -------------------------------------------------------------------------------
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Ask the loop to flush, commit and exit at its next turn (signal-handler safe)."""
+        if not self._stop_reason:
+            self._stop_reason = reason
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop was requested."""
+        return bool(self._stop_reason)
+
+    # -- main loop -----------------------------------------------------------------------------
+
+    def run(self) -> ConsumeStats:
+        """Consume until stopped; returns what was done. Raises :class:`ConsumerAborted` (nothing
+        pending committed) when the dead-letter store stays down or Kafka reports a fatal error."""
+        options = self.options
+        self.consumer = self._factory(self.config)
+        self.consumer.subscribe(
+            list(options.topics), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        log.info("consuming %s as group %s", ", ".join(options.topics), options.group)
+        self._last_activity = self.clock()
+        try:
+            while not self.stopping:
+                message = self.consumer.poll(options.poll_timeout)
+                self._raise_if_aborted()
+                if message is None:
+                    self._log_idle_pending()
+                else:
+                    self._take(message)
+                    # Drain what is already fetched without waiting, up to one batch.
+                    while not self.stopping and not self._due():
+                        message = self.consumer.poll(0)
+                        self._raise_if_aborted()
+                        if message is None:
+                            break
+                        self._take(message)
+                if self._due():
+                    self._flush_and_commit()
+                self._check_idle()
+            self._flush_and_commit()
+        except BaseException as exc:
+            # Nothing pending may be committed now, not even by the revoke callback of close().
+            self._committing_allowed = False
+            self._close()
+            if isinstance(exc, KafkaAdxError) and not isinstance(exc, ConsumerAborted):
+                raise ConsumerAborted(f"stopped without committing the pending records: {exc}") from exc
+            raise
+        self.stats.stopped_by = self._stop_reason
+        self._close()
+        return self.stats
+
+    def _take(self, message: Any) -> None:
+        error = message.error()
+        if error is not None:
+            self._on_error(error)
+            return
+        topic_partition = (message.topic(), message.partition())
+        if topic_partition not in self._assignment:
+            # Fetched before a rebalance took the partition away: its new owner reads it.
+            log.debug("dropping a record of %s[%d], no longer assigned", *topic_partition)
+            return
+        topic = topic_partition[0]
+        stream = self._streams.get(topic)
+        if stream is None:  # assigned without the callback having named it (not expected)
+            self._resolve_streams({topic})
+            stream = self._streams[topic]
+        record = to_record(message, stream)
+        if not self._pending:
+            self._pending_since = self.clock()
+        self._pending.append(record)
+        self._pending_bytes += record.size
+        self._received += 1
+        self._last_activity = self.clock()
+        if self.options.max_records is not None and self._received >= self.options.max_records:
+            self.request_stop(f"reached --max-records {self.options.max_records}")
+
+    def _on_error(self, error: Any) -> None:
+        from confluent_kafka import KafkaError
+
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.fatal():
+            raise ConsumerAborted(f"fatal Kafka error: {error.str()}")
+        log.warning("Kafka: %s", error.str())
+
+    def _due(self) -> bool:
+        if not self._pending:
+            return False
+        options = self.options
+        return (
+            len(self._pending) >= options.batch_records
+            or self._pending_bytes >= options.batch_bytes
+            or self.clock() - self._pending_since >= options.batch_wait
+        )
+
+    def _log_idle_pending(self) -> None:
+        # A poll found nothing more to read: say how much this consumer holds uncommitted, once
+        # per change (debug level: at a trickle it would repeat every few polls). Operators see
+        # the consumer waiting for its batch to fill; tests wait for this exact state.
+        pending = len(self._pending)
+        if pending and pending != self._idle_pending_logged:
+            self._idle_pending_logged = pending
+            log.debug("idle with %d record(s) pending, uncommitted", pending)
+
+    def _check_idle(self) -> None:
+        idle = self.options.idle_exit
+        if (
+            idle is not None
+            and self._assigned_once  # joining the group is not idling
+            and self.clock() - self._last_activity >= idle
+        ):
+            self.request_stop(f"no record for {idle:g} s (--idle-exit)")
+
+    def _raise_if_aborted(self) -> None:
+        if self._abort is not None:
+            abort, self._abort = self._abort, None
+            raise abort
+
+    # -- flush and commit ----------------------------------------------------------------------
+
+    def _flush_and_commit(self) -> None:
+        """Run the pending records through the pipeline, then commit the next offsets."""
+        if not self._pending:
+            return
+        records, self._pending, self._pending_bytes = self._pending, [], 0
+        self._idle_pending_logged = 0
+        result = self._process(records)
+        self.stats.result.merge(result)
+        self.stats.raw_bytes += sum(r.size for r in records)
+        self.stats.flushes += 1
+        offsets: dict[TopicPartitionKey, int] = {}
+        for record in records:
+            key = (record.topic, record.partition)
+            offsets[key] = max(offsets.get(key, -1), record.offset + 1)
+        log.info(
+            "flushed %d record(s): %d ingested, %d dead-lettered, in %.2f s",
+            result.received, result.ingested, result.dead_lettered, result.seconds,
+        )  # fmt: skip
+        self._commit(offsets)
+
+    def _process(self, records: list[Record]) -> Result:
+        """``Pipeline.process`` with backoff while the dead-letter store fails (module docstring)."""
+        deadline: float | None = None
+        attempt = 1
+        while True:
+            try:
+                return self.pipeline.process(records, attempt=attempt, final_attempt=True)
+            except (DeadLetterError, TransientError) as exc:
+                # The retry window opens at the first failure: how long the failed attempt took
+                # (a slow machine, a large batch) must not eat into it.
+                if deadline is None:
+                    deadline = self.clock() + self.options.deadletter_retry_timeout
+                delay = min(30.0, 0.5 * 2 ** (attempt - 1))
+                if self.stopping or self.clock() + delay > deadline:
+                    raise ConsumerAborted(
+                        f"{len(records)} record(s) could be neither ingested nor dead-lettered "
+                        f"after {attempt} attempt(s): {exc}"
+                    ) from exc
+                log.error("%s; retrying the same %d record(s) in %.1f s (nothing committed)",
+                          exc, len(records), delay)  # fmt: skip
+                self._interruptible_sleep(delay)
+                attempt += 1
+
+    def _interruptible_sleep(self, seconds: float) -> None:
+        end = self.clock() + seconds
+        while not self.stopping and self.clock() < end:
+            self.sleep(min(0.2, end - self.clock()))
+
+    def _commit(self, offsets: dict[TopicPartitionKey, int]) -> None:
+        from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+        if not self._committing_allowed or not offsets:
+            return
+        partitions = [TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())]
+        for attempt in range(1, 6):
+            try:
+                committed = self.consumer.commit(offsets=partitions, asynchronous=False)
+            except KafkaException as exc:
+                error = exc.args[0]
+                if not isinstance(error, KafkaError):
+                    raise
+                if error.code() == KafkaError._NO_OFFSET:
+                    return
+                if error.name() in _REBALANCE_ERRORS:
+                    log.warning("offsets not committed, the group rebalanced (%s); the next owner of "
+                                "these partitions re-reads from the last commit", error.str())  # fmt: skip
+                    return
+                if error.retriable() and attempt < 5:
+                    log.warning("commit failed (%s), retrying", error.str())
+                    self.sleep(0.2 * 2**attempt)
+                    continue
+                raise ConsumerAborted(f"cannot commit offsets: {error.str()}") from None
+            failed = [tp for tp in committed or () if tp.error is not None]
+            if failed:
+                names = ", ".join(f"{tp.topic}[{tp.partition}]: {tp.error.str()}" for tp in failed)
+                if all(tp.error.name() in _REBALANCE_ERRORS for tp in failed):
+                    log.warning("offsets of %s not committed after a rebalance", names)
+                    return
+                if attempt < 5:
+                    partitions = [TopicPartition(tp.topic, tp.partition, tp.offset) for tp in failed]
+                    log.warning("commit failed for %s, retrying", names)
+                    self.sleep(0.2 * 2**attempt)
+                    continue
+                raise ConsumerAborted(f"cannot commit offsets: {names}")
+            self.stats.commits += 1
+            log.debug("committed %s", ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(offsets.items())))
+            return
+
+    # -- rebalance callbacks (run inside poll, on this thread) ---------------------------------
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        self.stats.rebalances += 1
+        self._assigned_once = True
+        self._assignment |= {(tp.topic, tp.partition) for tp in partitions}
+        self._resolve_streams({tp.topic for tp in partitions})
+        self._last_activity = self.clock()
+        log.info("assigned %s", _names(partitions))
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        if not self._committing_allowed:  # aborting: leave everything uncommitted
+            self._assignment -= revoked
+            self._forget_streams()
+            return
+        log.info("revoking %s: flushing %d pending record(s) and committing first", _names(partitions),
+                 len(self._pending))  # fmt: skip
+        try:
+            self._flush_and_commit()
+        except BaseException as exc:  # re-raised by the loop right after poll() returns
+            self._committing_allowed = False
+            self._abort = exc
+        self._assignment -= revoked
+        self._forget_streams()
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        kept = [r for r in self._pending if (r.topic, r.partition) not in lost]
+        dropped = len(self._pending) - len(kept)
+        self._pending = kept
+        self._pending_bytes = sum(r.size for r in kept)
+        self.stats.uncommitted_dropped += dropped
+        self._assignment -= lost
+        self._forget_streams()
+        log.warning("lost %s (session timed out); dropped %d uncommitted record(s), the new owner "
+                    "redelivers them", _names(partitions), dropped)  # fmt: skip
+
+    # -- stream identity -----------------------------------------------------------------------
+
+    def _resolve_streams(self, topics: set[str]) -> None:
+        """Name the stream of each topic not named yet (runs at assignment, never per message).
+        Never raises: a topic whose ids cannot be read gets the fallback stream."""
+        missing = sorted(topic for topic in topics if topic not in self._streams)
+        if not missing:
+            return
+        cluster = self._cluster_identity(missing[0])
+        topic_ids = self._topic_ids(missing)
+        for topic in missing:
+            self._streams[topic] = kafka_stream(cluster, topic, topic_ids.get(topic, ""))
+        log.debug("streams: %s", ", ".join(self._streams[topic] for topic in missing))
+
+    def _forget_streams(self) -> None:
+        # A topic with no partition left here may be deleted and created again before it comes
+        # back: read its topic id afresh then.
+        assigned = {topic for topic, _ in self._assignment}
+        for topic in [topic for topic in self._streams if topic not in assigned]:
+            del self._streams[topic]
+
+    def _cluster_identity(self, topic: str) -> str:
+        if self._cluster is not None:
+            return self._cluster
+        cluster_id = None
+        reason = ""
+        try:
+            # One topic's metadata is enough to learn the cluster id (and far cheaper than all).
+            cluster_id = self.consumer.list_topics(topic=topic, timeout=METADATA_TIMEOUT).cluster_id
+            if not cluster_id:
+                reason = "the broker reports no cluster id"
+        except Exception as exc:  # metadata is best effort: the fallback still names the cluster
+            reason = f"reading the cluster id failed: {exc}"
+        if cluster_id:
+            self._cluster = str(cluster_id)
+        else:
+            self._cluster = kafka_cluster(str(self.config.get("bootstrap.servers", "")))
+            self._log_fallback(f"{reason}; the cluster is named by its bootstrap servers ({self._cluster})")
+        return self._cluster
+
+    def _topic_ids(self, topics: list[str]) -> dict[str, str]:
+        """Topic ids of ``topics`` (Kafka's base64 text form); topics that have none are left out."""
+        try:
+            from confluent_kafka import TopicCollection
+            from confluent_kafka.admin import AdminClient
+
+            factory = self._admin_factory or AdminClient
+            admin = factory(admin_config(self.config))
+            futures = admin.describe_topics(TopicCollection(topics), request_timeout=METADATA_TIMEOUT)
+        except Exception as exc:  # no admin client: every topic falls back
+            self._log_fallback(f"cannot describe {', '.join(topics)} ({exc}); streams name the topic only")
+            return {}
+        ids: dict[str, str] = {}
+        failed: list[str] = []
+        for topic, future in futures.items():
+            try:
+                topic_id = future.result(timeout=METADATA_TIMEOUT + 5).topic_id
+            except Exception as exc:  # e.g. DescribeTopicPartitions not allowed or not supported
+                failed.append(f"{topic}: {exc}")
+                continue
+            text = str(topic_id) if topic_id is not None else ""
+            if text and text != "AAAAAAAAAAAAAAAAAAAAAA":  # Kafka's zero Uuid: no id known
+                ids[topic] = text
+            else:
+                failed.append(f"{topic}: the broker reports no topic id")
+        if failed:
+            self._log_fallback(f"no topic id for {'; '.join(failed)}; their streams name the topic only, so a "
+                               "topic created again under the same name shares ids with the old one")  # fmt: skip
+        return ids
+
+    def _log_fallback(self, message: str) -> None:
+        if not self._stream_fallback_logged:
+            self._stream_fallback_logged = True
+            log.warning("stream identity: %s", message)
+
+    def _close(self) -> None:
+        if self.consumer is None:
+            return
+        try:
+            # close() revokes the assignment (the revoke callback then finds nothing pending, or
+            # is told not to commit) and leaves the group, so the others rebalance at once.
+            self.consumer.close()
+        except Exception as exc:  # closing is best effort once the outcome is decided
+            log.warning("closing the consumer: %s", exc)
+        finally:
+            self.consumer = None
+
+
+def _names(partitions: list[Any]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
+
+
+@contextlib.contextmanager
+def stop_on_signals(ingestor: KafkaIngestor) -> Iterator[None]:
+    """While active, SIGTERM and SIGINT make ``ingestor`` flush, commit and stop; a second
+    signal falls back to the default behaviour (interrupt at once)."""
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        ingestor.request_stop(f"{name} received")
+        log.info("%s received: flushing, committing and stopping (again to interrupt)", name)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,119 @@
+"""Realistic sample data: storm events with the columns of ADX's StormEvents table, as CSV rows
+and as JSON records, deterministic for a seed, optionally sprinkled with poison records."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from shared.mapping.types import csv_line
+
+COLUMNS = [
+    "StartTime", "EndTime", "EpisodeId", "EventId", "State", "EventType", "InjuriesDirect",
+    "InjuriesIndirect", "DeathsDirect", "DeathsIndirect", "DamageProperty", "DamageCrops", "Source",
+    "BeginLocation", "EndLocation", "BeginLat", "BeginLon", "EndLat", "EndLon", "EpisodeNarrative",
+    "EventNarrative", "StormSummary",
+]  # fmt: skip
+"""StormEvents columns, in table order."""
+
+STATES = [
+    "TEXAS", "KANSAS", "IOWA", "ILLINOIS", "MISSOURI", "GEORGIA", "NEBRASKA", "OKLAHOMA",
+    "MINNESOTA", "NEW YORK", "VIRGINIA", "KENTUCKY", "PENNSYLVANIA", "FLORIDA", "COLORADO",
+]  # fmt: skip
+EVENT_TYPES = [
+    "Thunderstorm Wind", "Hail", "Flash Flood", "Drought", "Winter Weather", "Winter Storm",
+    "Heavy Snow", "High Wind", "Flood", "Tornado", "Heavy Rain", "Lightning",
+]  # fmt: skip
+SOURCES = ["Trained Spotter", "Public", "Emergency Manager", "Law Enforcement", "COOP Observer", "ASOS"]
+TOWNS = ["MELBOURNE", "ADAIR", "WESTON", "PLAINVIEW", "CENTERVILLE", "FAIRFIELD", "OAKDALE", "RIVERTON"]
+
+
+def storm_events(count: int, seed: int = 7) -> Iterator[dict[str, Any]]:
+    """``count`` storm events as dicts with StormEvents columns (StormSummary is an object)."""
+    rng = random.Random(seed)
+    base = datetime(2007, 1, 1, tzinfo=UTC)
+    for index in range(count):
+        start = base + timedelta(minutes=rng.randrange(0, 365 * 24 * 60))
+        end = start + timedelta(minutes=rng.randrange(0, 600))
+        state = rng.choice(STATES)
+        event_type = rng.choice(EVENT_TYPES)
+        lat = round(rng.uniform(25.0, 49.0), 4)
+        lon = round(rng.uniform(-124.0, -67.0), 4)
+        town = rng.choice(TOWNS)
+        injuries = rng.choice([0, 0, 0, 0, 1, 2])
+        damage = rng.choice([0, 0, 1000, 5000, 20000, 150000])
+        yield {
+            "StartTime": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "EndTime": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "EpisodeId": 1000 + index // 5,
+            "EventId": 10000 + index,
+            "State": state,
+            "EventType": event_type,
+            "InjuriesDirect": injuries,
+            "InjuriesIndirect": 0,
+            "DeathsDirect": 0,
+            "DeathsIndirect": 0,
+            "DamageProperty": damage,
+            "DamageCrops": rng.choice([0, 0, 0, 2500]),
+            "Source": rng.choice(SOURCES),
+            "BeginLocation": town,
+            "EndLocation": town,
+            "BeginLat": lat,
+            "BeginLon": lon,
+            "EndLat": round(lat + rng.uniform(-0.05, 0.05), 4),
+            "EndLon": round(lon + rng.uniform(-0.05, 0.05), 4),
+            "EpisodeNarrative": f"{event_type} moved across {state.title()} during the afternoon.",
+            "EventNarrative": f"{event_type} reported near {town.title()} by a {rng.choice(SOURCES).lower()}.",
+            "StormSummary": {
+                "TotalDamages": damage,
+                "StartTime": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "Details": {"Description": f"{event_type} near {town.title()}", "Location": state},
+            },
+        }
+
+
+def to_json(event: dict[str, Any]) -> bytes:
+    """One event as a JSON record."""
+    return orjson.dumps(event)
+
+
+def to_csv(event: dict[str, Any]) -> bytes:
+    """One event as a CSV row in StormEvents column order (StormSummary as JSON text)."""
+    return csv_line([event[c] for c in COLUMNS]).encode("utf-8")
+
+
+POISON_JSON = [
+    b'{"StartTime": "2007-01-01T00:00:00Z", "EventId": ',  # truncated JSON
+    b'{"StartTime": "not a date", "EventId": 1, "State": "TEXAS"}',  # unconvertible datetime
+    b'{"StartTime": "2007-01-01T00:00:00Z", "EventId": "many", "State": "IOWA"}',  # not an int
+    b"\xff\xfe not utf-8",  # invalid UTF-8
+    b"[1, 2, 3]",  # JSON, but not an object
+]
+POISON_CSV = [
+    b"2007-01-01T00:00:00Z,2007-01-01T01:00:00Z,1,2,TEXAS",  # too few fields
+    b'2007-01-01T00:00:00Z,"quoted"trailing,1,2,IOWA,Hail,0,0,0,0,0,0,Public,A,A,1,2,3,4,x,y,{}',  # bad quoting
+    b"2007-01-01T00:00:00Z,2007-01-01T01:00:00Z,x,y,IOWA,Hail,,,,,,,\xff,,,,,,,,,",  # invalid UTF-8
+]
+
+
+def write_sample(directory: str | Path, count: int, *, poison_every: int = 0, seed: int = 7) -> tuple[Path, Path]:
+    """Write ``storm-events.csv`` and ``storm-events.jsonl``; every ``poison_every``-th record
+    (0: none) is followed by a poison record. Returns the two paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    csv_path = directory / "storm-events.csv"
+    json_path = directory / "storm-events.jsonl"
+    with open(csv_path, "wb") as csv_out, open(json_path, "wb") as json_out:
+        for index, event in enumerate(storm_events(count, seed), start=1):
+            csv_out.write(to_csv(event) + b"\n")
+            json_out.write(to_json(event) + b"\n")
+            if poison_every and index % poison_every == 0:
+                n = index // poison_every
+                csv_out.write(POISON_CSV[n % len(POISON_CSV)] + b"\n")
+                json_out.write(POISON_JSON[n % len(POISON_JSON)] + b"\n")
+    return csv_path, json_path

@@ -1,0 +1,284 @@
+"""Per-destination encoding of records into the lines a batch carries, with per-record
+validation, and the readers that parse those payloads back (for the local sink and tests).
+
+- server mapping: the record's bytes pass through (checked when validation is on), one line
+  per record; JSON spanning lines is re-serialised onto one line so ADX's ``json`` format
+  reads it;
+- client mapping: the record is decoded, mapped with :class:`CompiledMapping` and written as a
+  CSV row in table column order.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO, Protocol
+
+import orjson
+
+from shared.config import DELIMITERS, JSON_FORMATS, IngestionConfig
+from shared.errors import RecordError
+from shared.mapping.compiled import CompiledMapping, expected_fields
+from shared.pipeline.destination import Destination
+from shared.pipeline.records import Record
+
+_LINE_BREAKS = (b"\n", b"\r")
+
+# One registered csv dialect per delimiter (RFC 4180 quoting, strict): a reader made from a
+# dialect name starts faster than one made from keyword arguments, and one starts per record.
+_DIALECTS = {delimiter: f"kafka-adx-{name}" for name, delimiter in DELIMITERS.items()}
+for _delimiter, _dialect in _DIALECTS.items():
+    csv.register_dialect(_dialect, delimiter=_delimiter, strict=True)
+
+
+class Encoder(Protocol):
+    """Turns one record into its line(s) for a batch, or raises :class:`RecordError`."""
+
+    def encode(self, record: Record) -> bytes:
+        """Encoded line(s) without a trailing newline."""
+        ...
+
+
+def _utf8(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"value is not valid UTF-8 (byte {exc.start})", stage="decode") from None
+
+
+def _strip_eol(value: bytes) -> bytes:
+    if value.endswith(b"\n"):
+        value = value[:-1]
+        if value.endswith(b"\r"):
+            value = value[:-1]
+    return value
+
+
+def parse_json(value: bytes, fmt: str) -> Any:
+    """Parse a JSON record: an object for ``json``; an object or array of objects for
+    ``multijson`` (a record holding several objects back to back is read too)."""
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        if fmt == "multijson":
+            try:
+                return list(iter_json_values(_utf8(value)))
+            except ValueError:
+                pass
+        raise RecordError(f"invalid JSON: {exc}", stage="decode") from None
+    if isinstance(doc, dict):
+        return doc
+    if fmt == "multijson" and isinstance(doc, list) and all(isinstance(item, dict) for item in doc):
+        return doc
+    expected = "an object or an array of objects" if fmt == "multijson" else "an object"
+    raise RecordError(f"JSON value is {type(doc).__name__}, expected {expected}", stage="decode")
+
+
+def iter_json_values(text: str) -> Iterator[Any]:
+    """JSON values written back to back (whitespace between them allowed)."""
+    decoder = json.JSONDecoder()
+    pos, end = 0, len(text)
+    while True:
+        while pos < end and text[pos] in " \t\r\n":
+            pos += 1
+        if pos >= end:
+            return
+        value, pos = decoder.raw_decode(text, pos)
+        yield value
+
+
+def _csv_reader(lines: Iterable[str], delimiter: str) -> Iterator[list[str]]:
+    dialect = _DIALECTS.get(delimiter)
+    if dialect is not None:
+        return csv.reader(lines, dialect)
+    return csv.reader(lines, delimiter=delimiter, strict=True)
+
+
+def _split_quoted_line(text: str, delimiter: str) -> list[str]:
+    """The fields of a one-line record with quotes (the reader gives exactly one row)."""
+    dialect = _DIALECTS.get(delimiter)  # inlined _csv_reader: this runs once per record
+    try:
+        if dialect is not None:
+            return next(csv.reader((text,), dialect))
+        return next(csv.reader((text,), delimiter=delimiter, strict=True))
+    except csv.Error as exc:
+        raise RecordError(f"invalid CSV quoting: {exc}", stage="decode") from None
+
+
+def split_delimited(text: str, delimiter: str) -> list[str]:
+    """The fields of one delimited record, with CSV quoting as ADX reads it (RFC 4180)."""
+    if "\n" not in text and "\r" not in text:
+        return _split_quoted_line(text, delimiter) if '"' in text else text.split(delimiter)
+    if '"' not in text:
+        raise RecordError("record holds more than one line", stage="decode")
+    try:
+        rows = list(_csv_reader(io.StringIO(text, newline=""), delimiter))
+    except csv.Error as exc:
+        raise RecordError(f"invalid CSV quoting: {exc}", stage="decode") from None
+    if len(rows) != 1:
+        raise RecordError(f"record holds {len(rows)} rows, expected one", stage="decode")
+    return rows[0]
+
+
+def count_fields(text: str, delimiter: str) -> int:
+    """``len(split_delimited(text, delimiter))``, without building the fields of a record that
+    has no quotes."""
+    if "\n" in text or "\r" in text:
+        return len(split_delimited(text, delimiter))
+    return len(_split_quoted_line(text, delimiter)) if '"' in text else text.count(delimiter) + 1
+
+
+class JsonPassthrough:
+    """Server-mapped JSON: check that it parses, keep it on one line."""
+
+    def __init__(self, fmt: str, validate: bool) -> None:
+        self.fmt = fmt
+        self.validate = validate
+
+    def encode(self, record: Record) -> bytes:
+        """The record's JSON on one line."""
+        value = record.value or b""
+        if self.validate:
+            doc = parse_json(value, self.fmt)
+            if self.fmt == "json" and (b"\n" in value or b"\r" in value):
+                return orjson.dumps(doc)
+            return value
+        if self.fmt == "json" and (b"\n" in value or b"\r" in value):
+            return orjson.dumps(parse_json(value, self.fmt))
+        return value
+
+
+def _wrong_field_count(count: int, expected: int, why: str) -> RecordError:
+    return RecordError(f"has {count} fields, expected {expected} ({why})", stage="decode")
+
+
+class DelimitedPassthrough:
+    """Server-mapped CSV/TSV/PSV...: check UTF-8 and the exact field count, keep the bytes.
+
+    ``fields`` None: no width to check (a mapping without ordinals)."""
+
+    def __init__(self, delimiter: str, fields: int | None, why: str, validate: bool) -> None:
+        self.delimiter = delimiter
+        self.fields = fields
+        self.why = why
+        self.validate = validate
+
+    def encode(self, record: Record) -> bytes:
+        """The record's row."""
+        value = record.value or b""
+        if value.endswith(b"\n"):
+            value = _strip_eol(value)
+        if not self.validate:
+            return value
+        text = _utf8(value)
+        if self.fields is None:
+            count_fields(text, self.delimiter)  # still rejects broken quoting and several rows
+            return value
+        count = count_fields(text, self.delimiter)
+        if count != self.fields:
+            raise _wrong_field_count(count, self.fields, self.why)
+        return value
+
+
+class TextPassthrough:
+    """txt/raw: one record is one row of a single string column."""
+
+    def __init__(self, validate: bool) -> None:
+        self.validate = validate
+
+    def encode(self, record: Record) -> bytes:
+        """The record's text on one line."""
+        value = _strip_eol(record.value or b"")
+        if any(b in value for b in _LINE_BREAKS):
+            raise RecordError("record contains a line break; txt ingests one row per line", stage="decode")
+        if self.validate:
+            _utf8(value)
+        return value
+
+
+class ClientMapped:
+    """Client-side mapping: decode, map, convert, write a CSV row in table column order."""
+
+    def __init__(self, config: IngestionConfig, dest: Destination) -> None:
+        table = config.tables[dest.table]
+        mapping = table.mappings[dest.mapping] if dest.mapping else None
+        self.fmt = dest.format
+        kind = "json" if dest.format in JSON_FORMATS else "csv"
+        self.mapping = CompiledMapping(table, mapping, kind, strict=dest.validate)
+        self.delimiter = DELIMITERS.get(dest.format)
+        self.fields, self.why = expected_fields(table, mapping)
+
+    def encode(self, record: Record) -> bytes:
+        """One CSV row per object in the record."""
+        value = record.value or b""
+        location = f"{record.topic}/{record.partition}"
+        rows = [self.mapping.csv_line(doc, record, location) for doc in self.documents(value)]
+        return "\n".join(rows).encode("utf-8")
+
+    def documents(self, value: bytes) -> list[Any]:
+        """The decoded documents of one record."""
+        if self.fmt in JSON_FORMATS:
+            doc = parse_json(value, self.fmt)
+            return doc if isinstance(doc, list) else [doc]
+        text = _utf8(_strip_eol(value))
+        if self.delimiter is None:  # txt / raw: the whole line is field 0
+            if "\n" in text or "\r" in text:
+                raise RecordError("record contains a line break; txt ingests one row per line", stage="decode")
+            return [[text]]
+        fields = split_delimited(text, self.delimiter)
+        if self.mapping.strict and self.fields is not None and len(fields) != self.fields:
+            raise _wrong_field_count(len(fields), self.fields, self.why)
+        return [fields]
+
+
+def encoder_for(config: IngestionConfig, dest: Destination) -> Encoder:
+    """The encoder of a destination."""
+    if dest.apply == "client":
+        return ClientMapped(config, dest)
+    if dest.format in JSON_FORMATS:
+        return JsonPassthrough(dest.format, dest.validate)
+    delimiter = DELIMITERS.get(dest.format)
+    if delimiter is None:
+        return TextPassthrough(dest.validate)
+    table = config.tables[dest.table]
+    mapping = table.mappings[dest.mapping] if dest.mapping else None
+    fields, why = expected_fields(table, mapping)
+    return DelimitedPassthrough(delimiter, fields, why, dest.validate)
+
+
+def read_payload(data: bytes, wire_format: str) -> Iterator[Any]:
+    """Parse an uncompressed batch payload the way ADX would: JSON objects, or lists of fields."""
+    if wire_format == "json" or wire_format in DELIMITERS:
+        yield from read_payload_stream(io.BytesIO(data), wire_format)
+        return
+    text = data.decode("utf-8", errors="replace")
+    if wire_format == "multijson":
+        for value in iter_json_values(text):
+            if isinstance(value, list):
+                yield from value
+            else:
+                yield value
+        return
+    for line in text.split("\n")[:-1] if text.endswith("\n") else text.split("\n"):
+        yield [line]
+
+
+def read_payload_stream(stream: BinaryIO, wire_format: str) -> Iterator[Any]:
+    """:func:`read_payload` over a binary stream, holding one record at a time for ``json`` and
+    the delimited formats (the others are read whole)."""
+    if wire_format == "json":
+        # Records are separated by "\n" only (a binary stream splits on nothing else; text
+        # splitting would also split inside JSON strings at U+2028 and friends).
+        for raw in stream:
+            line = raw.decode("utf-8", errors="replace")
+            if line.strip():
+                yield orjson.loads(line)
+        return
+    delimiter = DELIMITERS.get(wire_format)
+    if delimiter is not None:
+        text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+        yield from csv.reader(text, delimiter=delimiter)
+        return
+    yield from read_payload(stream.read(), wire_format)

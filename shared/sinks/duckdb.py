@@ -1,0 +1,263 @@
+"""Local mode: an embedded DuckDB playing ADX's part.
+
+The sink reads each batch's payload exactly as ADX would receive it (gzip, ``wire_format``,
+``wire_mapping``) and applies the mapping with the Python engine, with ADX's lenient semantics
+(a value that does not convert becomes null). One DuckDB schema per ADX database, one table per
+ADX table, with matching column types.
+
+Like ADX with ``ingestIfNotExists``, a batch of a ``dedup`` route whose tag the table already has
+is skipped (and counts as ingested, as ADX silently drops it): the tags live in
+``_kafka_adx.ingested_batches`` and are written in the same transaction as the rows, so a crash
+leaves both or neither. A table with a ``dedup_view`` gets a view that keeps one row per source
+position, as the ADX materialized view does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import io
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from shared.config import JSON_FORMATS, IngestionConfig
+from shared.errors import TerminalError
+from shared.mapping.compiled import CompiledMapping
+from shared.mapping.types import json_text
+from shared.pipeline.batching import Batch
+from shared.pipeline.encoding import read_payload_stream
+from shared.pipeline.records import Record
+
+DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "int": "INTEGER",
+    "long": "BIGINT",
+    "real": "DOUBLE",
+    "decimal": "DECIMAL(38, 10)",
+    "bool": "BOOLEAN",
+    "datetime": "TIMESTAMP",
+    "timespan": "INTERVAL",
+    "guid": "UUID",
+    "dynamic": "JSON",
+}
+"""ADX type to DuckDB type."""
+
+_NULL = "\\N"
+
+BOOKKEEPING_SCHEMA = "$kafka_adx"
+"""DuckDB schema of the sink's own tables: ``$`` cannot occur in a configured database name,
+so it never clashes with one."""
+INGESTED_BATCHES = '"$kafka_adx"."ingested_batches"'
+"""The dedup tags written, per database and table (ADX keeps them as extent tags of the table)."""
+
+
+def _duck_text(value: Any, adx_type: str) -> str:
+    """A converted value as text DuckDB's CSV reader parses into the column type."""
+    if value is None:
+        return _NULL
+    if adx_type == "dynamic":
+        return json_text(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, timedelta):
+        return f"{round(value.total_seconds() * 1_000_000)} microseconds"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (int, Decimal)):
+        return str(value)
+    if isinstance(value, (dict, list)):
+        return json_text(value)
+    return str(value)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class DuckDbSink:
+    """Writes batches into a DuckDB file (local mode)."""
+
+    name = "duckdb"
+    #: DuckDB memory_limit of a file database.
+    MEMORY_LIMIT = "64MB"
+
+    def __init__(self, config: IngestionConfig, path: str | Path) -> None:
+        import duckdb
+
+        self.config = config
+        self.path = Path(path)
+        in_memory = str(path) == ":memory:"
+        if not in_memory:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(str(path))
+        if not in_memory:
+            # DuckDB's default (80% of RAM) lets its buffer pool grow with the database: bound
+            # it so that ingesting a large file stays flat. A file database spills to disk
+            # when an operation needs more (an in-memory one could not, so it keeps the default).
+            self.con.execute(f"SET memory_limit = '{self.MEMORY_LIMIT}'")
+        self._lock = threading.Lock()
+        self._mappings: dict[tuple[str, str | None, str], CompiledMapping] = {}
+        self._created: set[tuple[str, str]] = set()
+        self._bookkeeping = False
+        #: Dedup batches skipped because their tag was already written (ADX: ingestIfNotExists).
+        self.skipped_batches = 0
+
+    def ensure_table(self, database: str, table_name: str) -> None:
+        """Create the schema and table, adding any column the config has and the table lacks."""
+        if (database, table_name) in self._created:
+            return
+        table = self.config.tables[table_name]
+        self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(database)}")
+        columns = ", ".join(f"{_quote(c.name)} {DUCKDB_TYPES[c.type]}" for c in table.columns)
+        full = f"{_quote(database)}.{_quote(table_name)}"
+        self.con.execute(f"CREATE TABLE IF NOT EXISTS {full} ({columns})")
+        existing = {
+            row[0]
+            for row in self.con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+                [database, table_name],
+            ).fetchall()
+        }
+        for column in table.columns:
+            if column.name not in existing:
+                self.con.execute(f"ALTER TABLE {full} ADD COLUMN {_quote(column.name)} {DUCKDB_TYPES[column.type]}")
+        view = table.dedup_view_name(table_name)
+        if view is not None:
+            # What the ADX view `summarize take_any(*) by <position>` holds: one row per source
+            # position, the key columns first. Recreated here so that it lists new columns too.
+            key = table.dedup_key
+            ordered = [*key, *(c.name for c in table.columns if c.name not in key)]
+            self.con.execute(
+                f"CREATE OR REPLACE VIEW {_quote(database)}.{_quote(view)} AS "
+                f"SELECT {', '.join(_quote(c) for c in ordered)} FROM {full} "
+                f"QUALIFY row_number() OVER (PARTITION BY {', '.join(_quote(c) for c in key)}) = 1"
+            )
+        self._created.add((database, table_name))
+
+    def _ensure_bookkeeping(self) -> None:
+        if self._bookkeeping:
+            return
+        self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(BOOKKEEPING_SCHEMA)}")
+        self.con.execute(
+            f"CREATE TABLE IF NOT EXISTS {INGESTED_BATCHES} (database VARCHAR NOT NULL, table_name VARCHAR NOT NULL, "
+            "tag VARCHAR NOT NULL, batch_id VARCHAR NOT NULL, records BIGINT NOT NULL, ingested_at TIMESTAMP NOT NULL, "
+            "PRIMARY KEY (database, table_name, tag))"
+        )
+        self._bookkeeping = True
+
+    def _has_tag(self, batch: Batch) -> bool:
+        dest = batch.destination
+        found = self.con.execute(
+            f"SELECT 1 FROM {INGESTED_BATCHES} WHERE database = ? AND table_name = ? AND tag = ?",
+            [dest.database, dest.table, batch.dedup_tag],
+        ).fetchone()
+        return found is not None
+
+    def _remember_batch(self, batch: Batch) -> None:
+        """Record a dedup batch's tag; runs inside the transaction that inserted its rows."""
+        dest = batch.destination
+        self.con.execute(
+            f"INSERT INTO {INGESTED_BATCHES} VALUES (?, ?, ?, ?, ?, ?)",
+            [dest.database, dest.table, batch.dedup_tag, batch.batch_id, batch.count, datetime.now(UTC).replace(tzinfo=None)],
+        )
+
+    def _mapping(self, table_name: str, mapping_name: str | None, wire_format: str) -> CompiledMapping:
+        kind = "json" if wire_format in JSON_FORMATS else "csv"
+        key = (table_name, mapping_name, kind)
+        compiled = self._mappings.get(key)
+        if compiled is None:
+            table = self.config.tables[table_name]
+            mapping = table.mappings[mapping_name] if mapping_name else None
+            compiled = self._mappings[key] = CompiledMapping(table, mapping, kind, strict=False)
+        return compiled
+
+    def rows(self, batch: Batch) -> list[list[Any]]:
+        """The rows ADX would ingest from this batch (also used by tests and previews)."""
+        return list(self.iter_rows(batch))
+
+    def iter_rows(self, batch: Batch) -> Iterator[list[Any]]:
+        """:meth:`rows`, one at a time: the payload is decompressed and parsed as it is read,
+        so a batch never sits in memory uncompressed."""
+        dest = batch.destination
+        compiled = self._mapping(dest.table, dest.wire_mapping, dest.wire_format)
+        location = f"kafka-adx://{dest.database}/{dest.table}/{batch.batch_id}"
+        with gzip.GzipFile(fileobj=io.BytesIO(batch.payload), mode="rb") as payload:
+            stream = cast(BinaryIO, payload)  # a GzipFile reads like any binary file
+            for line_number, doc in enumerate(read_payload_stream(stream, dest.wire_format), start=1):
+                yield compiled.row(doc, Record(value=None, offset=line_number), location)
+
+    def write(self, batch: Batch) -> None:
+        """Insert the batch's rows (one transaction per batch).
+
+        On a ``dedup`` route a batch whose tag this table already has is skipped, as ADX's
+        ingestIfNotExists does; otherwise the rows and the tag are committed together."""
+        dest = batch.destination
+        if dest.table not in self.config.tables:
+            raise TerminalError(f"table {dest.table!r} is not declared in the ingestion file")
+        if dest.dedup:
+            with self._lock:
+                self._ensure_bookkeeping()
+                if self._has_tag(batch):  # skip before converting anything
+                    self.skipped_batches += 1
+                    return
+        table = self.config.tables[dest.table]
+        fd, tmp = tempfile.mkstemp(prefix="kafka-adx-", suffix=".csv")
+        try:
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh, lineterminator="\n")
+                types = [c.type for c in table.columns]
+                # Row by row: memory stays flat whatever the batch size.
+                for row in self.iter_rows(batch):
+                    writer.writerow([_duck_text(v, t) for v, t in zip(row, types, strict=True)])
+            columns = ", ".join(f"{_quote(c.name)}: {_sql_literal(DUCKDB_TYPES[c.type])}" for c in table.columns)
+            full = f"{_quote(dest.database)}.{_quote(dest.table)}"
+            with self._lock:
+                self.ensure_table(dest.database, dest.table)
+                names = ", ".join(_quote(c.name) for c in table.columns)
+                self.con.execute("BEGIN TRANSACTION")
+                try:
+                    # Checked again inside the transaction: the tag is authoritative only here.
+                    if dest.dedup and self._has_tag(batch):
+                        self.con.execute("ROLLBACK")
+                        self.skipped_batches += 1
+                        return
+                    self.con.execute(
+                        f"INSERT INTO {full} ({names}) SELECT * FROM read_csv({_sql_literal(tmp)}, header = false, "
+                        f"columns = {{{columns}}}, nullstr = {_sql_literal(_NULL)}, quote = '\"', escape = '\"', "
+                        f"delim = ',', auto_detect = false, strict_mode = false)"
+                    )
+                    if dest.dedup:
+                        self._remember_batch(batch)
+                    self.con.execute("COMMIT")
+                except BaseException:
+                    # The original error is the one to report; a ROLLBACK that fails too (the
+                    # transaction already gone with a failed COMMIT) must not replace it.
+                    with contextlib.suppress(Exception):
+                        self.con.execute("ROLLBACK")
+                    raise
+        finally:
+            os.unlink(tmp)
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a query against the local database."""
+        with self._lock:
+            return list(self.con.execute(sql, params or []).fetchall())
+
+    def close(self) -> None:
+        """Close the database."""
+        self.con.close()
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,42 @@
+"""Builds the process-wide parts from settings: the sink, the dead-letter store, the pipeline.
+
+Local mode (no ``ADX_INGEST_URI``): DuckDB sink and a dead-letter folder. With ADX settings:
+the ADX sink; dead letters go to ``DEADLETTER_BLOB_URI`` when set, else to the local folder.
+Heavy SDKs are imported only on the path that needs them.
+"""
+
+from __future__ import annotations
+
+from shared.config import IngestionConfig, load_config
+from shared.deadletters.envelope import DeadLetterStore, LocalDeadLetterStore
+from shared.pipeline.core import Pipeline, RetryPolicy
+from shared.pipeline.sink import Sink
+from shared.settings import Settings
+
+
+def build_sink(settings: Settings, config: IngestionConfig) -> Sink:
+    """The sink the settings select."""
+    if settings.local_mode:
+        from shared.sinks.duckdb import DuckDbSink
+
+        return DuckDbSink(config, settings.local_db)
+    from shared.sinks.adx.sink import AdxSink
+
+    return AdxSink.from_settings(settings)
+
+
+def build_deadletters(settings: Settings) -> DeadLetterStore:
+    """The dead-letter store the settings select."""
+    if settings.deadletter_blob_uri:
+        from shared.deadletters.blob import BlobDeadLetterStore
+
+        return BlobDeadLetterStore.from_settings(settings)
+    return LocalDeadLetterStore(settings.local_deadletter_dir)
+
+
+def build_pipeline(
+    settings: Settings, config: IngestionConfig | None = None, *, retry: RetryPolicy | None = None
+) -> Pipeline:
+    """A pipeline wired to the configured sink and dead-letter store."""
+    config = config or load_config(settings.ingestion_config)
+    return Pipeline(config, build_sink(settings, config), build_deadletters(settings), retry=retry)
