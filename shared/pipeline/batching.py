@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -157,7 +157,7 @@ class BatchBuilder:
             self._compress_pending()
         self._chunks.append(self._compressor.flush())
         records = tuple(self._records)
-        ranges, oldest, newest = _ranges_and_span(records)
+        ranges, oldest, newest = ranges_and_span(records)
         batch = Batch(
             destination=self.destination,
             payload=b"".join(self._chunks),
@@ -171,11 +171,17 @@ class BatchBuilder:
         return batch
 
 
-def _ranges_and_span(
-    records: tuple[Record, ...],
+def offset_ranges(records: Iterable[Record]) -> tuple[OffsetRange, ...]:
+    """The offset range of each (stream, topic, partition) among ``records``, in order of first
+    appearance (records need not be sorted)."""
+    return ranges_and_span(records)[0]
+
+
+def ranges_and_span(
+    records: Iterable[Record],
 ) -> tuple[tuple[OffsetRange, ...], datetime | None, datetime | None]:
     """The offset range of each (stream, topic, partition), in order of first appearance, and
-    the oldest and newest timestamps."""
+    the oldest and newest timestamps, in one pass over ``records``."""
     spans: dict[tuple[str, str, int], list[int]] = {}
     oldest: datetime | None = None
     newest: datetime | None = None
@@ -200,6 +206,16 @@ def _ranges_and_span(
         for (stream, topic, partition), (first, last) in spans.items()
     )
     return ranges, oldest, newest
+
+
+def next_offsets(records: Iterable[Record]) -> dict[tuple[str, int], int]:
+    """The offset to commit for each (topic, partition) among ``records``: one past the
+    highest offset seen."""
+    offsets: dict[tuple[str, int], int] = {}
+    for record in records:
+        key = (record.topic, record.partition)
+        offsets[key] = max(offsets.get(key, -1), record.offset + 1)
+    return offsets
 
 
 def iter_lines(batch: Batch) -> Iterator[bytes]:

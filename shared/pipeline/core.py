@@ -32,7 +32,6 @@ so that on an unexpected error a caller dead-letters only those that are not
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -46,6 +45,7 @@ from shared.pipeline.batching import Batch, BatchBuilder
 from shared.pipeline.destination import Destination
 from shared.pipeline.encoding import Encoder, encoder_for
 from shared.pipeline.records import Record
+from shared.pipeline.retry import RetryPolicy as RetryPolicy  # re-exported: callers import it from here
 from shared.pipeline.routing import Router
 from shared.pipeline.sink import Sink
 from shared.redact import redact
@@ -53,20 +53,6 @@ from shared.redact import redact
 log = logging.getLogger("kafka_adx.pipeline")
 
 UNROUTED = "(unrouted)"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """In-process retries of a transient sink failure (the function app uses 1 attempt and lets
-    the trigger's retry policy redeliver; the CLI and the consumer retry here)."""
-
-    attempts: int = 4
-    base_delay: float = 0.5
-    max_delay: float = 10.0
-
-    def delay(self, attempt: int) -> float:
-        """Backoff before try ``attempt + 1``: exponential with full jitter."""
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
 
 
 @dataclass
