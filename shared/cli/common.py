@@ -1,10 +1,13 @@
-"""Pieces shared by the command-line modules (cli, cli_adx, cli_kafka): settings and config
-loading, the exit-code table, errors that never carry a credential, the preflight call, the
-signal handling of commands that read input, and the ingest summary."""
+"""Pieces shared by the command-line modules (app, files, demo, adx, kafka, doctor): logging
+set-up, settings and config loading, the exit-code table, errors that never carry a credential,
+the preflight call, the signal handling of commands that read input, and the ingest summary."""
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
+import sys
 import textwrap
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -16,8 +19,37 @@ import click
 from shared.config import IngestionConfig, load_config
 from shared.errors import ConfigError, Interrupted
 from shared.pipeline.core import Result
-from shared.redact import redact
+from shared.redact import install_log_redaction, redact, register_secret, register_uri_secrets
 from shared.settings import Settings
+
+# --- logging ---------------------------------------------------------------------------------
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+"""The format of every log line the CLI writes (to standard error)."""
+
+
+def register_known_secrets() -> None:
+    """Secrets the environment hands the CLI: redacted wherever they might show up, even in a
+    form no pattern of :mod:`shared.redact` foresaw."""
+    register_uri_secrets(os.environ.get("DEADLETTER_BLOB_URI"))
+    register_uri_secrets(os.environ.get("ADX_INGEST_URI"))
+    register_secret(os.environ.get("KAFKA_PASSWORD"))
+
+
+def setup_logging(verbose: int) -> None:
+    """Log to standard error at WARNING, INFO (``verbose`` 1) or DEBUG (2 and more), every
+    record redacted, Python warnings included. Called once by the ``kafka-adx`` group before any
+    command runs; if logging has handlers already (a test runner's), their level stays."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+    # Before anything logs: -vv shows the HTTP clients' request lines, which carry SAS URIs.
+    install_log_redaction()
+    logging.captureWarnings(True)
+    register_known_secrets()
+    # The Azure SDKs log every HTTP request at INFO: only debug output wants them.
+    if verbose < 2:
+        logging.getLogger("azure").setLevel(logging.WARNING)
+
 
 # --- exit codes ------------------------------------------------------------------------------
 
