@@ -3,12 +3,19 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The Python versions that run kafka-adx: the same range as requires-python in pyproject.toml
+# (3.11 for datetime.UTC; azure-functions 1.x installs on nothing newer than 3.12). One line of
+# Python, so an unsupported interpreter stops with this message, not a wall of pip errors.
+CHECK_PYTHON := import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v < (3, 13) else \
+	'kafka-adx needs Python 3.11 or 3.12; %s is %d.%d. Pick another interpreter, e.g. make PYTHON=python3.12 \
+	(and remove $(VENV) if it was made with this one)' % ((sys.executable,) + v))
 
 .PHONY: venv demo test tools lint typecheck unit bench kafka kafka-stop infra-check infra-kql clean
 
 venv: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -c "$(CHECK_PYTHON)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt -e .
