@@ -48,7 +48,7 @@ if str(REPO) not in sys.path:  # `python bench/run.py` from a checkout without `
     sys.path.insert(0, str(REPO))
 
 from shared.config import IngestionConfig, load_config  # noqa: E402
-from shared.deadletters.envelope import LocalDeadLetterStore  # noqa: E402
+from shared.deadletters.local import LocalDeadLetterStore  # noqa: E402
 from shared.ops.sample import COLUMNS, storm_events, to_csv, to_json  # noqa: E402
 from shared.pipeline.core import Pipeline  # noqa: E402
 from shared.pipeline.records import Record  # noqa: E402

@@ -8,8 +8,10 @@ Heavy SDKs are imported only on the path that needs them.
 from __future__ import annotations
 
 from shared.config import IngestionConfig, load_config
-from shared.deadletters.envelope import DeadLetterStore, LocalDeadLetterStore
-from shared.pipeline.core import Pipeline, RetryPolicy
+from shared.deadletters.local import LocalDeadLetterStore
+from shared.pipeline.core import Pipeline
+from shared.pipeline.deadletter import DeadLetterStore
+from shared.pipeline.retry import RetryPolicy
 from shared.pipeline.sink import Sink
 from shared.settings import Settings
 

@@ -1,47 +1,31 @@
-"""Dead letters: the envelope of a record that could not be ingested, and the local store.
+"""The dead-letter envelope: the JSON codec of a record that could not be ingested.
 
 An envelope keeps the original bytes (base64), where the record came from, where it was going
-and why it failed, so that ``kafka-adx replay`` can read it back. Letters are written in sets;
-a set's id is derived from its records, so writing the same set again (a redelivered trigger
-batch) overwrites it instead of duplicating it.
+and why it failed, so that ``kafka-adx replay`` can read it back. The letter type, the store
+protocol and the set id live with the pipeline (:mod:`shared.pipeline.deadletter`), the local
+store in :mod:`shared.deadletters.local`; both are re-exported here for existing imports.
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
-import hashlib
-import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from shared.errors import DeadLetterError
+from shared.pipeline.deadletter import DeadLetter as DeadLetter
+from shared.pipeline.deadletter import DeadLetterStore as DeadLetterStore
+from shared.pipeline.deadletter import set_id_for as set_id_for
 from shared.pipeline.destination import Destination
 from shared.pipeline.records import Record
 
+if TYPE_CHECKING:
+    from shared.deadletters.local import LocalDeadLetterStore as LocalDeadLetterStore
+
 ENVELOPE_VERSION = 1
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """One record that was not ingested, with the reason."""
-
-    record: Record
-    reason: str
-    stage: str
-    """decode, size, route, map (per record) or sink (the whole batch failed)."""
-    field: str | None = None
-    route: str | None = None
-    """The topic pattern of the route that matched, if any."""
-    destination: Destination | None = None
-    batch_id: str | None = None
-    attempt: int = 1
-    time: datetime = dataclasses.field(default_factory=lambda: datetime.now(UTC))
 
 
 def _b64(data: bytes | None) -> str | None:
@@ -138,69 +122,11 @@ def decode_letters(data: bytes, source: str = "<dead letters>") -> list[DeadLett
     return letters
 
 
-def set_id_for(letters: Sequence[DeadLetter]) -> str:
-    """Deterministic id of a set of letters from each record's stream, position and bytes and
-    the stage: the same records redelivered give the same id (the set is overwritten, not
-    duplicated); different records never do, even at the same positions."""
-    digest = hashlib.sha256()
-    for letter in letters:
-        rec = letter.record
-        digest.update(f"{letter.stage}|{rec.stream}|{rec.topic}|{rec.partition}|{rec.offset}|{rec.size}|".encode())
-        digest.update(hashlib.sha256(rec.value or b"").digest())
-        digest.update(hashlib.sha256(rec.key or b"").digest() if rec.key is not None else b"-")
-    return digest.hexdigest()[:32]
+def __getattr__(name: str) -> Any:
+    """``LocalDeadLetterStore`` for existing ``from shared.deadletters.envelope import ...``
+    lines, imported on first use because the local store itself imports this codec."""
+    if name == "LocalDeadLetterStore":
+        from shared.deadletters.local import LocalDeadLetterStore
 
-
-class DeadLetterStore(Protocol):
-    """Durable store of dead letters. ``write`` raises :class:`DeadLetterError` on failure."""
-
-    def write(self, letters: Sequence[DeadLetter]) -> str:
-        """Store a set of letters; return the set id. Idempotent for the same set."""
-        ...
-
-    def sets(self) -> Iterator[str]:
-        """Ids of the stored sets, oldest first."""
-        ...
-
-    def read(self, set_id: str) -> list[DeadLetter]:
-        """The letters of one set."""
-        ...
-
-
-class LocalDeadLetterStore:
-    """A folder of JSON-lines files, one per set: ``<dir>/<set id>.jsonl``."""
-
-    def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-
-    def write(self, letters: Sequence[DeadLetter]) -> str:
-        """Write the set atomically (temp file, then rename)."""
-        set_id = set_id_for(letters)
-        target = self.directory / f"{set_id}.jsonl"
-        tmp = target.with_suffix(".jsonl.tmp")
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as fh:
-                fh.write(encode_letters(letters))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise DeadLetterError(f"cannot write dead letters to {target}: {exc}") from exc
-        return set_id
-
-    def sets(self) -> Iterator[str]:
-        """Set ids by modification time."""
-        if not self.directory.is_dir():
-            return iter(())
-        files = sorted(self.directory.glob("*.jsonl"), key=lambda p: (p.stat().st_mtime, p.name))
-        return (p.stem for p in files)
-
-    def read(self, set_id: str) -> list[DeadLetter]:
-        """Read one set back."""
-        path = self.directory / f"{set_id}.jsonl"
-        return decode_letters(path.read_bytes(), str(path))
-
-    def path_of(self, set_id: str) -> Path:
-        """File of a set."""
-        return self.directory / f"{set_id}.jsonl"
+        return LocalDeadLetterStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

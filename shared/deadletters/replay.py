@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,9 +30,11 @@ from typing import Any, Protocol
 
 import orjson
 
-from shared.deadletters.envelope import DeadLetter, DeadLetterStore, LocalDeadLetterStore, encode_letters
+from shared.deadletters.envelope import encode_letters
+from shared.deadletters.local import LocalDeadLetterStore, write_atomically
 from shared.errors import ConfigError, DeadLetterError
 from shared.pipeline.core import Pipeline, Result
+from shared.pipeline.deadletter import DeadLetter, DeadLetterStore
 
 log = logging.getLogger("kafka_adx.replay")
 
@@ -71,11 +72,8 @@ class LocalReplayMarks:
     def put_mark(self, set_id: str, mark: dict[str, Any]) -> None:
         """Write the mark atomically."""
         path = self.directory / f"{set_id}.json"
-        tmp = path.with_suffix(".json.tmp")
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(orjson.dumps(mark))
-            os.replace(tmp, path)
+            write_atomically(path, orjson.dumps(mark))
         except OSError as exc:
             raise DeadLetterError(f"cannot write replay mark {path}: {exc}") from exc
 

@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shared.config import IngestionConfig, Route
-from shared.deadletters.envelope import DeadLetter, DeadLetterStore
 from shared.errors import DeadLetterError, InputStopped, RecordError, TransientError, classify
 from shared.pipeline.batching import Batch, BatchBuilder
+from shared.pipeline.deadletter import DeadLetter, DeadLetterStore
 from shared.pipeline.destination import Destination
 from shared.pipeline.encoding import Encoder, encoder_for
 from shared.pipeline.records import Record

@@ -20,7 +20,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from shared.config import MappingProperties, Table
-from shared.deadletters.envelope import LocalDeadLetterStore
+from shared.deadletters.local import LocalDeadLetterStore
 from shared.errors import RecordError
 from shared.mapping import types as adxtypes
 from shared.mapping.compiled import CompiledMapping, _getter

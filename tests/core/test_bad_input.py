@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import parse_config
-from shared.deadletters.envelope import LocalDeadLetterStore
+from shared.deadletters.local import LocalDeadLetterStore
 from shared.pipeline.core import Pipeline
 from shared.pipeline.records import Record
 from shared.pipeline.sink import MemorySink

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import IngestionConfig, parse_config
-from shared.deadletters.envelope import LocalDeadLetterStore
+from shared.deadletters.local import LocalDeadLetterStore
 from shared.errors import ConfigError
 from shared.mapping.compiled import expected_fields
 from shared.ops.sample import COLUMNS, storm_events, to_csv

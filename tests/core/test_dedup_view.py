@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.config import IngestionConfig, parse_config
-from shared.deadletters.envelope import LocalDeadLetterStore
+from shared.deadletters.local import LocalDeadLetterStore
 from shared.errors import ConfigError
 from shared.ops.kql import generate_kql
 from shared.pipeline.core import Pipeline

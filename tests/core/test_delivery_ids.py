@@ -15,10 +15,11 @@ import duckdb
 import orjson
 import pytest
 
-from shared.deadletters.envelope import LocalDeadLetterStore, set_id_for
+from shared.deadletters.local import LocalDeadLetterStore
 from shared.errors import InputError, TransientError
 from shared.pipeline.batching import Batch
 from shared.pipeline.core import Pipeline, Result, RetryPolicy
+from shared.pipeline.deadletter import set_id_for
 from shared.pipeline.records import Record
 from shared.pipeline.sink import Sink
 from shared.sources.files import FileSource
@@ -93,7 +94,7 @@ def test_different_records_at_the_same_positions_never_share_an_id() -> None:
 
 
 def test_dead_letter_set_ids_name_the_source_and_the_bytes(tmp_path: Path) -> None:
-    from shared.deadletters.envelope import DeadLetter
+    from shared.pipeline.deadletter import DeadLetter
 
     def letters(value: bytes, stream: str = "") -> list[DeadLetter]:
         return [DeadLetter(record=rec(value, offset=1, stream=stream), reason="r", stage="decode")]

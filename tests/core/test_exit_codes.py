@@ -188,8 +188,9 @@ def test_replay_stops_between_sets_on_a_signal_and_exits_130(tmp_path: Path, mon
     started, exit code 130. The signal is sent by the process to itself right after the first
     set went through (so it lands at a known point, no timing involved)."""
     import shared.deadletters.replay as replay_module
-    from shared.deadletters.envelope import DeadLetter, LocalDeadLetterStore
+    from shared.deadletters.local import LocalDeadLetterStore
     from shared.deadletters.replay import LocalReplayMarks
+    from shared.pipeline.deadletter import DeadLetter
     from shared.pipeline.records import Record
 
     folder = tmp_path / "dl"

@@ -9,8 +9,10 @@ from pathlib import Path
 import orjson
 
 from shared.config import parse_config
-from shared.deadletters.envelope import DeadLetter, LocalDeadLetterStore, from_envelope, to_envelope
+from shared.deadletters.envelope import from_envelope, to_envelope
+from shared.deadletters.local import LocalDeadLetterStore
 from shared.ops.kql import generate_kql, mapping_json
+from shared.pipeline.deadletter import DeadLetter
 from shared.pipeline.destination import Destination
 from tests.helpers import make_config, rec
 

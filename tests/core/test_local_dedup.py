@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 from shared.config import IngestionConfig, parse_config
-from shared.deadletters.envelope import LocalDeadLetterStore
+from shared.deadletters.local import LocalDeadLetterStore
 from shared.pipeline.batching import Batch
 from shared.pipeline.core import Pipeline
 from shared.pipeline.sink import MemorySink
@@ -123,7 +123,7 @@ def test_a_rolled_back_batch_leaves_neither_rows_nor_tag(tmp_path: Path) -> None
 CRASH = """
 import json, os, sys
 from shared.config import parse_config
-from shared.deadletters.envelope import LocalDeadLetterStore
+from shared.deadletters.local import LocalDeadLetterStore
 from shared.pipeline.core import Pipeline
 from shared.sinks.duckdb import DuckDbSink
 from tests.helpers import rec

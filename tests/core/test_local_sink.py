@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from shared.config import parse_config
-from shared.deadletters.envelope import LocalDeadLetterStore
+from shared.deadletters.local import LocalDeadLetterStore
 from shared.pipeline.core import Pipeline
 from shared.sinks.duckdb import DuckDbSink
 from tests.helpers import rec

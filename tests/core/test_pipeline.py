@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.deadletters.envelope import LocalDeadLetterStore
+from shared.deadletters.local import LocalDeadLetterStore
 from shared.errors import DeadLetterError, TerminalError, TransientError
 from shared.pipeline.core import Pipeline, RetryPolicy
 from shared.pipeline.sink import MemorySink

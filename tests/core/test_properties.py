@@ -11,7 +11,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.deadletters.envelope import LocalDeadLetterStore
+from shared.deadletters.local import LocalDeadLetterStore
 from shared.errors import RecordError
 from shared.mapping.types import CONVERTERS, csv_line
 from shared.pipeline.core import Pipeline
