@@ -3,7 +3,8 @@
 Which triggers exist is decided by app settings when the worker indexes this file:
 ``EVENTHUB_NAME`` switches the Event Hubs trigger on, ``KAFKA_BROKERS`` the Kafka trigger.
 A comma-separated ``EVENTHUB_NAME`` or ``KAFKA_TOPIC`` registers one function per name.
-Everything else lives in :mod:`shared.functions.runtime`; see README.md ("The function app").
+Everything else lives in :mod:`shared.functions` (``settings`` for the triggers, ``invocation`` for
+one batch); see README.md ("The function app").
 """
 
 # No "from __future__ import annotations": the worker inspects the annotations as objects.
@@ -11,7 +12,8 @@ import typing
 
 import azure.functions as func
 
-from shared.functions.runtime import TriggerBinding, TriggerSettings, handle_eventhub, handle_kafka
+from shared.functions.invocation import handle_eventhub, handle_kafka
+from shared.functions.settings import TriggerBinding, TriggerSettings
 
 app = func.FunctionApp()
 TRIGGERS = TriggerSettings.from_env()

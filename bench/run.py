@@ -312,10 +312,10 @@ def measure_function_entry(values: list[bytes], config: IngestionConfig, workdir
                            invocations: int, repeat: int) -> list[EntryMeasured]:
     """Time ``handle_eventhub`` / ``handle_kafka`` (adapter + pipeline + memory sink) per event
     for batches of FUNCTION_BATCH events; building the events (the worker's part) is not timed."""
-    from shared.functions import runtime
+    from shared.functions import invocation, worker
 
     pipeline = new_pipeline(config, workdir / "deadletter-functions")
-    runtime.install(pipeline)
+    worker.install(pipeline)
     topic = "bench-json"
     chunks = [values[i * FUNCTION_BATCH:(i + 1) * FUNCTION_BATCH] for i in range(invocations)]
     hub_batches = [eventhub_batch(chunk, i * FUNCTION_BATCH, topic) for i, chunk in enumerate(chunks)]
@@ -325,12 +325,12 @@ def measure_function_entry(values: list[bytes], config: IngestionConfig, workdir
     def eventhub() -> None:
         pipeline.forget_written()
         for events in hub_batches:
-            runtime.handle_eventhub(events, context, trigger="bench", event_hub=topic)
+            invocation.handle_eventhub(events, context, trigger="bench", event_hub=topic)
 
     def kafka() -> None:
         pipeline.forget_written()
         for events in kafka_batches:
-            runtime.handle_kafka(events, context, trigger="bench", data_type="binary")
+            invocation.handle_kafka(events, context, trigger="bench", data_type="binary")
 
     try:
         events = invocations * FUNCTION_BATCH
@@ -343,7 +343,7 @@ def measure_function_entry(values: list[bytes], config: IngestionConfig, workdir
             raise SystemExit("function entry: not every event reached the sink")
         return out
     finally:
-        runtime.reset()
+        worker.reset()
 
 
 # --------------------------------------------------------------------------- peak memory

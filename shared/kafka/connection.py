@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 from shared.errors import ConfigError, KafkaAdxError
 
@@ -41,18 +41,33 @@ EVENTHUBS_KAFKA_PORT = 9093
 CONNECTION_STRING_USER = "$ConnectionString"
 """The SASL PLAIN username of the Event Hubs Kafka endpoint's connection-string mode."""
 
-_PROTOCOLS: dict[str, Protocol] = {
-    "plaintext": "PLAINTEXT",
-    "ssl": "SSL",
-    "saslplaintext": "SASL_PLAINTEXT",
-    "saslssl": "SASL_SSL",
+
+class Spelling(NamedTuple):
+    """One protocol or mechanism as each client spells it (None: that client does not support it)."""
+
+    librdkafka: str | None
+    """As librdkafka's ``security.protocol`` / ``sasl.mechanism`` (``kafka-adx consume/produce``)."""
+    functions: str | None
+    """As the Functions Kafka trigger's ``protocol`` / ``authentication_mode`` enums."""
+
+
+PROTOCOLS: dict[str, Spelling] = {
+    "plaintext": Spelling("PLAINTEXT", "Plaintext"),
+    "ssl": Spelling("SSL", "Ssl"),
+    "saslplaintext": Spelling("SASL_PLAINTEXT", "SaslPlaintext"),
+    "saslssl": Spelling("SASL_SSL", "SaslSsl"),
 }
-_MECHANISMS: dict[str, Mechanism] = {
-    "plain": "PLAIN",
-    "scramsha256": "SCRAM-SHA-256",
-    "scramsha512": "SCRAM-SHA-512",
-    "oauthbearer": "OAUTHBEARER",
+"""Security protocols by squashed name (:func:`spelling_key`): one table for both clients."""
+
+MECHANISMS: dict[str, Spelling] = {
+    "plain": Spelling("PLAIN", "Plain"),
+    "scramsha256": Spelling("SCRAM-SHA-256", "ScramSha256"),
+    "scramsha512": Spelling("SCRAM-SHA-512", "ScramSha512"),
+    # The Python Functions trigger has no OAUTHBEARER; this code's librdkafka clients no Kerberos.
+    "oauthbearer": Spelling("OAUTHBEARER", None),
+    "gssapi": Spelling(None, "Gssapi"),
 }
+"""SASL mechanisms by squashed name (:func:`spelling_key`): one table for both clients."""
 
 # Client settings Microsoft recommends for librdkafka against the Event Hubs Kafka endpoint: it
 # closes idle connections after 240 s, so keep them alive and refresh metadata before that.
@@ -62,31 +77,33 @@ EVENTHUBS_CLIENT_SETTINGS: dict[str, Any] = {
 }
 
 
-def _squash(value: str) -> str:
+def spelling_key(value: str) -> str:
+    """The key of a protocol or mechanism in :data:`PROTOCOLS` / :data:`MECHANISMS`: case,
+    dashes, underscores and other punctuation ignored (``SASL_SSL``, ``SaslSsl``, ``sasl-ssl``)."""
     return "".join(ch for ch in value.lower() if ch.isalnum())
 
 
-_T = TypeVar("_T", bound=str)
-
-
-def _lookup(table: dict[str, _T], value: str | None, where: str) -> _T | None:
-    """Find ``value`` in a spelling table (case, dashes and underscores ignored)."""
+def _lookup(table: dict[str, Spelling], value: str | None, where: str) -> str | None:
+    """The librdkafka spelling of ``value`` in ``table``; None/empty -> None."""
     if value is None or not value.strip():
         return None
-    found = table.get(_squash(value))
-    if found is None:
-        raise ConfigError(f"{where}: unknown {value!r}; expected one of {', '.join(table.values())}")
-    return found
+    found = table.get(spelling_key(value))
+    if found is None or found.librdkafka is None:
+        known = ", ".join(s.librdkafka for s in table.values() if s.librdkafka)
+        raise ConfigError(f"{where}: unknown {value!r}; expected one of {known}")
+    return found.librdkafka
 
 
 def normalize_protocol(value: str | None) -> Protocol | None:
     """``SASL_SSL``, ``SaslSsl``, ``sasl-ssl`` ... -> ``SASL_SSL``; None/empty -> None."""
-    return _lookup(_PROTOCOLS, value, "KAFKA_PROTOCOL / --protocol: security protocol")
+    return cast("Protocol | None", _lookup(PROTOCOLS, value, "KAFKA_PROTOCOL / --protocol: security protocol"))
 
 
 def normalize_mechanism(value: str | None) -> Mechanism | None:
     """``PLAIN``/``Plain``, ``SCRAM-SHA-256``/``ScramSha256``, ``OAUTHBEARER``/``OAuthBearer``."""
-    return _lookup(_MECHANISMS, value, "KAFKA_SASL_MECHANISM / --sasl-mechanism: SASL mechanism")
+    return cast(
+        "Mechanism | None", _lookup(MECHANISMS, value, "KAFKA_SASL_MECHANISM / --sasl-mechanism: SASL mechanism")
+    )
 
 
 def eventhubs_fqdn(namespace: str) -> str:

@@ -12,14 +12,15 @@ from typing import Any
 import pytest
 
 from shared.deadletters.envelope import DeadLetter, LocalDeadLetterStore
-from shared.functions import runtime as functions_runtime
+from shared.functions import worker as functions_worker
+from shared.functions.settings import FUNCTION_SETTINGS
 
 REPO = Path(__file__).resolve().parents[2]
 
 #: Every setting the app or the pipeline reads; cleared before each test so that the machine's
 #: environment cannot leak in.
 ALL_SETTINGS = [
-    *functions_runtime.FUNCTION_SETTINGS,
+    *FUNCTION_SETTINGS,
     "EventHubConnection",
     "INGESTION_CONFIG", "ADX_INGEST_URI", "ADX_ENGINE_URI", "ADX_AUTH", "AZURE_CLIENT_ID",
     "DEADLETTER_BLOB_URI", "LOCAL_DB", "LOCAL_DEADLETTER_DIR",
@@ -63,7 +64,7 @@ class LocalApp:
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         """Query the local database (through the worker's own sink connection)."""
-        sink = functions_runtime.worker().pipeline.sink
+        sink = functions_worker.worker().pipeline.sink
         return sink.query(sql)  # type: ignore[attr-defined,no-any-return]
 
     def dead_letters(self) -> list[DeadLetter]:
@@ -75,7 +76,7 @@ class LocalApp:
 @pytest.fixture
 def local_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str, str]], LocalApp]]:
     """A factory: the app indexed with the given trigger settings, wired to a local sink."""
-    functions_runtime.reset()
+    functions_worker.reset()
 
     def make(env: dict[str, str]) -> LocalApp:
         functions = load_app(
@@ -90,4 +91,4 @@ def local_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Calla
         return LocalApp(functions, tmp_path)
 
     yield make
-    functions_runtime.reset()
+    functions_worker.reset()

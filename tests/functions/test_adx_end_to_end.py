@@ -26,8 +26,8 @@ from shared.config import parse_config
 from shared.deadletters.blob import BlobDeadLetterStore
 from shared.deadletters.envelope import DeadLetter
 from shared.errors import TransientError
-from shared.functions import runtime as functions_runtime
-from shared.sinks.adx import sink as adx
+from shared.functions import worker as functions_worker
+from shared.sinks import adx
 from shared.sinks.adx.sink import AdxSink
 from tests.adx.conftest import fast_throttle_retries
 from tests.adx.support import DATABASE, Landed, config_data, dead_letters, landed
@@ -139,7 +139,7 @@ def deployed(
     azurite.create_container(container)
     standin = AdxStandIn(azurite, storage_names)
     standin.apply_config(parse_config(data, str(config)))  # the tables exist, as preflight checks
-    functions_runtime.reset()
+    functions_worker.reset()
 
     def make(trigger: str) -> DeployedApp:
         uri = azurite.container_sas_uri(container)
@@ -153,7 +153,7 @@ def deployed(
         return DeployedApp(functions, standin, uri)
 
     yield make
-    functions_runtime.reset()  # closes the sink and the blob dead-letter store
+    functions_worker.reset()  # closes the sink and the blob dead-letter store
     # The ADX clients are process-wide (keyed by URI): close and forget them, so a later test on
     # a reused port cannot pick up closed clients.
     adx.close_process_clients()
@@ -188,7 +188,7 @@ def test_batch_lands_in_adx_and_poison_in_the_blob_dead_letters(
     assert app.call(spec.function, spec.batch(), Context(spec.function, retry_count=0, max_retry_count=5)) is None
 
     # The worker was built from the settings alone: the ADX sink and the blob dead-letter store.
-    state = functions_runtime.worker()
+    state = functions_worker.worker()
     assert isinstance(state.pipeline.sink, AdxSink)
     assert isinstance(state.pipeline.deadletters, BlobDeadLetterStore)
     assert state.pipeline.retry.attempts == 1  # the trigger's retry policy retries, not the worker
@@ -242,7 +242,7 @@ def test_persistent_adx_failure_raises_until_the_final_attempt_then_dead_letters
     setattr(app.standin.mgmt, fault, 1_000_000)
     # The worker a deployed app builds from its settings; only the SDK's own wait between
     # throttled retries (up to 30 s each) is shortened, its retry logic is kept.
-    sink = functions_runtime.worker().pipeline.sink
+    sink = functions_worker.worker().pipeline.sink
     assert isinstance(sink, AdxSink)
     fast_throttle_retries(sink.clients)
 

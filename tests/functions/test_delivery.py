@@ -14,7 +14,8 @@ import pytest
 from shared.config import IngestionConfig
 from shared.deadletters.envelope import DeadLetter, LocalDeadLetterStore
 from shared.errors import DeadLetterError, TransientError
-from shared.functions import runtime as functions_runtime
+from shared.functions import worker as functions_worker
+from shared.functions.attempts import attempt_of
 from shared.ops.sample import storm_events, to_json
 from shared.pipeline.batching import Batch
 from shared.pipeline.core import Pipeline, RetryPolicy
@@ -42,7 +43,7 @@ class Harness:
     def use(self, sink: MemorySink, *, on_batch: Callable[[Batch], None] | None = None, store: Any = None) -> None:
         self.sink = sink
         pipeline = Pipeline(self.config, sink, store or self.store, retry=RetryPolicy(attempts=1), on_batch=on_batch)
-        functions_runtime.install(pipeline)
+        functions_worker.install(pipeline)
 
     def call(self, retry_count: int, max_retry_count: int = 5) -> None:
         self.function(events=kafka_events(MESSAGES), context=Context("kafka_ingest", retry_count, max_retry_count))
@@ -53,9 +54,9 @@ class Harness:
 
 @pytest.fixture
 def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sample_config: IngestionConfig) -> Iterator[Harness]:
-    functions_runtime.reset()
+    functions_worker.reset()
     yield Harness(sample_config, load_app(monkeypatch, KAFKA_ENV), tmp_path)
-    functions_runtime.reset()
+    functions_worker.reset()
 
 
 def test_transient_failure_before_the_final_attempt_raises_for_redelivery(harness: Harness) -> None:
@@ -148,14 +149,14 @@ def test_retry_forever_never_dead_letters_a_transient_failure(harness: Harness) 
 
 
 def test_without_a_retry_context_the_only_attempt_is_final() -> None:
-    attempt = functions_runtime.attempt_of(object())
+    attempt = attempt_of(object())
     assert (attempt.number, attempt.final) == (1, True)
-    assert functions_runtime.attempt_of(Context("f", 0, 0)).final  # policy with zero retries
-    assert not functions_runtime.attempt_of(Context("f", 4, 5)).final
-    assert functions_runtime.attempt_of(Context("f", 5, 5)).describe() == "6/6"
+    assert attempt_of(Context("f", 0, 0)).final  # policy with zero retries
+    assert not attempt_of(Context("f", 4, 5)).final
+    assert attempt_of(Context("f", 5, 5)).describe() == "6/6"
 
 
 def test_worker_pipeline_leaves_retrying_to_the_trigger(local_app: Callable[[dict[str, str]], LocalApp]) -> None:
     app = local_app(KAFKA_ENV)
     app.call("kafka_ingest", kafka_events(MESSAGES[:1]), Context("kafka_ingest"))
-    assert functions_runtime.worker().pipeline.retry.attempts == 1
+    assert functions_worker.worker().pipeline.retry.attempts == 1

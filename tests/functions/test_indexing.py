@@ -13,7 +13,7 @@ from azure.functions.eventhub import EventHubTriggerConverter
 from azure.functions.kafka import KafkaTriggerConverter
 
 from shared.errors import ConfigError
-from shared.functions.runtime import TriggerSettings
+from shared.functions.settings import TriggerSettings
 from tests.functions.conftest import EVENTHUB_ENV, KAFKA_ENV, load_app
 
 

@@ -23,14 +23,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared.errors import TransientError
-from shared.functions import runtime as functions_runtime
-from shared.functions.runtime import (
-    FUNCTION_SETTINGS,
-    HOST_SETTINGS,
-    Telemetry,
-    TriggerSettings,
-    required_settings,
-)
+from shared.functions import worker as functions_worker
+from shared.functions.settings import FUNCTION_SETTINGS, HOST_SETTINGS, TriggerSettings, required_settings
+from shared.functions.telemetry import Telemetry
 from shared.settings import SETTING_NAMES, Settings
 from tests.functions.conftest import EVENTHUB_ENV, KAFKA_ENV, REPO, LocalApp
 from tests.functions.host import Context, HubEvent, KafkaMessage, eventhub_events, kafka_events
@@ -79,7 +74,7 @@ def test_metrics_and_a_span_per_batch(local_app: Callable[[dict[str, str]], Loca
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     telemetry = Telemetry()
     telemetry.enable(meter_provider=MeterProvider(metric_readers=[reader]), tracer_provider=tracer_provider)
-    functions_runtime.install(functions_runtime.worker().pipeline, telemetry)
+    functions_worker.install(functions_worker.worker().pipeline, telemetry)
 
     events = [HubEvent.from_kafka_producer(i, b'{"EventId": %d}' % i) for i in range(10)] + [HubEvent(10, b"")]
     app.call("eventhub_ingest", eventhub_events(events), Context("eventhub_ingest"))
@@ -139,13 +134,13 @@ def test_without_a_connection_string_the_distro_is_never_imported(tmp_path: Path
 
 def test_two_invocations_reuse_the_process_wide_clients(local_app: Callable[[dict[str, str]], LocalApp]) -> None:
     app = local_app(KAFKA_ENV)
-    before = functions_runtime.builds
+    before = functions_worker.builds
     app.call("kafka_ingest", kafka_events([KafkaMessage("audit", 1, b"one")]), Context("kafka_ingest"))
-    first = functions_runtime.worker()
+    first = functions_worker.worker()
     sink, connection, store = first.pipeline.sink, first.pipeline.sink.con, first.pipeline.deadletters  # type: ignore[attr-defined]
     app.call("kafka_ingest", kafka_events([KafkaMessage("audit", 2, b"two")]), Context("kafka_ingest"))
-    second = functions_runtime.worker()
-    assert functions_runtime.builds == before + 1
+    second = functions_worker.worker()
+    assert functions_worker.builds == before + 1
     assert second is first and second.pipeline.sink is sink and second.pipeline.deadletters is store
     assert second.pipeline.sink.con is connection  # type: ignore[attr-defined]
     assert app.rows('SELECT Line FROM "Weather"."RawEvents" ORDER BY Line') == [("one",), ("two",)]
