@@ -49,6 +49,7 @@ if str(REPO) not in sys.path:  # `python bench/run.py` from a checkout without `
 
 from shared.config import IngestionConfig, load_config  # noqa: E402
 from shared.deadletters.local import LocalDeadLetterStore  # noqa: E402
+from shared.mapping.types import format_datetime  # noqa: E402
 from shared.ops.sample import COLUMNS, storm_events, to_csv, to_json  # noqa: E402
 from shared.pipeline.core import Pipeline  # noqa: E402
 from shared.pipeline.records import Record  # noqa: E402
@@ -252,10 +253,10 @@ def eventhub_batch(values: Sequence[bytes], first_sequence: int, hub: str) -> li
     systems = []
     for index in range(len(values)):
         sequence = first_sequence + index
-        when = (enqueued + timedelta(milliseconds=index)).strftime("%Y-%m-%dT%H:%M:%S.%f")
+        when = format_datetime(enqueued + timedelta(milliseconds=index), 6)
         systems.append({"x-opt-sequence-number": sequence, "x-opt-offset": str(sequence * 1024),
-                        "x-opt-enqueued-time": when + "Z", "SequenceNumber": sequence,
-                        "Offset": sequence * 1024, "PartitionKey": None, "EnqueuedTimeUtc": when})
+                        "x-opt-enqueued-time": when, "SequenceNumber": sequence,
+                        "Offset": sequence * 1024, "PartitionKey": None, "EnqueuedTimeUtc": when[:-1]})
     context = {"FullyQualifiedNamespace": "bench.servicebus.windows.net", "EventHubName": hub,
                "ConsumerGroup": "$Default", "PartitionId": "0"}
     metadata = {

@@ -25,12 +25,13 @@ from pydantic import (
 )
 
 from shared.errors import ConfigError
+from shared.mapping.types import AdxType as AdxType  # re-exported: the type names of a column
+from shared.mapping.types import normalise_type_name
 
 NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=1024)]
 """A table, column, database or mapping name: only characters that cannot inject KQL."""
 
-AdxType = Literal["string", "int", "long", "real", "decimal", "bool", "datetime", "timespan", "guid", "dynamic"]
 Format = Literal["csv", "tsv", "psv", "scsv", "sohsv", "json", "multijson", "txt", "raw"]
 ApplyMode = Literal["server", "client"]
 IngestionMode = Literal["queued", "streaming"]
@@ -50,19 +51,6 @@ DELIMITERS: dict[str, str] = {"csv": ",", "tsv": "\t", "psv": "|", "scsv": ";", 
 JSON_FORMATS = frozenset({"json", "multijson"})
 TEXT_FORMATS = frozenset({"txt", "raw"})
 
-# Type aliases used by ADX that we accept and normalise to the canonical name.
-_TYPE_ALIASES = {
-    "int32": "int",
-    "int64": "long",
-    "double": "real",
-    "float": "real",
-    "boolean": "bool",
-    "date": "datetime",
-    "time": "timespan",
-    "uniqueid": "guid",
-    "uuid": "guid",
-}
-
 _Frozen = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
@@ -79,10 +67,8 @@ class Column(BaseModel):
     @field_validator("type", mode="before")
     @classmethod
     def _normalise_type(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            lowered = value.strip().lower()
-            return _TYPE_ALIASES.get(lowered, lowered)
-        return value
+        # ADX's other names for a type (int64, double, uuid, ...) are accepted as the canonical one.
+        return normalise_type_name(value) if isinstance(value, str) else value
 
 
 class MappingProperties(BaseModel):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.config import Mapping, MappingProperties, Table
 from shared.errors import RecordError
@@ -87,8 +87,27 @@ def _getter(props: MappingProperties) -> Getter:
     return lambda doc, rec, loc: rec.offset
 
 
+class Cell(NamedTuple):
+    """One table column as the compiled mapping reads, converts and writes it.
+
+    A named tuple rather than a dataclass: the per-record loops unpack it, which is as fast as
+    the plain tuples they unpacked before (attribute reads per column would cost `make bench`).
+    """
+
+    name: str
+    type: str
+    key: str | None
+    """The key of a ``$.name`` path, read with one dict lookup; else None."""
+    getter: Getter | None
+    """Reads the raw value (None: the mapping does not name this column, it is null)."""
+    convert: Callable[[Any], Any]
+    """The column type's converter, with a DateTimeFromUnix* transform folded in."""
+    write: adxtypes.CellWriter
+    """Converts a raw value and writes its CSV field in one call, the transform folded in."""
+
+
 class CompiledMapping:
-    """A mapping compiled once into one getter and one converter per table column.
+    """A mapping compiled once into one :class:`Cell` (getter, converter, writer) per column.
 
     ``strict`` (per-record validation on): a value that does not convert to its column type
     raises :class:`RecordError` naming the column; otherwise it becomes null, as in ADX.
@@ -99,12 +118,7 @@ class CompiledMapping:
         self.kind = kind
         self.strict = strict
         by_column = {entry.column: entry.properties for entry in mapping.columns} if mapping else None
-        self.columns: list[tuple[str, str, Getter | None, Callable[[Any], Any], str | None]] = []
-        # What row() runs per column: the DateTimeFromUnix* transform folded into the converter.
-        self._cells: list[tuple[str, str, Getter | None, Callable[[Any], Any]]] = []
-        # What csv_line() runs per column: the key of a $.name path (read directly) or else the
-        # getter, then one call that converts the value and writes its CSV field.
-        self._csv_cells: list[tuple[str, str, str | None, Getter | None, adxtypes.CellWriter]] = []
+        self.cells: list[Cell] = []
         for index, column in enumerate(table.columns):
             props: MappingProperties | None
             if by_column is None:
@@ -113,31 +127,28 @@ class CompiledMapping:
                 )
             else:
                 props = by_column.get(column.name)
-            getter = _getter(props) if props is not None else None
             transform = props.transform if props is not None else None
             unix = transform if transform and transform.startswith("DateTimeFromUnix") else None
-            converter = adxtypes.CONVERTERS[column.type]
-            self.columns.append((column.name, column.type, getter, converter, unix))
-            self._cells.append(
-                (column.name, column.type, getter, converter if unix is None else _after_unix(converter, unix))
-            )
-            key = _one_key(props)
-            cell = adxtypes.csv_cell(column.type)
-            self._csv_cells.append(
-                (column.name, column.type, key, None if key is not None else getter,
-                 cell if unix is None else _after_unix(cell, unix))
-            )
+            scalar = adxtypes.TYPES[column.type]
+            self.cells.append(Cell(
+                name=column.name,
+                type=column.type,
+                key=_one_key(props),
+                getter=_getter(props) if props is not None else None,
+                convert=scalar.convert if unix is None else _after_unix(scalar.convert, unix),
+                write=scalar.cell if unix is None else _after_unix(scalar.cell, unix),
+            ))
 
     def row(self, doc: Any, record: Record, location: str = "") -> list[Any]:
         """Map one decoded document to converted values in table column order."""
         values: list[Any] = []
         append = values.append
-        for name, adx_type, getter, converter in self._cells:
+        for name, adx_type, _key, getter, convert, _write in self.cells:
             if getter is None:
                 append(None)
                 continue
             try:
-                append(converter(getter(doc, record, location)))
+                append(convert(getter(doc, record, location)))
             except (ValueError, TypeError, OverflowError, ArithmeticError) as exc:
                 if self.strict:
                     raise _column_error(name, adx_type, exc) from None
@@ -150,12 +161,12 @@ class CompiledMapping:
         get = doc.get if isinstance(doc, dict) else _missing
         fields: list[str] = []
         append = fields.append
-        for name, adx_type, key, getter, cell in self._csv_cells:
+        for name, adx_type, key, getter, _convert, write in self.cells:
             try:
                 if key is not None:
-                    append(cell(get(key)))
+                    append(write(get(key)))
                 elif getter is not None:
-                    append(cell(getter(doc, record, location)))
+                    append(write(getter(doc, record, location)))
                 else:
                     append("")
             except (ValueError, TypeError, OverflowError, ArithmeticError) as exc:

@@ -1,5 +1,9 @@
 """ADX scalar types in Python: converting source values to a column type, and writing them back
-as the CSV text ADX reads.
+as the CSV text ADX reads (and the text the local DuckDB sink loads).
+
+:data:`TYPES` is the one table of them: a :class:`ScalarType` row per type with its name,
+aliases, converter, CSV writers and DuckDB type. The config's type names, the encoders and the
+local sink all read it.
 
 ``convert(value, type)`` returns the canonical Python value or raises ``ValueError`` with what
 was expected. Empty text converts to null for every type but ``string`` (as ADX reads an empty
@@ -14,10 +18,11 @@ import math
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -280,24 +285,9 @@ def to_dynamic(value: Any) -> Any:
     return value
 
 
-CONVERTERS: dict[str, Converter] = {
-    "string": to_string,
-    "int": to_int,
-    "long": to_long,
-    "real": to_real,
-    "decimal": to_decimal,
-    "bool": to_bool,
-    "datetime": to_datetime,
-    "timespan": to_timespan,
-    "guid": to_guid,
-    "dynamic": to_dynamic,
-}
-"""ADX type name to converter."""
-
-
 def convert(value: Any, adx_type: str) -> Any:
     """Convert ``value`` to ``adx_type``; ``ValueError`` says what was expected."""
-    return CONVERTERS[adx_type](value)
+    return TYPES[adx_type].convert(value)
 
 
 _UNIX_SCALE = {
@@ -340,15 +330,20 @@ def from_unix(value: Any, transform: str) -> datetime | None:
 # --- writing values as the CSV text ADX reads ---------------------------------------------------
 
 
-def format_datetime(value: datetime) -> str:
-    """ISO 8601 in UTC with 7 fractional digits, as ADX writes datetimes."""
+def format_datetime(value: datetime, digits: int = 7) -> str:
+    """ISO 8601 in UTC, ``Z``-suffixed, with ``digits`` fractional digits (0 to 7; 7, the
+    default, is how ADX writes datetimes). The one datetime formatter: every caller uses it."""
     value = value.astimezone(UTC) if value.tzinfo else value
     # Four-digit years always (glibc's strftime %Y would write year 999 as "999", which ADX
     # cannot read); f-strings are also faster than strftime.
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:"
-        f"{value.second:02d}.{value.microsecond:06d}0Z"
+    stamp = (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
     )
+    if digits == 7:
+        return f"{stamp}.{value.microsecond:06d}0Z"
+    if not 0 <= digits <= 7:
+        raise ValueError(f"format_datetime: digits must be 0 to 7, not {digits}")
+    return f"{stamp}.{f'{value.microsecond:06d}0'[:digits]}Z" if digits else f"{stamp}Z"
 
 
 def format_timespan(value: timedelta) -> str:
@@ -397,6 +392,12 @@ def csv_field(text: str) -> str:
     return text
 
 
+FieldWriter = Callable[[Any], str]
+"""Converted value -> CSV field text."""
+CellWriter = Callable[[Any], str]
+"""Raw source value -> CSV field text (convert and write in one step)."""
+
+
 def _text_field(value: str | None) -> str:
     return "" if value is None else csv_field(value)
 
@@ -428,28 +429,6 @@ def _any_field(value: Any) -> str:
     return csv_field(to_text(value))
 
 
-FieldWriter = Callable[[Any], str]
-
-_FIELD_WRITERS: dict[str, FieldWriter] = {
-    "string": _text_field,
-    "int": _plain_field,
-    "long": _plain_field,
-    "real": _real_field,
-    "decimal": _plain_field,
-    "bool": _bool_field,
-    "datetime": _datetime_field,
-    "timespan": _timespan_field,
-    "guid": _plain_field,
-    "dynamic": _any_field,
-}
-
-
-def field_writer(adx_type: str) -> FieldWriter:
-    """The CSV field writer of a column type: for every value the type's converter returns it
-    writes exactly ``csv_field(to_text(value))``, skipping the checks that type cannot need."""
-    return _FIELD_WRITERS.get(adx_type, _any_field)
-
-
 def csv_line(values: list[Any]) -> str:
     """One CSV row of converted values. A row that would be an empty line (one column, null or
     empty) is written as ``""`` so that it is not read as a blank line and skipped."""
@@ -458,7 +437,7 @@ def csv_line(values: list[Any]) -> str:
 
 
 # --- converting and writing in one step (client-side mapping) ----------------------------------
-# A cell takes a raw source value and returns its CSV field: field_writer(t)(CONVERTERS[t](raw)),
+# A cell takes a raw source value and returns its CSV field: TYPES[t].field(TYPES[t].convert(raw)),
 # raising what the converter raises. The common raw types go straight to text.
 
 
@@ -496,24 +475,102 @@ def _dynamic_cell(raw: Any) -> str:
     return csv_field(to_text(to_dynamic(raw)))
 
 
-CellWriter = Callable[[Any], str]
+def _composed(converter: Converter, writer: FieldWriter) -> CellWriter:
+    """The cell of a type without a shortcut: the converter, then the field writer."""
+    return lambda raw: writer(converter(raw))
 
-_CELLS: dict[str, CellWriter] = {
-    "string": _string_cell,
-    "int": _int_cell,
-    "long": _long_cell,
-    "real": _real_cell,
-    "datetime": _datetime_cell,
-    "dynamic": _dynamic_cell,
+
+# --- writing values as the text DuckDB's CSV reader parses (local mode) ------------------------
+
+
+def _duck_scalar(value: Any) -> str:
+    """A converted non-null value of a scalar column as DuckDB CSV text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, timedelta):
+        return f"{round(value.total_seconds() * 1_000_000)} microseconds"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (int, Decimal)):
+        return str(value)
+    if isinstance(value, (dict, list)):
+        return json_text(value)
+    return str(value)
+
+
+# --- the type table ----------------------------------------------------------------------------
+
+AdxType = Literal["string", "int", "long", "real", "decimal", "bool", "datetime", "timespan", "guid", "dynamic"]
+"""The ADX scalar type names a column may have (the rows of :data:`TYPES`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScalarType:
+    """One ADX scalar type: everything the project does with a value of it."""
+
+    name: AdxType
+    """The canonical name (what ``.create table`` writes)."""
+    aliases: tuple[str, ...]
+    """Other names ADX accepts for it, lower case (normalised to ``name`` by the config)."""
+    convert: Converter
+    """Source value to the canonical Python value; ``ValueError`` says what was expected."""
+    field: FieldWriter
+    """Converted value to its CSV field: exactly ``csv_field(to_text(value))``, faster."""
+    cell: CellWriter
+    """Raw source value to its CSV field in one call: exactly ``field(convert(raw))``."""
+    duckdb: str
+    """The DuckDB column type of the local sink."""
+    duck_text: Callable[[Any], str]
+    """Converted non-null value to the text DuckDB's CSV reader parses into ``duckdb``."""
+
+
+def _row(
+    name: AdxType, aliases: tuple[str, ...], convert: Converter, field: FieldWriter, duckdb: str,
+    cell: CellWriter | None = None, duck_text: Callable[[Any], str] = _duck_scalar,
+) -> ScalarType:
+    return ScalarType(name, aliases, convert, field, cell or _composed(convert, field), duckdb, duck_text)
+
+
+TYPES: dict[str, ScalarType] = {
+    row.name: row
+    for row in (
+        _row("string", (), to_string, _text_field, "VARCHAR", _string_cell),
+        _row("int", ("int32",), to_int, _plain_field, "INTEGER", _int_cell),
+        _row("long", ("int64",), to_long, _plain_field, "BIGINT", _long_cell),
+        _row("real", ("double", "float"), to_real, _real_field, "DOUBLE", _real_cell),
+        _row("decimal", (), to_decimal, _plain_field, "DECIMAL(38, 10)"),
+        _row("bool", ("boolean",), to_bool, _bool_field, "BOOLEAN"),
+        _row("datetime", ("date",), to_datetime, _datetime_field, "TIMESTAMP", _datetime_cell),
+        _row("timespan", ("time",), to_timespan, _timespan_field, "INTERVAL"),
+        _row("guid", ("uniqueid", "uuid"), to_guid, _plain_field, "UUID"),
+        # Dynamic values are JSON whatever their Python type (a string too: DuckDB's JSON column).
+        _row("dynamic", (), to_dynamic, _any_field, "JSON", _dynamic_cell, json_text),
+    )
 }
+"""The ADX type table: one row per scalar type, keyed by canonical name."""
+
+_NAMES: dict[str, str] = {alias: row.name for row in TYPES.values() for alias in (row.name, *row.aliases)}
+
+
+def normalise_type_name(text: str) -> str:
+    """The canonical name of a type name or alias in any case (unknown names come back lower
+    case, for the config's validation to reject)."""
+    lowered = text.strip().lower()
+    return _NAMES.get(lowered, lowered)
+
+
+def field_writer(adx_type: str) -> FieldWriter:
+    """The CSV field writer of a column type: for every value the type's converter returns it
+    writes exactly ``csv_field(to_text(value))``, skipping the checks that type cannot need."""
+    row = TYPES.get(adx_type)
+    return _any_field if row is None else row.field
 
 
 def csv_cell(adx_type: str) -> CellWriter:
     """Convert a raw value to ``adx_type`` and write it as a CSV field in one call: exactly
     ``field_writer(adx_type)(convert(raw, adx_type))``, raising what the converter raises."""
-    cell = _CELLS.get(adx_type)
-    if cell is not None:
-        return cell
-    converter, writer = CONVERTERS[adx_type], field_writer(adx_type)
-    return lambda raw: writer(converter(raw))
-
+    return TYPES[adx_type].cell

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from shared.mapping.types import csv_line
+from shared.mapping.types import csv_line, format_datetime
 
 COLUMNS = [
     "StartTime", "EndTime", "EpisodeId", "EventId", "State", "EventType", "InjuriesDirect",
@@ -48,8 +48,8 @@ def storm_events(count: int, seed: int = 7) -> Iterator[dict[str, Any]]:
         injuries = rng.choice([0, 0, 0, 0, 1, 2])
         damage = rng.choice([0, 0, 1000, 5000, 20000, 150000])
         yield {
-            "StartTime": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "EndTime": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "StartTime": format_datetime(start, 0),
+            "EndTime": format_datetime(end, 0),
             "EpisodeId": 1000 + index // 5,
             "EventId": 10000 + index,
             "State": state,
@@ -71,7 +71,7 @@ def storm_events(count: int, seed: int = 7) -> Iterator[dict[str, Any]]:
             "EventNarrative": f"{event_type} reported near {town.title()} by a {rng.choice(SOURCES).lower()}.",
             "StormSummary": {
                 "TotalDamages": damage,
-                "StartTime": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "StartTime": format_datetime(start, 0),
                 "Details": {"Description": f"{event_type} near {town.title()}", "Location": state},
             },
         }

@@ -22,32 +22,17 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from shared.config import JSON_FORMATS, IngestionConfig
 from shared.errors import TerminalError
 from shared.mapping.compiled import CompiledMapping
-from shared.mapping.types import json_text
+from shared.mapping.types import TYPES
 from shared.pipeline.batching import Batch
 from shared.pipeline.encoding import read_payload_stream
 from shared.pipeline.records import Record
-
-DUCKDB_TYPES = {
-    "string": "VARCHAR",
-    "int": "INTEGER",
-    "long": "BIGINT",
-    "real": "DOUBLE",
-    "decimal": "DECIMAL(38, 10)",
-    "bool": "BOOLEAN",
-    "datetime": "TIMESTAMP",
-    "timespan": "INTERVAL",
-    "guid": "UUID",
-    "dynamic": "JSON",
-}
-"""ADX type to DuckDB type."""
 
 _NULL = "\\N"
 
@@ -56,29 +41,6 @@ BOOKKEEPING_SCHEMA = "$kafka_adx"
 so it never clashes with one."""
 INGESTED_BATCHES = '"$kafka_adx"."ingested_batches"'
 """The dedup tags written, per database and table (ADX keeps them as extent tags of the table)."""
-
-
-def _duck_text(value: Any, adx_type: str) -> str:
-    """A converted value as text DuckDB's CSV reader parses into the column type."""
-    if value is None:
-        return _NULL
-    if adx_type == "dynamic":
-        return json_text(value)
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    if isinstance(value, timedelta):
-        return f"{round(value.total_seconds() * 1_000_000)} microseconds"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, (int, Decimal)):
-        return str(value)
-    if isinstance(value, (dict, list)):
-        return json_text(value)
-    return str(value)
 
 
 def _quote(name: str) -> str:
@@ -119,7 +81,7 @@ class DuckDbSink:
             return
         table = self.config.tables[table_name]
         self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(database)}")
-        columns = ", ".join(f"{_quote(c.name)} {DUCKDB_TYPES[c.type]}" for c in table.columns)
+        columns = ", ".join(f"{_quote(c.name)} {TYPES[c.type].duckdb}" for c in table.columns)
         full = f"{_quote(database)}.{_quote(table_name)}"
         self.con.execute(f"CREATE TABLE IF NOT EXISTS {full} ({columns})")
         existing = {
@@ -131,7 +93,7 @@ class DuckDbSink:
         }
         for column in table.columns:
             if column.name not in existing:
-                self.con.execute(f"ALTER TABLE {full} ADD COLUMN {_quote(column.name)} {DUCKDB_TYPES[column.type]}")
+                self.con.execute(f"ALTER TABLE {full} ADD COLUMN {_quote(column.name)} {TYPES[column.type].duckdb}")
         view = table.dedup_view_name(table_name)
         if view is not None:
             # What the ADX view `summarize take_any(*) by <position>` holds: one row per source
@@ -216,11 +178,11 @@ class DuckDbSink:
         try:
             with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
                 writer = csv.writer(fh, lineterminator="\n")
-                types = [c.type for c in table.columns]
+                texts = [TYPES[c.type].duck_text for c in table.columns]
                 # Row by row: memory stays flat whatever the batch size.
                 for row in self.iter_rows(batch):
-                    writer.writerow([_duck_text(v, t) for v, t in zip(row, types, strict=True)])
-            columns = ", ".join(f"{_quote(c.name)}: {_sql_literal(DUCKDB_TYPES[c.type])}" for c in table.columns)
+                    writer.writerow([_NULL if v is None else text(v) for v, text in zip(row, texts, strict=True)])
+            columns = ", ".join(f"{_quote(c.name)}: {_sql_literal(TYPES[c.type].duckdb)}" for c in table.columns)
             full = f"{_quote(dest.database)}.{_quote(dest.table)}"
             with self._lock:
                 self.ensure_table(dest.database, dest.table)

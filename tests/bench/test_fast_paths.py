@@ -26,7 +26,7 @@ from shared.mapping import types as adxtypes
 from shared.mapping.compiled import CompiledMapping, _getter
 from shared.mapping.jsonpath import resolve
 from shared.mapping.types import (
-    CONVERTERS,
+    TYPES,
     _parse_datetime_full,
     csv_cell,
     csv_field,
@@ -79,34 +79,34 @@ def _outcome(fn, *args):  # type: ignore[no-untyped-def]
 
 
 @settings(max_examples=400, deadline=None)
-@given(values, st.sampled_from(sorted(CONVERTERS)))
+@given(values, st.sampled_from(sorted(TYPES)))
 def test_field_writers_write_what_csv_field_of_to_text_writes(raw: object, adx_type: str) -> None:
-    outcome, converted = _outcome(CONVERTERS[adx_type], raw)
+    outcome, converted = _outcome(TYPES[adx_type].convert, raw)
     if outcome == "ok":
         assert field_writer(adx_type)(converted) == csv_field(to_text(converted))
 
 
 @settings(max_examples=600, deadline=None)
 @given(values | valid_stamps | guarded | st.sampled_from(["0999-01-01T00:00:00Z", "1999-01-01T00:00:00Z"]),
-       st.sampled_from(sorted(CONVERTERS)))
+       st.sampled_from(sorted(TYPES)))
 def test_cells_convert_and_write_like_converter_then_writer(raw: object, adx_type: str) -> None:
-    expected = _outcome(lambda r: field_writer(adx_type)(CONVERTERS[adx_type](r)), raw)
+    expected = _outcome(lambda r: field_writer(adx_type)(TYPES[adx_type].convert(r)), raw)
     assert _outcome(csv_cell(adx_type), raw) == expected
 
 
 ALL_TYPES = Table.model_validate({
-    "columns": [{"name": f"c_{t}", "type": t} for t in sorted(CONVERTERS)]
+    "columns": [{"name": f"c_{t}", "type": t} for t in sorted(TYPES)]
     + [{"name": "unix", "type": "datetime"}, {"name": "deep", "type": "string"}, {"name": "meta", "type": "long"},
        {"name": "key", "type": "string"}, {"name": "unmapped", "type": "int"}],
     "mappings": {"m": {"kind": "json", "columns": [
-        *({"column": f"c_{t}", "Properties": {"Path": f"$.{t}"}} for t in sorted(CONVERTERS)),
+        *({"column": f"c_{t}", "Properties": {"Path": f"$.{t}"}} for t in sorted(TYPES)),
         {"column": "unix", "Properties": {"Path": "$.u", "Transform": "DateTimeFromUnixMilliseconds"}},
         {"column": "deep", "Properties": {"Path": "$.d.x[0]"}},
         {"column": "meta", "Properties": {"Metadata": "offset"}},
         {"column": "key", "Properties": {"Metadata": "key"}},
     ]}},
 })
-documents = st.dictionaries(st.sampled_from([*sorted(CONVERTERS), "u", "d"]), values | valid_stamps, max_size=12) | values
+documents = st.dictionaries(st.sampled_from([*sorted(TYPES), "u", "d"]), values | valid_stamps, max_size=12) | values
 
 
 @settings(max_examples=400, deadline=None)
@@ -151,6 +151,14 @@ def test_format_datetime_writes_what_strftime_wrote(value: datetime, tz: timezon
     # strftime's %Y does not pad years below 1000; ADX needs four digits.
     expected = f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%S.") + f"{utc.microsecond:06d}0Z"
     assert format_datetime(value) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)), st.integers(0, 7))
+def test_format_datetime_with_fewer_digits_cuts_the_seven_digit_form(value: datetime, digits: int) -> None:
+    full = format_datetime(value.replace(tzinfo=UTC))
+    expected = full[:19] + ("." + full[20:20 + digits] if digits else "") + "Z"
+    assert format_datetime(value.replace(tzinfo=UTC), digits) == expected
 
 
 @settings(max_examples=300, deadline=None)
