@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from shared.cli.common import EXIT_PARTIAL, echo, exit_codes_help, fail
+from shared.cli.common import EXIT_PARTIAL, config_option, echo, exit_codes_help, fail
 from shared.errors import ConfigError
 
 
@@ -17,8 +17,7 @@ from shared.errors import ConfigError
     2: "the cluster cannot be reached or read (network, timeout, identity refused), ADX is not "
        "configured, or the ingestion file is invalid",
 }))  # fmt: skip
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="Ingestion file (default: $INGESTION_CONFIG or ingestion.yaml).")
+@config_option
 @click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(min=1),
               help="Seconds each management command may take.")
 def doctor(config_path: str | None, timeout: float) -> None:
