@@ -1,9 +1,8 @@
-"""Error types shared by every part, and the one place that sorts errors into retry classes."""
+"""Error types shared by every part, the generic sorting of errors into retry classes, and
+one-line descriptions of errors (redacted)."""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Callable
 from typing import Any
 
 from shared.redact import redact
@@ -71,30 +70,42 @@ class DeadLetterError(KafkaAdxError):
     """The dead-letter store itself failed; the caller must not advance its checkpoint."""
 
 
-# Extra classifiers registered by optional sinks (the ADX sink maps SDK errors here), so that
-# the decision stays in this one function without importing heavy SDKs at module load.
-_CLASSIFIERS: list[Callable[[BaseException], type[SinkError] | None]] = []
-
-
-def register_classifier(fn: Callable[[BaseException], type[SinkError] | None]) -> None:
-    """Add a classifier consulted by :func:`classify` before the generic rules."""
-    if fn not in _CLASSIFIERS:
-        _CLASSIFIERS.append(fn)
-
-
 def classify(exc: BaseException) -> type[SinkError]:
-    """Return :class:`TransientError` or :class:`TerminalError` for any exception from a sink."""
+    """Return :class:`TransientError` or :class:`TerminalError` for any exception from a sink.
+
+    The generic rules only: a sink that talks to a service maps that SDK's errors itself and
+    raises one of the two (the ADX sink: :func:`shared.sinks.adx.errors.classify`, which falls
+    back to this function for what it does not know).
+    """
     if isinstance(exc, TransientError):
         return TransientError
     if isinstance(exc, TerminalError):
         return TerminalError
-    for fn in _CLASSIFIERS:
-        kind = fn(exc)
-        if kind is not None:
-            return kind
-    if isinstance(exc, (TimeoutError, ConnectionError, socket.timeout)):
+    if isinstance(exc, (TimeoutError, ConnectionError)):
         return TransientError
-    if isinstance(exc, OSError) and exc.errno is not None:
-        # Local I/O (disk full, permissions) will not fix itself on an immediate retry.
-        return TerminalError
+    # Everything else, local I/O included (disk full, permissions), will not fix itself on an
+    # immediate retry.
     return TerminalError
+
+
+def error_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's text, redacted (an SDK error may carry a SAS URI), at
+    most ``limit`` characters: for one-line messages."""
+    lines = redact(str(exc)).strip().splitlines()
+    return lines[0][:limit] if lines else ""
+
+
+def describe(exc: BaseException) -> str:
+    """One line about an error: its type, the HTTP status and error code when it has them (the
+    ``status_code`` / ``error_code`` of azure-core errors) and :func:`error_line`."""
+    parts = [type(exc).__name__]
+    status = getattr(exc, "status_code", None)
+    if status:
+        parts.append(f"HTTP {status}")
+    code = getattr(exc, "error_code", None)
+    if code:
+        parts.append(str(code))
+    text = error_line(exc)
+    if text:
+        parts.append(text)
+    return ": ".join(parts)

@@ -164,7 +164,7 @@ def status(directory: str | None, count: int, pop: bool) -> None:
     if settings.local_mode:
         click.echo("ADX: not configured (local mode: no failure queue)")
     else:
-        from shared.sinks.adx.sink import clients_for
+        from shared.sinks.adx import clients_for
 
         try:
             reports = failure_reports(clients_for(settings).queued, count, pop=pop)

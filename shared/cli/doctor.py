@@ -33,7 +33,7 @@ def doctor(config_path: str | None, timeout: float) -> None:
     from shared.ops.doctor import drift, expected_schema
     from shared.ops.preflight import explain_adx_error, host_of
     from shared.settings import Settings
-    from shared.sinks.adx.sink import AdxClients
+    from shared.sinks.adx import AdxClients
 
     try:
         settings = Settings.from_env()

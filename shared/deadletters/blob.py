@@ -17,9 +17,12 @@ import orjson
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient, ContentSettings, ExponentialRetry
 
-from shared.deadletters.envelope import DeadLetter, decode_letters, encode_letters, set_id_for
-from shared.errors import ConfigError, DeadLetterError
+from shared.credentials import credential_for
+from shared.deadletters.envelope import decode_letters, encode_letters
+from shared.errors import ConfigError, DeadLetterError, describe
+from shared.pipeline.deadletter import DeadLetter, set_id_for
 from shared.settings import Settings
+from shared.storage import StorageRetry
 
 log = logging.getLogger("kafka_adx.deadletter")
 
@@ -70,18 +73,10 @@ class BlobDeadLetterStore:
         trigger redelivers), and the storage SDK's own policy held ``ingest`` for 145 s and
         ``status`` for 104 s when storage was down.
         """
-        policy: dict[str, Any] = {
-            "initial_backoff": backoff,
-            "increment_base": 2 if backoff >= 1 else 1,
-            "retry_total": retries,
-            "random_jitter_range": min(1.0, backoff / 2),
-        }
         container = ContainerClient.from_container_url(
             url,
             credential=credential,
-            retry_policy=ExponentialRetry(**policy),
-            connection_timeout=min(timeout, 5.0),
-            read_timeout=timeout,
+            **StorageRetry.within(timeout, retries=retries, backoff=backoff).client_kwargs(ExponentialRetry),
         )
         return cls(container)
 
@@ -90,8 +85,6 @@ class BlobDeadLetterStore:
         """The store of ``DEADLETTER_BLOB_URI`` with the credential of ``ADX_AUTH``."""
         if not settings.deadletter_blob_uri:
             raise ConfigError("DEADLETTER_BLOB_URI is not set")
-        from shared.sinks.adx.sink import credential_for
-
         return cls.from_url(settings.deadletter_blob_uri, credential_for(settings))
 
     def check(self) -> str | None:
@@ -110,7 +103,7 @@ class BlobDeadLetterStore:
             code = str(getattr(exc, "error_code", "") or "")
             if getattr(exc, "status_code", None) == 403 and code == "AuthorizationPermissionMismatch":
                 return None
-            return _brief(exc)
+            return describe(exc)
         return None
 
     # -- the DeadLetterStore protocol ---------------------------------------------------------
@@ -131,9 +124,9 @@ class BlobDeadLetterStore:
                 self._create()
                 self._upload(name, data, _metadata(letters))
             except AzureError as exc:
-                raise DeadLetterError(f"cannot write dead-letter set {set_id} to blob storage: {_brief(exc)}") from exc
+                raise DeadLetterError(f"cannot write dead-letter set {set_id} to blob storage: {describe(exc)}") from exc
         except AzureError as exc:
-            raise DeadLetterError(f"cannot write dead-letter set {set_id} to blob storage: {_brief(exc)}") from exc
+            raise DeadLetterError(f"cannot write dead-letter set {set_id} to blob storage: {describe(exc)}") from exc
         log.info("dead-letter set %s: %d record(s) in blob %s", set_id, len(letters), name)
         return set_id
 
@@ -148,7 +141,7 @@ class BlobDeadLetterStore:
         except ResourceNotFoundError:
             return iter(())
         except AzureError as exc:
-            raise DeadLetterError(f"cannot list dead letters: {_brief(exc)}") from exc
+            raise DeadLetterError(f"cannot list dead letters: {describe(exc)}") from exc
         blobs.sort(key=lambda b: (b.creation_time, b.name))
         return (b.name[: -len(SUFFIX)] for b in blobs)
 
@@ -158,7 +151,7 @@ class BlobDeadLetterStore:
         try:
             data = self.container.download_blob(name).readall()
         except AzureError as exc:
-            raise DeadLetterError(f"cannot read dead-letter set {set_id}: {_brief(exc)}") from exc
+            raise DeadLetterError(f"cannot read dead-letter set {set_id}: {describe(exc)}") from exc
         return decode_letters(bytes(data), f"{self.container.container_name}/{name}")
 
     # -- replay marks ------------------------------------------------------------------------
@@ -170,7 +163,7 @@ class BlobDeadLetterStore:
         except ResourceNotFoundError:
             return None
         except AzureError as exc:
-            raise DeadLetterError(f"cannot read the replay mark of {set_id}: {_brief(exc)}") from exc
+            raise DeadLetterError(f"cannot read the replay mark of {set_id}: {describe(exc)}") from exc
         mark: dict[str, Any] = orjson.loads(data)
         return mark
 
@@ -179,7 +172,7 @@ class BlobDeadLetterStore:
         try:
             self._upload(f"{MARK_PREFIX}{set_id}.json", orjson.dumps(mark), {}, "application/json")
         except AzureError as exc:
-            raise DeadLetterError(f"cannot write the replay mark of {set_id}: {_brief(exc)}") from exc
+            raise DeadLetterError(f"cannot write the replay mark of {set_id}: {describe(exc)}") from exc
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -201,17 +194,3 @@ class BlobDeadLetterStore:
         """Close the container client."""
         self.container.close()
 
-
-def _brief(exc: BaseException) -> str:
-    """An error without its request details (no SAS tokens in logs)."""
-    status = getattr(exc, "status_code", None)
-    code = getattr(exc, "error_code", None)
-    first = str(exc).split("?", 1)[0].strip().splitlines()
-    parts = [type(exc).__name__]
-    if status:
-        parts.append(f"HTTP {status}")
-    if code:
-        parts.append(str(code))
-    if first and first[0]:
-        parts.append(first[0][:200])
-    return ": ".join(parts)

@@ -12,7 +12,7 @@ The cluster is read with three management commands ADX documents, run on the eng
 :func:`expected_schema` is the file's side, :func:`read_cluster` the cluster's, :func:`drift`
 compares them into :class:`Finding`\\ s (one line each). The command runner is a plain callable
 so that the comparison does not depend on the SDK (``doctor`` and ``preflight`` pass one that
-goes through :meth:`shared.sinks.adx.sink.AdxClients.management`).
+goes through :meth:`shared.sinks.adx.clients.AdxClients.management`).
 """
 
 from __future__ import annotations

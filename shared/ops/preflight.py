@@ -32,8 +32,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.config import IngestionConfig
-from shared.errors import KafkaAdxError
+from shared.credentials import credential_for
+from shared.errors import KafkaAdxError, error_line
 from shared.settings import Settings
+from shared.storage import StorageRetry
 
 log = logging.getLogger("kafka_adx.preflight")
 
@@ -86,7 +88,7 @@ class _Budget:
 def _clients(settings: Settings) -> Any:
     """The process-wide ADX clients (the pipeline reuses them), or a PreflightError saying why
     they cannot be built (``ADX_AUTH=none`` with an https URI, for example)."""
-    from shared.sinks.adx.sink import clients_for
+    from shared.sinks.adx import clients_for
 
     try:
         return clients_for(settings)
@@ -96,7 +98,7 @@ def _clients(settings: Settings) -> Any:
                 if settings.adx_auth == "none" and uri.startswith("https://") else
                 f"Check ADX_INGEST_URI and {_identity(settings)}")
         raise PreflightError(f"ADX_INGEST_URI ({host_of(uri)}): cannot set up the ADX clients: "
-                             f"{type(exc).__name__}: {str(exc).split('?', 1)[0][:200]}. {hint}.") from None
+                             f"{type(exc).__name__}: {error_line(exc)}. {hint}.") from None
 
 
 def log_preflight(settings: Settings, config: IngestionConfig, *, timeout: float = 10.0,
@@ -111,7 +113,7 @@ def log_preflight(settings: Settings, config: IngestionConfig, *, timeout: float
         logger.error("preflight failed: %s", exc)
         return False
     except Exception as exc:  # a check must never keep the worker from starting
-        logger.error("preflight could not run: %s: %s", type(exc).__name__, str(exc).split("?", 1)[0][:300])
+        logger.error("preflight could not run: %s: %s", type(exc).__name__, error_line(exc, 300))
         return False
     return True
 
@@ -169,22 +171,16 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def _status(exc: BaseException) -> int | None:
-    from shared.sinks.adx.sink import _status_of
-
-    return _status_of(exc)
-
-
 def explain_adx_error(exc: BaseException, timeout: float) -> tuple[str, str]:
     """(what failed, kind) for an SDK error of a management call; kind is ``network``,
     ``timeout``, ``auth``, ``forbidden``, ``missing`` or ``error``. Never includes a token."""
     from azure.core.exceptions import ClientAuthenticationError
     from azure.kusto.data.exceptions import KustoApiError, KustoAuthenticationError, KustoNetworkError
 
-    from shared.sinks.adx.sink import describe_error
+    from shared.sinks.adx import describe_error, status_of
 
     if isinstance(exc, (KustoAuthenticationError, ClientAuthenticationError)):
-        return f"no token for ADX: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}", "auth"
+        return f"no token for ADX: {type(exc).__name__}: {error_line(exc)}", "auth"
     if isinstance(exc, KustoNetworkError):
         cause = _root_cause(exc)
         text = f"{type(cause).__name__}: {cause}"
@@ -197,7 +193,7 @@ def explain_adx_error(exc: BaseException, timeout: float) -> tuple[str, str]:
         if "refused" in lowered:
             return "connection refused", "network"
         return f"network error ({type(cause).__name__})", "network"
-    status = _status(exc)
+    status = status_of(exc)
     if status in (401, 403):
         return f"ADX refused the identity (HTTP {status}: {describe_error(exc)})", "forbidden"
     if isinstance(exc, KustoApiError) and "NotFound" in (exc.get_api_error().code or ""):
@@ -256,14 +252,13 @@ def _probe_temp_storage(rows: Sequence[dict[str, Any]], budget: _Budget) -> str 
     from azure.storage.queue import ExponentialRetry as QueueRetry
     from azure.storage.queue import QueueClient
 
-    from shared.sinks.adx.sink import describe_error
+    from shared.sinks.adx import describe_error
 
     def first(kind: str) -> str | None:
         return next((str(r["StorageRoot"]) for r in rows if r.get("ResourceTypeName") == kind), None)
 
     def options(policy: Any) -> dict[str, Any]:
-        timeout = budget.left()
-        return {"retry_policy": policy(retry_total=0), "connection_timeout": min(timeout, 5.0), "read_timeout": timeout}
+        return StorageRetry.within(budget.left(), retries=0).client_kwargs(policy)
 
     probes: list[tuple[str, Any]] = []
     container_uri, queue_uri = first("TempStorage"), first("SecuredReadyForAggregationQueue")
@@ -371,17 +366,13 @@ def _check_deadletter_blob(settings: Settings, budget: _Budget) -> None:
     from shared.deadletters.blob import BlobDeadLetterStore
 
     uri = settings.deadletter_blob_uri or ""
-    if settings.local_mode:
-        from shared.sinks.adx.sink import credential_for
-
-        credential = credential_for(settings)
-    else:
-        credential = _clients(settings).credential  # the same credential as the ADX clients
+    # With ADX configured, the very credential object of the ADX clients (one token cache).
+    credential = credential_for(settings) if settings.local_mode else _clients(settings).credential
     try:
         store = BlobDeadLetterStore.from_url(uri, credential, retries=0, timeout=budget.left())
     except ValueError as exc:  # the storage SDK's word for a URL it cannot use
         raise PreflightError(f"DEADLETTER_BLOB_URI ({host_of(uri)}): not a container URL: "
-                             f"{str(exc).split('?', 1)[0][:200]}. Set it to "
+                             f"{error_line(exc)}. Set it to "
                              "https://<account>.blob.core.windows.net/<container>.") from None
     try:
         problem = store.check()

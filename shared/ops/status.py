@@ -67,7 +67,7 @@ class FailureReport:
 
 def failure_reports(queued_client: Any, count: int = 20, *, pop: bool = False) -> list[FailureReport]:
     """Up to ``count`` reports from the failure queue(s) of a ``QueuedIngestClient``, newest first."""
-    from shared.sinks.adx.sink import status_queues
+    from shared.sinks.adx import status_queues
 
     # Bounded queue clients: with storage down the SDK's defaults stall ``status`` ~80 s.
     queues = status_queues(queued_client)

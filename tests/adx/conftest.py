@@ -9,7 +9,8 @@ import pytest
 
 from shared.deadletters.blob import BlobDeadLetterStore
 from shared.settings import Settings
-from shared.sinks.adx.sink import AdxClients, AdxOptions, AdxSink, StorageRetry
+from shared.sinks.adx import AdxClients, AdxOptions, AdxSink
+from shared.storage import StorageRetry
 from tests.adx.support import make_config
 from tests.adx_standin import AdxStandIn, FaultProxy
 from tests.fixtures.azurite import Azurite

@@ -29,8 +29,9 @@ from azure.kusto.data.exceptions import (
 )
 from azure.kusto.ingest.exceptions import KustoMappingError, KustoQueueError
 
-from shared.errors import TerminalError, TransientError, classify
-from shared.sinks.adx.sink import AdxSink, describe_error
+from shared.errors import TerminalError, TransientError
+from shared.sinks.adx import AdxSink
+from shared.sinks.adx.errors import classify, describe_error
 from tests.adx.support import landed, records
 from tests.adx.test_adx_sink import batch_of
 from tests.adx_standin import AdxStandIn, FaultProxy

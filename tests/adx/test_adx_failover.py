@@ -10,7 +10,7 @@ import io
 from azure.kusto.data import KustoConnectionStringBuilder
 from azure.kusto.ingest import QueuedIngestClient
 
-from shared.sinks.adx.sink import AdxSink, ingestion_properties, stream_descriptor
+from shared.sinks.adx import AdxSink, ingestion_properties, stream_descriptor
 from tests.adx.support import landed, records
 from tests.adx.test_adx_sink import batch_of
 from tests.adx_standin import AdxStandIn, FaultProxy

@@ -10,7 +10,7 @@ import pytest
 
 from shared.errors import TerminalError
 from shared.settings import Settings
-from shared.sinks.adx.sink import AdxClients, AdxSink
+from shared.sinks.adx import AdxClients, AdxSink
 from tests.adx.conftest import FAST
 from tests.adx.support import landed, records
 from tests.adx.test_adx_sink import batch_of

@@ -20,7 +20,7 @@ from shared.deadletters.blob import BlobDeadLetterStore
 from shared.deadletters.replay import pipeline_reingest, replay
 from shared.errors import DeadLetterError, TransientError
 from shared.pipeline.core import Pipeline, RetryPolicy
-from shared.sinks.adx.sink import AdxSink
+from shared.sinks.adx import AdxSink
 from tests.adx.support import assert_nothing_lost, dead_letters, landed, make_config, poison, records
 from tests.adx_standin import AdxStandIn, FaultProxy
 

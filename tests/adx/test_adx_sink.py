@@ -17,7 +17,7 @@ from shared.pipeline.destination import Destination
 from shared.pipeline.encoding import encoder_for
 from shared.pipeline.records import Record
 from shared.pipeline.routing import Router
-from shared.sinks.adx.sink import AdxClients, AdxSink
+from shared.sinks.adx import AdxClients, AdxSink
 from tests.adx.conftest import FAST
 from tests.adx.support import DATABASE, T0, landed, make_config, record_id, records
 from tests.adx_standin import AdxStandIn
@@ -209,7 +209,7 @@ def test_streaming_request_refused_as_too_large_falls_back_to_queued(sink: AdxSi
 
 
 def test_one_set_of_clients_per_process(adx_settings: object) -> None:
-    from shared.sinks.adx.sink import clients_for
+    from shared.sinks.adx import clients_for
 
     first = AdxSink.from_settings(adx_settings)  # type: ignore[arg-type]
     second = AdxSink.from_settings(adx_settings)  # type: ignore[arg-type]
@@ -221,8 +221,9 @@ def test_one_set_of_clients_per_process(adx_settings: object) -> None:
 def test_credential_follows_adx_auth(monkeypatch: pytest.MonkeyPatch) -> None:
     from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
+    from shared.credentials import credential_for
     from shared.settings import Settings
-    from shared.sinks.adx.sink import connection_string, credential_for
+    from shared.sinks.adx import connection_string
 
     uri = "https://ingest-c.westeurope.kusto.windows.net"
     mi = credential_for(Settings.from_env({"ADX_INGEST_URI": uri, "ADX_AUTH": "managed-identity"}))

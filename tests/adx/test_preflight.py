@@ -23,7 +23,7 @@ import yaml
 
 from shared.ops.preflight import PreflightError, check_kafka, log_preflight, preflight, routed_targets
 from shared.settings import Settings
-from shared.sinks.adx.sink import AdxClients, close_process_clients, status_queues
+from shared.sinks.adx import AdxClients, close_process_clients, status_queues
 from tests.adx.support import DATABASE, config_data, make_config
 from tests.adx_standin import AdxStandIn, FaultProxy
 from tests.fixtures.azurite import Azurite

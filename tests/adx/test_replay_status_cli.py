@@ -18,7 +18,7 @@ from shared.deadletters.envelope import DeadLetter, LocalDeadLetterStore
 from shared.deadletters.replay import LocalReplayMarks, ReplayFilter, parse_when
 from shared.pipeline.core import Pipeline, RetryPolicy
 from shared.pipeline.destination import Destination
-from shared.sinks.adx.sink import AdxSink
+from shared.sinks.adx import AdxSink
 from tests.adx.support import DATABASE, config_data, dead_letters, landed, make_config, poison, records
 from tests.adx_standin import AdxStandIn, FaultProxy
 

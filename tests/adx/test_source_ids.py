@@ -13,7 +13,7 @@ import pytest
 from shared.deadletters.blob import BlobDeadLetterStore
 from shared.errors import TransientError
 from shared.pipeline.core import Pipeline, RetryPolicy
-from shared.sinks.adx.sink import AdxSink
+from shared.sinks.adx import AdxSink
 from shared.sources.files import FileSource
 from tests.adx.support import dead_letters, landed, landed_ids, make_config, records
 from tests.adx_standin import AdxStandIn, FaultProxy
