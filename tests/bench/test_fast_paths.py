@@ -12,6 +12,7 @@ import csv
 import io
 import re
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -69,6 +70,14 @@ guarded = st.tuples(*[_SLOT] * 14).map(
 valid_stamps = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)).map(
     lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ") if d.year >= 1000 else f"{d.year:04d}" + d.strftime("-%m-%dT%H:%M:%SZ")
 )
+
+
+def _or_error(read: Callable[[], object], error: type[Exception]) -> object:
+    """What ``read`` returns, or the error class when it raises that error."""
+    try:
+        return read()
+    except error:
+        return error
 
 
 def _outcome(fn, *args):  # type: ignore[no-untyped-def]
@@ -243,29 +252,15 @@ csv_payloads = st.lists(st.text(alphabet=st.sampled_from('ab,"\n\r\u00e9'), max_
 @given(payload_lines, st.booleans())
 def test_streamed_json_payload_reads_like_the_whole_text(lines: list[bytes], trailing: bool) -> None:
     data = b"\n".join(lines) + (b"\n" if trailing else b"")
-    try:
-        expected: object = _reference_read_payload(data, "json")
-    except orjson.JSONDecodeError:
-        expected = orjson.JSONDecodeError
-    try:
-        got: object = list(read_payload_stream(io.BytesIO(data), "json"))
-    except orjson.JSONDecodeError:
-        got = orjson.JSONDecodeError
-    assert got == expected
+    expected = _or_error(lambda: _reference_read_payload(data, "json"), orjson.JSONDecodeError)
+    assert _or_error(lambda: list(read_payload_stream(io.BytesIO(data), "json")), orjson.JSONDecodeError) == expected
 
 
 @settings(max_examples=300, deadline=None)
 @given(csv_payloads)
 def test_streamed_csv_payload_reads_like_the_whole_text(data: bytes) -> None:
-    try:
-        expected: object = _reference_read_payload(data, "csv")
-    except csv.Error:
-        expected = csv.Error
-    try:
-        got: object = list(read_payload_stream(io.BytesIO(data), "csv"))
-    except csv.Error:
-        got = csv.Error
-    assert got == expected
+    expected = _or_error(lambda: _reference_read_payload(data, "csv"), csv.Error)
+    assert _or_error(lambda: list(read_payload_stream(io.BytesIO(data), "csv")), csv.Error) == expected
 
 
 def test_duckdb_sink_streams_the_same_rows_it_lists(tmp_path: Path) -> None:

@@ -237,3 +237,17 @@ def test_text_forms_adx_reads() -> None:
 def test_years_before_1000_are_written_with_four_digits() -> None:
     assert to_text(datetime(999, 1, 2, tzinfo=UTC)) == "0999-01-02T00:00:00.0000000Z"
     assert convert("0999-01-02T00:00:00.0000000Z", "datetime") == datetime(999, 1, 2, tzinfo=UTC)
+
+
+def test_the_type_table_has_one_row_per_adx_type_and_every_alias_once() -> None:
+    from typing import get_args
+
+    from shared.mapping.types import TYPES, AdxType, normalise_type_name
+
+    assert sorted(TYPES) == sorted(get_args(AdxType))
+    names = [name for row in TYPES.values() for name in (row.name, *row.aliases)]
+    assert len(names) == len(set(names))
+    for row in TYPES.values():
+        for name in (row.name, *row.aliases):
+            assert normalise_type_name(f" {name.upper()} ") == row.name
+    assert normalise_type_name("Varchar") == "varchar"  # unknown names are left for the config to reject
