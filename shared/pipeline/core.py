@@ -351,16 +351,16 @@ class Pipeline:
             self._count(batch, result, name)
             result.already_queued += batch.count
             return
-        tries = max(1, self.retry.attempts)
-        for try_number in range(1, tries + 1):
+        tries = self.retry.tries()
+        for try_number in tries:
             try:
                 self.sink.write(batch)
             except Exception as exc:
                 kind = classify(exc)
-                if kind is TransientError and try_number < tries:
+                if kind is TransientError and self.retry.may_retry(try_number):
                     delay = self.retry.delay(try_number)
                     log.warning("transient failure writing %s (try %d/%d), retrying in %.2fs: %s",
-                                batch.describe(), try_number, tries, delay, exc)
+                                batch.describe(), try_number, len(tries), delay, exc)
                     self.sleep(delay)
                     continue
                 if kind is TransientError and not final_attempt:

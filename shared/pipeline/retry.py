@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 class RetryPolicy:
     """How often and how long to wait between tries of one operation.
 
-    ``attempts`` is the number of tries in all (1: no retry; 0 or less: no limit in count, for
-    callers that bound the loop with a :class:`RetryWindow` instead). The wait before try
+    ``attempts`` is the number of tries in all (1 or less: one try, no retry; a caller that
+    bounds its loop in time uses a :class:`RetryWindow` and :meth:`delay` alone). The wait before try
     ``n + 1`` is ``base_delay * 2 ** (n - 1)``, capped at ``max_delay``; with ``jitter`` (the
     default) it is drawn uniformly from zero up to that ("full jitter").
     """
@@ -39,7 +39,7 @@ class RetryPolicy:
 
     def may_retry(self, attempt: int) -> bool:
         """Whether another try may follow try ``attempt`` (1-based) under the count bound."""
-        return self.attempts <= 0 or attempt < self.attempts
+        return attempt < self.attempts
 
     def tries(self) -> range:
         """The try numbers ``1..attempts`` (at least one try), for a ``for`` loop."""
