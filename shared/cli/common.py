@@ -1,4 +1,4 @@
-"""Pieces shared by the command-line modules (app, files, demo, adx, kafka, doctor): logging
+"""Pieces shared by the command-line modules (app, files, kql, demo, adx, kafka, doctor): logging
 set-up, settings and config loading, the exit-code table, errors that never carry a credential,
 the preflight call, the signal handling of commands that read input, and the ingest summary."""
 
