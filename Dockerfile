@@ -1,5 +1,5 @@
 # The function app on the official Azure Functions Python image (Functions host 4, Python 3.11).
-# Build: docker build -t kafka-adx-func .   Run: see docker-compose.yml and README.md ("The function app").
+# Build: docker build -t kafka-adx-func .   Run: see docker-compose.yml and docs/function-app.md.
 FROM mcr.microsoft.com/azure-functions/python:4-python3.11
 
 ENV AzureWebJobsScriptRoot=/home/site/wwwroot \

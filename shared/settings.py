@@ -1,8 +1,7 @@
 """Settings from the environment: one contract for the function app, the CLI, infra and tests.
 
-The names are those of DESIGN.md's settings table. ``SETTING_NAMES`` lists every setting the
-code reads, so that a test can compare it with the README, the Bicep app settings and the
-local settings sample.
+``SETTING_NAMES`` lists every setting the code reads, so that tests can compare it with
+docs/settings.md (generated from it), the Bicep app settings and the local settings sample.
 """
 
 from __future__ import annotations
