@@ -218,19 +218,13 @@ def test_one_set_of_clients_per_process(adx_settings: object) -> None:
     assert first.clients.streaming.queued_client is first.clients.queued  # fallback shares the guarded client
 
 
-def test_credential_follows_adx_auth(monkeypatch: pytest.MonkeyPatch) -> None:
-    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+def test_connection_string_builders_are_fresh() -> None:
+    from azure.identity import ManagedIdentityCredential
 
-    from shared.credentials import credential_for
-    from shared.settings import Settings
     from shared.sinks.adx import connection_string
 
     uri = "https://ingest-c.westeurope.kusto.windows.net"
-    mi = credential_for(Settings.from_env({"ADX_INGEST_URI": uri, "ADX_AUTH": "managed-identity"}))
-    assert isinstance(mi, ManagedIdentityCredential)
-    default = credential_for(Settings.from_env({"ADX_INGEST_URI": uri, "ADX_AUTH": "default"}))
-    assert isinstance(default, DefaultAzureCredential)
-    assert credential_for(Settings.from_env({"ADX_INGEST_URI": uri, "ADX_AUTH": "none"})) is None
+    mi = ManagedIdentityCredential()
     # Separate builders: the SDK rewrites the one it is given.
     a, b = connection_string(uri, mi), connection_string(uri, mi)
     assert a is not b and a.azure_credential is mi

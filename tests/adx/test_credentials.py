@@ -32,3 +32,11 @@ def test_host_identity_only_where_the_host_has_one() -> None:
     assert host_identity({"AZURE_CLIENT_ID": ""}) is None
     assert isinstance(host_identity({"IDENTITY_ENDPOINT": "http://127.0.0.1:9/msi"}), ManagedIdentityCredential)
     assert isinstance(host_identity({"AZURE_CLIENT_ID": CLIENT_ID}), ManagedIdentityCredential)
+
+
+def test_credential_follows_adx_auth() -> None:
+    mi = credential_for(Settings.from_env({"ADX_INGEST_URI": URI, "ADX_AUTH": "managed-identity"}))
+    assert isinstance(mi, ManagedIdentityCredential)
+    default = credential_for(Settings.from_env({"ADX_INGEST_URI": URI, "ADX_AUTH": "default"}))
+    assert isinstance(default, DefaultAzureCredential)
+    assert credential_for(Settings.from_env({"ADX_INGEST_URI": URI, "ADX_AUTH": "none"})) is None

@@ -29,8 +29,9 @@ import importlib.metadata
 import logging
 import threading
 import warnings
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core.exceptions import AzureError
 from azure.kusto.data import KustoClient, KustoConnectionStringBuilder
@@ -52,6 +53,8 @@ from shared.sinks.adx.errors import describe_error
 from shared.storage import StorageRetry
 
 log = logging.getLogger("kafka_adx.sinks.adx")
+
+T = TypeVar("T")
 
 WRITTEN_FOR = "6.0"
 """The azure-kusto-data / azure-kusto-ingest release line this module was written against."""
@@ -168,9 +171,24 @@ class GuardedQueuedIngestClient(QueuedIngestClient):
                 )
             return client
 
-    def _report(self, account: str, ok: bool) -> None:
-        # Feeds the SDK's ranking of storage accounts (it prefers accounts that work).
-        self._resource_manager.report_resource_usage_result(account, ok)
+    def _first_that_works(
+        self, resources: list[Any], max_tries: int, call: Callable[[Any], T], what: str
+    ) -> tuple[T | None, Exception | None]:
+        """``call`` on each of the first ``max_tries`` resources (containers or queues, as the
+        SDK ranks them) until one works: (its result, None), else (None, the last error). Each
+        outcome feeds the SDK's ranking of storage accounts (it prefers accounts that work)."""
+        last: Exception | None = None
+        for resource in resources[: max(1, min(max_tries, len(resources)))]:
+            try:
+                result = call(resource)
+            except AzureError as exc:
+                self._resource_manager.report_resource_usage_result(resource.storage_account_name, False)
+                log.warning("%s failed (%s); trying the next one", what, describe_error(exc))
+                last = exc
+                continue
+            self._resource_manager.report_resource_usage_result(resource.storage_account_name, True)
+            return result, None
+        return None, last
 
     def upload_blob(
         self,
@@ -191,20 +209,17 @@ class GuardedQueuedIngestClient(QueuedIngestClient):
             # Never hand ADX an empty blob: it would be queued and "ingest" nothing.
             raise TerminalError(f"refusing to upload an empty blob for {database}.{table}")
         name = f"{database}__{table}__{descriptor.source_id}__{descriptor.stream_name}"
-        last: Exception | None = None
-        for container in containers[: max(1, min(max_retries, len(containers)))]:
+
+        def upload(container: Any) -> BlobDescriptor:
             service = self._service(self._blob_services, BlobServiceClient, ExponentialRetry, container.account_uri)
             blob = service.get_blob_client(container=container.object_name, blob=name)
-            try:
-                blob.upload_blob(data, length=len(data), overwrite=True, timeout=timeout)
-            except AzureError as exc:
-                self._report(container.storage_account_name, False)
-                log.warning("blob upload to a temp container failed (%s); trying the next one", describe_error(exc))
-                last = exc
-                continue
-            self._report(container.storage_account_name, True)
+            blob.upload_blob(data, length=len(data), overwrite=True, timeout=timeout)
             return BlobDescriptor(blob.url, descriptor.size, descriptor.source_id)
-        raise KustoBlobError(last or RuntimeError("no temp storage container"))
+
+        result, last = self._first_that_works(containers, max_retries, upload, "blob upload to a temp container")
+        if result is None:
+            raise KustoBlobError(last or RuntimeError("no temp storage container"))
+        return result
 
     def ingest_from_blob(self, blob_descriptor: BlobDescriptor, ingestion_properties: IngestionProperties) -> IngestionResult:
         """Post the ingestion message to the first queue that takes it."""
@@ -221,18 +236,11 @@ class GuardedQueuedIngestClient(QueuedIngestClient):
             application_for_tracing=self.application_for_tracing,
             client_version_for_tracing=self.client_version_for_tracing,
         ).to_json()  # type: ignore[no-untyped-call]
-        last: Exception | None = None
-        for queue in queues[: max(1, min(self._MAX_RETRIES, len(queues)))]:
+
+        def post(queue: Any) -> IngestionResult:
             service = self._service(self._queue_services, QueueServiceClient, ExponentialRetry, queue.account_uri)
             client = service.get_queue_client(queue=queue.object_name, message_encode_policy=TextBase64EncodePolicy())
-            try:
-                client.send_message(content=message, timeout=int(self._storage.read_timeout))
-            except AzureError as exc:
-                self._report(queue.storage_account_name, False)
-                log.warning("ingestion queue message failed (%s); trying the next queue", describe_error(exc))
-                last = exc
-                continue
-            self._report(queue.storage_account_name, True)
+            client.send_message(content=message, timeout=int(self._storage.read_timeout))
             return IngestionResult(
                 IngestionStatus.QUEUED,
                 ingestion_properties.database,
@@ -240,8 +248,12 @@ class GuardedQueuedIngestClient(QueuedIngestClient):
                 blob_descriptor.source_id,
                 blob_descriptor.path,
             )
-        error = KustoQueueError()  # type: ignore[no-untyped-call]
-        raise error from last
+
+        result, last = self._first_that_works(queues, self._MAX_RETRIES, post, "ingestion queue message")
+        if result is None:
+            error = KustoQueueError()  # type: ignore[no-untyped-call]
+            raise error from last
+        return result
 
     def close(self) -> None:
         """Close the SDK client and the cached storage clients."""
