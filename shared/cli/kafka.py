@@ -9,7 +9,6 @@ inside the commands: that module imports this one while it loads.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -27,22 +26,22 @@ from shared.cli.common import (
     preflight_or_exit,
     print_summary,
     settings_or_exit,
+    setup_logging,
 )
 from shared.errors import ConfigError, InputError, KafkaAdxError
 from shared.redact import install_log_redaction, register_secret
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
 
 def _setup_logging(level: str) -> None:
-    """Log at ``level`` to standard error, or more when the group's ``-v``/``-vv`` asked for
-    more (it configured logging already)."""
+    """Log at ``level``, or more when the group's ``-v``/``-vv`` asked for more: the group's
+    set-up (:func:`shared.cli.common.setup_logging`), done here when the command runs without
+    the group."""
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(stream=sys.stderr, format=LOG_FORMAT, level=logging.WARNING)
-    install_log_redaction()  # also when the command runs without the group (its handler is new)
+        setup_logging({"DEBUG": 2, "INFO": 1}.get(level.upper(), 0))
+    install_log_redaction()  # idempotent; also covers a handler added after the group's set-up
     root.setLevel(min(root.level, logging.getLevelName(level.upper())))
     # The Azure SDKs log every HTTP request at INFO: only debug output wants them.
     if root.level > logging.DEBUG:
@@ -169,7 +168,7 @@ def consume(
     from shared.kafka.connection import AuthFailureGuard
     from shared.kafka.consumer import ConsumerAborted, ConsumerOptions, KafkaIngestor, stop_on_signals
     from shared.ops.preflight import PreflightError, check_kafka
-    from shared.pipeline.core import RetryPolicy
+    from shared.pipeline.retry import RetryPolicy
     from shared.wiring import build_pipeline
 
     _setup_logging(log_level)
@@ -328,7 +327,8 @@ def produce(
 
 
 def _amqp_sender(topic: str, connection: dict[str, Any]) -> tuple[Any, str]:
-    from shared.kafka.connection import CONNECTION_STRING_USER, eventhubs_fqdn, make_credential
+    from shared.credentials import make_credential
+    from shared.kafka.connection import CONNECTION_STRING_USER, eventhubs_fqdn
     from shared.kafka.producer import EventHubSender
 
     if connection["username"] == CONNECTION_STRING_USER and connection["password"]:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
+from shared.credentials import make_credential
 from shared.errors import ConfigError, KafkaAdxError
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ log = logging.getLogger("kafka_adx.kafka")
 Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 CredentialKind = Literal["default", "managed-identity"]
+"""The ``--credential`` of Entra ID tokens (see :func:`shared.credentials.make_credential`)."""
 
 EVENTHUBS_SUFFIX = ".servicebus.windows.net"
 EVENTHUBS_KAFKA_PORT = 9093
@@ -117,19 +119,6 @@ def eventhubs_fqdn(namespace: str) -> str:
 def _first_host(brokers: str) -> str:
     first = brokers.split(",")[0].strip()
     return first.rsplit(":", 1)[0] if ":" in first else first
-
-
-def make_credential(kind: CredentialKind = "default", client_id: str | None = None) -> TokenCredential:
-    """An azure-identity credential: ``managed-identity`` (the system identity, or the
-    user-assigned one ``client_id``) or ``default`` (DefaultAzureCredential: environment,
-    workload identity, managed identity, Azure CLI ...)."""
-    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
-
-    if kind == "managed-identity":
-        return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
-    if client_id:
-        return DefaultAzureCredential(managed_identity_client_id=client_id)
-    return DefaultAzureCredential()
 
 
 class EntraTokenProvider:

@@ -29,9 +29,9 @@ are ingested a second time (at-least-once; the ``dedup`` route option makes ADX 
 already has).
 
 When the dead-letter store fails, :meth:`Pipeline.process` raises :class:`DeadLetterError`.
-The consumer then retries the *same* records with exponential backoff for up to
-``deadletter_retry_timeout`` seconds counted from the first failure (kept below ``max.poll.interval.ms`` so the consumer keeps
-its partitions), and if the store is still down it stops **without committing** and the
+The consumer then retries the *same* records with jittered exponential backoff
+(:data:`DEADLETTER_RETRY`) for up to ``deadletter_retry_timeout`` seconds counted from the first
+failure (kept below ``max.poll.interval.ms`` so the consumer keeps its partitions), and if the store is still down it stops **without committing** and the
 command exits with code 2: a supervisor restarts it and the records are redelivered from the
 last commit. A retry may ingest a pipeline batch a second time (never loses one).
 """
@@ -51,13 +51,21 @@ from types import FrameType
 from typing import Any, Literal
 
 from shared.errors import DeadLetterError, KafkaAdxError, TransientError
+from shared.pipeline.batching import next_offsets
 from shared.pipeline.core import Pipeline, Result
 from shared.pipeline.records import Record
+from shared.pipeline.retry import RetryPolicy, RetryWindow
 from shared.sources.functions import kafka_cluster, kafka_stream
 
 log = logging.getLogger("kafka_adx.consumer")
 
 TopicPartitionKey = tuple[str, int]
+
+DEADLETTER_RETRY = RetryPolicy(attempts=0, base_delay=0.5, max_delay=30.0)
+"""Backoff while the dead-letter store fails: no limit in count, the loop is bounded in time by
+``ConsumerOptions.deadletter_retry_timeout`` (a :class:`RetryWindow`)."""
+COMMIT_RETRY = RetryPolicy(attempts=5, base_delay=0.4, max_delay=3.2)
+"""Backoff of a synchronous commit that failed with a retriable error (five tries in all)."""
 
 
 class ConsumerAborted(KafkaAdxError):
@@ -188,6 +196,8 @@ class KafkaIngestor:
         admin_factory: Callable[[dict[str, Any]], Any] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        deadletter_retry: RetryPolicy = DEADLETTER_RETRY,
+        commit_retry: RetryPolicy = COMMIT_RETRY,
     ) -> None:
         if consumer_factory is None:
             from confluent_kafka import Consumer
@@ -200,6 +210,8 @@ class KafkaIngestor:
         self._admin_factory = admin_factory
         self.sleep = sleep
         self.clock = clock
+        self.deadletter_retry = deadletter_retry
+        self.commit_retry = commit_retry
         self.stats = ConsumeStats()
         self.consumer: Any = None
         self._pending: list[Record] = []
@@ -351,10 +363,7 @@ class KafkaIngestor:
         self.stats.result.merge(result)
         self.stats.raw_bytes += sum(r.size for r in records)
         self.stats.flushes += 1
-        offsets: dict[TopicPartitionKey, int] = {}
-        for record in records:
-            key = (record.topic, record.partition)
-            offsets[key] = max(offsets.get(key, -1), record.offset + 1)
+        offsets = next_offsets(records)
         log.info(
             "flushed %d record(s): %d ingested, %d dead-lettered, in %.2f s",
             result.received, result.ingested, result.dead_lettered, result.seconds,
@@ -363,18 +372,16 @@ class KafkaIngestor:
 
     def _process(self, records: list[Record]) -> Result:
         """``Pipeline.process`` with backoff while the dead-letter store fails (module docstring)."""
-        deadline: float | None = None
+        # The retry window opens at the first failure: how long the failed attempt took (a slow
+        # machine, a large batch) must not eat into it.
+        window = RetryWindow(self.options.deadletter_retry_timeout, self.clock)
         attempt = 1
         while True:
             try:
                 return self.pipeline.process(records, attempt=attempt, final_attempt=True)
             except (DeadLetterError, TransientError) as exc:
-                # The retry window opens at the first failure: how long the failed attempt took
-                # (a slow machine, a large batch) must not eat into it.
-                if deadline is None:
-                    deadline = self.clock() + self.options.deadletter_retry_timeout
-                delay = min(30.0, 0.5 * 2 ** (attempt - 1))
-                if self.stopping or self.clock() + delay > deadline:
+                delay = self.deadletter_retry.delay(attempt)
+                if self.stopping or not window.allows(delay):
                     raise ConsumerAborted(
                         f"{len(records)} record(s) could be neither ingested nor dead-lettered "
                         f"after {attempt} attempt(s): {exc}"
@@ -395,7 +402,8 @@ class KafkaIngestor:
         if not self._committing_allowed or not offsets:
             return
         partitions = [TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())]
-        for attempt in range(1, 6):
+        policy = self.commit_retry
+        for attempt in policy.tries():
             try:
                 committed = self.consumer.commit(offsets=partitions, asynchronous=False)
             except KafkaException as exc:
@@ -408,9 +416,9 @@ class KafkaIngestor:
                     log.warning("offsets not committed, the group rebalanced (%s); the next owner of "
                                 "these partitions re-reads from the last commit", error.str())  # fmt: skip
                     return
-                if error.retriable() and attempt < 5:
+                if error.retriable() and policy.may_retry(attempt):
                     log.warning("commit failed (%s), retrying", error.str())
-                    self.sleep(0.2 * 2**attempt)
+                    self.sleep(policy.delay(attempt))
                     continue
                 raise ConsumerAborted(f"cannot commit offsets: {error.str()}") from None
             failed = [tp for tp in committed or () if tp.error is not None]
@@ -419,10 +427,10 @@ class KafkaIngestor:
                 if all(tp.error.name() in _REBALANCE_ERRORS for tp in failed):
                     log.warning("offsets of %s not committed after a rebalance", names)
                     return
-                if attempt < 5:
+                if policy.may_retry(attempt):
                     partitions = [TopicPartition(tp.topic, tp.partition, tp.offset) for tp in failed]
                     log.warning("commit failed for %s, retrying", names)
-                    self.sleep(0.2 * 2**attempt)
+                    self.sleep(policy.delay(attempt))
                     continue
                 raise ConsumerAborted(f"cannot commit offsets: {names}")
             self.stats.commits += 1

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from shared.errors import KafkaAdxError
 from shared.ops.sample import POISON_CSV, POISON_JSON, storm_events, to_csv, to_json
+from shared.pipeline.records import Header
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
 log = logging.getLogger("kafka_adx.producer")
 
-Header = tuple[str, bytes | None]
 SampleFormat = Literal["json", "csv"]
 
 

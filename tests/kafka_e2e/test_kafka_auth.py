@@ -16,12 +16,12 @@ import pytest
 from click.testing import CliRunner
 from confluent_kafka import Producer
 
+from shared.credentials import make_credential
 from shared.errors import ConfigError
 from shared.kafka.connection import (
     CONNECTION_STRING_USER,
     EntraTokenProvider,
     KafkaConnection,
-    make_credential,
     normalize_mechanism,
     normalize_protocol,
 )
