@@ -29,7 +29,7 @@ from azure.kusto.data.exceptions import (
 )
 from azure.kusto.ingest.exceptions import KustoMappingError, KustoQueueError
 
-from shared.errors import TerminalError, TransientError
+from shared.errors import TerminalError, TransientError, describe
 from shared.sinks.adx import AdxSink
 from shared.sinks.adx.errors import classify, describe_error
 from tests.adx.support import landed, records
@@ -109,6 +109,17 @@ def test_describe_error_names_status_and_code_without_sas() -> None:
     assert "BadRequest_EntityNotFound" in api and "permanent=True" in api
     sas = HttpResponseError(message="PUT http://h/c/b?sig=SECRET failed")
     assert "SECRET" not in describe_error(sas)
+
+
+def test_generic_describe_redacts_the_signature_and_keeps_the_rest_of_the_line() -> None:
+    """The blob dead-letter store's error text: redacted, not cut at the first ``?``."""
+    exc = _http_error(403)
+    exc.message = "PUT http://h/c/b?sv=2024-05-04&sig=SECRET failed\nsecond line"
+    exc.args = (exc.message,)
+    text = describe(exc)
+    assert text.startswith("HttpResponseError: HTTP 403: ")
+    assert "SECRET" not in text and "sv=2024-05-04" in text and "failed" in text
+    assert "second line" not in text
 
 
 # -- over the wire ------------------------------------------------------------------------------
