@@ -113,9 +113,8 @@ def test_describe_error_names_status_and_code_without_sas() -> None:
 
 def test_generic_describe_redacts_the_signature_and_keeps_the_rest_of_the_line() -> None:
     """The blob dead-letter store's error text: redacted, not cut at the first ``?``."""
-    exc = _http_error(403)
-    exc.message = "PUT http://h/c/b?sv=2024-05-04&sig=SECRET failed\nsecond line"
-    exc.args = (exc.message,)
+    exc = HttpResponseError(message="PUT http://h/c/b?sv=2024-05-04&sig=SECRET failed\nsecond line")
+    exc.status_code = 403
     text = describe(exc)
     assert text.startswith("HttpResponseError: HTTP 403: ")
     assert "SECRET" not in text and "sv=2024-05-04" in text and "failed" in text
