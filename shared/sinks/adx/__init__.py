@@ -16,14 +16,13 @@ from shared.sinks.adx.clients import (
     connection_string,
 )
 from shared.sinks.adx.errors import classify, describe_error, status_of
-from shared.sinks.adx.sdk import GuardedQueuedIngestClient, status_queues
+from shared.sinks.adx.sdk import status_queues
 from shared.sinks.adx.sink import AdxSink, creation_time, ingestion_properties, stream_descriptor
 
 __all__ = [
     "AdxClients",
     "AdxOptions",
     "AdxSink",
-    "GuardedQueuedIngestClient",
     "classify",
     "clients_for",
     "close_process_clients",
