@@ -29,5 +29,5 @@ if [[ "$background" == 1 ]]; then
     echo "  stop it with: scripts/kafka-stop.sh"
 else
     echo "Starting Kafka in the foreground (Ctrl-C stops it)..." >&2
-    exec "$python" -m tests.fixtures.kafka run --port "$port" "${args[@]}"
+    exec "$python" scripts/kafka_broker.py run --port "$port" "${args[@]}"
 fi

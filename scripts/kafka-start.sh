@@ -18,4 +18,4 @@ while [[ $# -gt 0 ]]; do
         *) args+=("$1"); shift ;;
     esac
 done
-exec "$python" -m tests.fixtures.kafka start --state-file "$state_file" "${args[@]}"
+exec "$python" scripts/kafka_broker.py start --state-file "$state_file" "${args[@]}"

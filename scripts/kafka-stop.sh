@@ -10,4 +10,4 @@ state_file=".local/kafka/broker.json"
 if [[ "${1:-}" == "--state-file" ]]; then
     state_file="$2"
 fi
-exec "$python" -m tests.fixtures.kafka stop --state-file "$state_file"
+exec "$python" scripts/kafka_broker.py stop --state-file "$state_file"
