@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -256,12 +256,7 @@ class TriggerSettings(BaseModel):
     def from_env(cls, env: Mapping[str, str] | None = None) -> TriggerSettings:
         """Read and check the trigger settings; every problem is reported at once, each with the
         name of its setting. Empty values count as unset."""
-        env = os.environ if env is None else env
-
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
+        get = _reader(os.environ if env is None else env)
         # A trigger's settings are read only when it is on: a stray KAFKA_PROTOCOL on an Event
         # Hubs-only app is not an error.
         fields = list(_ALWAYS)
@@ -365,27 +360,38 @@ def _describe(error: Any) -> str:
     return f"{_FIELD_TO_SETTING.get(str(error['loc'][0]), error['loc'][0])}: {error['msg']}"
 
 
-def _missing(get: Any) -> list[str]:
-    """Settings a switched-on trigger needs beside its own, or that only work together."""
-    problems: list[str] = []
+def _requirements(get: Callable[[str], str | None]) -> list[tuple[str, str]]:
+    """(setting, why) for each setting the triggers switched on need beside their switch."""
+    needed: list[tuple[str, str]] = []
     if get("EVENTHUB_NAME"):
-        if not (get("EventHubConnection__fullyQualifiedNamespace") or get("EventHubConnection")):
-            problems.append(
-                "EventHubConnection__fullyQualifiedNamespace: required when EVENTHUB_NAME is set "
-                "(<namespace>.servicebus.windows.net)"
-            )
+        needed.append(("EventHubConnection__fullyQualifiedNamespace",
+                       "required when EVENTHUB_NAME is set (<namespace>.servicebus.windows.net)"))  # fmt: skip
+    if get("KAFKA_BROKERS"):
+        needed.append(("KAFKA_TOPIC", "required when KAFKA_BROKERS is set"))
+        mechanism = get("KAFKA_SASL_MECHANISM")
+        if mechanism and spelling_key(mechanism) != "gssapi":
+            needed += [(name, "required with KAFKA_SASL_MECHANISM") for name in ("KAFKA_USERNAME", "KAFKA_PASSWORD")]
+    return needed
+
+
+def _missing(get: Callable[[str], str | None]) -> list[str]:
+    """Required settings that are unset, and identity settings that only work together."""
+    problems: list[str] = []
+    for name, why in _requirements(get):
+        if name == "EventHubConnection__fullyQualifiedNamespace":
+            present = bool(get(name) or get("EventHubConnection"))  # or a connection string
+        elif name == "KAFKA_TOPIC":
+            present = bool(_names(get(name)))
+        else:
+            present = get(name) is not None
+        if not present:
+            problems.append(f"{name}: {why}")
+    if get("EVENTHUB_NAME"):
         credential = get("EventHubConnection__credential")
         if credential and credential.lower() != "managedidentity":
             problems.append("EventHubConnection__credential: only 'managedidentity' is supported")
         if get("EventHubConnection__clientId") and not credential:
             problems.append("EventHubConnection__clientId: needs EventHubConnection__credential=managedidentity")
-    if get("KAFKA_BROKERS"):
-        if not _names(get("KAFKA_TOPIC")):
-            problems.append("KAFKA_TOPIC: required when KAFKA_BROKERS is set")
-        mechanism = get("KAFKA_SASL_MECHANISM")
-        if mechanism and spelling_key(mechanism) != "gssapi":
-            problems += [f"{name}: required with KAFKA_SASL_MECHANISM"
-                         for name in ("KAFKA_USERNAME", "KAFKA_PASSWORD") if not get(name)]  # fmt: skip
     return problems
 
 
@@ -406,11 +412,16 @@ def _bindings(prefix: str, names: Sequence[str], setting: str) -> list[TriggerBi
 
 def required_settings(env: Mapping[str, str]) -> set[str]:
     """Settings that must be present for the triggers switched on in ``env``."""
-    required: set[str] = set()
-    if env.get("EVENTHUB_NAME", "").strip():
-        required |= {"EVENTHUB_NAME", "EventHubConnection__fullyQualifiedNamespace"}
-    if env.get("KAFKA_BROKERS", "").strip():
-        required |= {"KAFKA_BROKERS", "KAFKA_TOPIC"}
-        if env.get("KAFKA_SASL_MECHANISM", "").strip() and spelling_key(env["KAFKA_SASL_MECHANISM"]) != "gssapi":
-            required |= {"KAFKA_USERNAME", "KAFKA_PASSWORD"}
-    return required
+    get = _reader(env)
+    switches = {name for name in ("EVENTHUB_NAME", "KAFKA_BROKERS") if get(name)}
+    return switches | {name for name, _ in _requirements(get)}
+
+
+def _reader(env: Mapping[str, str]) -> Callable[[str], str | None]:
+    """A setting's value from ``env``, stripped; empty counts as unset."""
+
+    def get(name: str) -> str | None:
+        value = env.get(name, "").strip()
+        return value or None
+
+    return get

@@ -242,15 +242,20 @@ def test_sigkill_mid_stream_loses_nothing_and_duplicates_only_the_uncommitted_wi
     assert committed(ws.bootstrap, group, topic, PARTITIONS) == end_offsets(ws.bootstrap, topic, PARTITIONS)
 
 
+def _two_workspaces(tmp_path: Path, bootstrap: str) -> tuple[Workspace, Workspace]:
+    """One workspace per consumer: DuckDB allows one writing process per file, so each consumer
+    has its own local mode."""
+    pair = (Workspace(tmp_path / "a", bootstrap), Workspace(tmp_path / "b", bootstrap))
+    for ws in pair:
+        ws.root.mkdir()
+    return pair
+
+
 def test_rebalance_between_two_consumers_loses_and_duplicates_nothing(
     tmp_path: Path, kafka_bootstrap: str, kafka_topic: Callable[..., str]
 ) -> None:
     topic = kafka_topic(partitions=PARTITIONS, prefix="e2e-rebalance")
-    # DuckDB allows one writing process per file: each consumer has its own local mode.
-    ws_a = Workspace(tmp_path / "a", kafka_bootstrap)
-    ws_b = Workspace(tmp_path / "b", kafka_bootstrap)
-    for ws in (ws_a, ws_b):
-        ws.root.mkdir()
+    ws_a, ws_b = _two_workspaces(tmp_path, kafka_bootstrap)
     group = _group()
     first_half = second_half = 2000
 
@@ -285,10 +290,7 @@ def test_a_consumer_that_lost_its_partitions_drops_its_uncommitted_records_inste
     tmp_path: Path, kafka_bootstrap: str, kafka_topic: Callable[..., str]
 ) -> None:
     topic = kafka_topic(partitions=PARTITIONS, prefix="e2e-lost")
-    ws_a = Workspace(tmp_path / "a", kafka_bootstrap)
-    ws_b = Workspace(tmp_path / "b", kafka_bootstrap)
-    for ws in (ws_a, ws_b):
-        ws.root.mkdir()
+    ws_a, ws_b = _two_workspaces(tmp_path, kafka_bootstrap)
     group = _group()
     total = 2000
     produce(ws_a, topic, "--records", str(total))

@@ -21,6 +21,7 @@ from shared.pipeline.core import Pipeline, Result
 from shared.pipeline.records import Record
 from shared.settings import Settings
 from shared.wiring import build_pipeline
+from tests.fixtures.kafka import topic_ready
 from tests.kafka_e2e.support import CONFIG, dead_letters
 
 pytestmark = pytest.mark.kafka
@@ -97,16 +98,7 @@ def _recreate(admin: AdminClient, topic: str) -> None:
 
     _wait(created, f"{topic} not created again")
 
-    def ready() -> bool:
-        meta = admin.list_topics(topic=topic, timeout=5).topics.get(topic)
-        return (
-            meta is not None
-            and meta.error is None
-            and len(meta.partitions) == PARTITIONS
-            and all(p.leader >= 0 for p in meta.partitions.values())
-        )
-
-    _wait(ready, f"{topic} has no leader for every partition")
+    _wait(lambda: topic_ready(admin, topic, PARTITIONS), f"{topic} has no leader for every partition")
 
 
 def test_a_topic_created_again_under_the_same_name_is_a_new_stream(
