@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from azure.functions.eventhub import EventHubTriggerConverter
 from azure.functions.kafka import KafkaTriggerConverter
+from pydantic import ValidationError
 
 from shared.errors import ConfigError
 from shared.functions.settings import TriggerSettings
@@ -161,3 +162,39 @@ def test_invalid_settings_fail_indexing_with_the_setting_named(env: dict[str, st
     with pytest.raises(ConfigError, match="invalid function app settings") as info:
         TriggerSettings.from_env(env)
     assert message in str(info.value)
+
+
+def test_every_invalid_setting_is_named_in_one_error() -> None:
+    env = {
+        **KAFKA_ENV,
+        "KAFKA_TOPIC": " , ",
+        "KAFKA_PROTOCOL": "tls",
+        "KAFKA_SASL_MECHANISM": "kerberos5",
+        "RETRY_MAX_COUNT": "-2",
+        "EVENTHUB_NAME": "hub",
+    }
+    with pytest.raises(ConfigError) as info:
+        TriggerSettings.from_env(env)
+    text = str(info.value)
+    for expected in (
+        "KAFKA_TOPIC: required when KAFKA_BROKERS is set",
+        "KAFKA_PROTOCOL: 'tls' is not one of",
+        "KAFKA_SASL_MECHANISM: 'kerberos5' is not one of",
+        "KAFKA_USERNAME: required with KAFKA_SASL_MECHANISM",
+        "KAFKA_PASSWORD: required with KAFKA_SASL_MECHANISM",
+        "RETRY_MAX_COUNT: '-2' is not a whole number >= -1",
+        "EventHubConnection__fullyQualifiedNamespace: required",
+    ):
+        assert expected in text, expected
+
+
+def test_settings_are_normalised_and_frozen() -> None:
+    env = {**KAFKA_ENV, "KAFKA_TOPIC": "a, b,a", "KAFKA_PROTOCOL": "sasl-plaintext",
+           "KAFKA_SASL_MECHANISM": "SCRAM_SHA_256", "KAFKA_USERNAME": "u", "KAFKA_PASSWORD": "p",
+           "KAFKA_DATA_TYPE": "STRING", "KAFKA_CONSUMER_GROUP": "  "}  # fmt: skip
+    triggers = TriggerSettings.from_env(env)
+    assert triggers.kafka_topics == ("a", "b")
+    assert (triggers.kafka_protocol, triggers.kafka_sasl_mechanism) == ("SaslPlaintext", "ScramSha256")
+    assert triggers.kafka_data_type == "string" and triggers.kafka_consumer_group is None  # blank is unset
+    with pytest.raises(ValidationError):
+        triggers.kafka_topics = ("c",)  # type: ignore[misc]
