@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from shared.errors import ConfigError
 from shared.kafka.connection import MECHANISMS, PROTOCOLS, spelling_key
@@ -222,10 +222,10 @@ class TriggerSettings(BaseModel):
     @classmethod
     def _retry_count(cls, value: Any) -> Any:
         try:
-            count = int(value)
+            count: int | None = int(value)
         except ValueError:
-            count = -2
-        if count < -1:
+            count = None
+        if count is None or count < -1:
             raise _problem(f"{value!r} is not a whole number >= -1")
         return count
 
@@ -257,14 +257,11 @@ class TriggerSettings(BaseModel):
         """Read and check the trigger settings; every problem is reported at once, each with the
         name of its setting. Empty values count as unset."""
         get = _reader(os.environ if env is None else env)
-        # A trigger's settings are read only when it is on: a stray KAFKA_PROTOCOL on an Event
-        # Hubs-only app is not an error.
-        fields = list(_ALWAYS)
-        if get("EVENTHUB_NAME"):
-            fields += _EVENTHUB_ONLY
-        if get("KAFKA_BROKERS"):
-            fields += _KAFKA_ONLY
-        values = {field: value for field in fields if (value := get(_FIELD_TO_SETTING[field])) is not None}
+        values = {
+            field: value
+            for field, (name, switch) in _FIELDS.items()
+            if (switch is None or get(switch)) and (value := get(name)) is not None
+        }
         problems = _missing(get)
         try:
             settings = cls.model_validate(values)
@@ -329,35 +326,32 @@ class TriggerSettings(BaseModel):
         return kwargs
 
 
-_FIELD_TO_SETTING = {
-    "eventhubs": "EVENTHUB_NAME",
-    "eventhub_consumer_group": "EVENTHUB_CONSUMER_GROUP",
-    "eventhub_header_encoding": "EVENTHUB_HEADER_ENCODING",
-    "eventhub_namespace": "EventHubConnection__fullyQualifiedNamespace",
-    "kafka_brokers": "KAFKA_BROKERS",
-    "kafka_topics": "KAFKA_TOPIC",
-    "kafka_consumer_group": "KAFKA_CONSUMER_GROUP",
-    "kafka_protocol": "KAFKA_PROTOCOL",
-    "kafka_sasl_mechanism": "KAFKA_SASL_MECHANISM",
-    "kafka_data_type": "KAFKA_DATA_TYPE",
-    "retry_max_count": "RETRY_MAX_COUNT",
-    "retry_min_interval": "RETRY_MIN_INTERVAL",
-    "retry_max_interval": "RETRY_MAX_INTERVAL",
+_FIELDS: dict[str, tuple[str, str | None]] = {
+    "eventhubs": ("EVENTHUB_NAME", None),
+    "eventhub_consumer_group": ("EVENTHUB_CONSUMER_GROUP", None),
+    "eventhub_header_encoding": ("EVENTHUB_HEADER_ENCODING", None),
+    "eventhub_namespace": ("EventHubConnection__fullyQualifiedNamespace", "EVENTHUB_NAME"),
+    "kafka_brokers": ("KAFKA_BROKERS", None),
+    "kafka_topics": ("KAFKA_TOPIC", "KAFKA_BROKERS"),
+    "kafka_consumer_group": ("KAFKA_CONSUMER_GROUP", "KAFKA_BROKERS"),
+    "kafka_protocol": ("KAFKA_PROTOCOL", "KAFKA_BROKERS"),
+    "kafka_sasl_mechanism": ("KAFKA_SASL_MECHANISM", "KAFKA_BROKERS"),
+    "kafka_data_type": ("KAFKA_DATA_TYPE", "KAFKA_BROKERS"),
+    "retry_max_count": ("RETRY_MAX_COUNT", None),
+    "retry_min_interval": ("RETRY_MIN_INTERVAL", None),
+    "retry_max_interval": ("RETRY_MAX_INTERVAL", None),
 }
-"""Field of :class:`TriggerSettings` -> the app setting it is read from."""
-
-_ALWAYS = ["eventhubs", "eventhub_consumer_group", "eventhub_header_encoding",
-           "retry_max_count", "retry_min_interval", "retry_max_interval"]  # fmt: skip
-_EVENTHUB_ONLY = ["eventhub_namespace"]
-_KAFKA_ONLY = ["kafka_brokers", "kafka_topics", "kafka_consumer_group", "kafka_protocol",
-               "kafka_sasl_mechanism", "kafka_data_type"]  # fmt: skip
+"""Field of :class:`TriggerSettings` -> (the app setting it is read from, the trigger switch it
+is read under: a trigger's settings count only when it is on, so a stray KAFKA_PROTOCOL on an
+Event Hubs-only app is not an error)."""
 
 
-def _describe(error: Any) -> str:
+def _describe(error: ErrorDetails) -> str:
     """One pydantic error as ``SETTING: problem`` (a model-wide one names its settings itself)."""
     if not error["loc"]:
         return str(error["msg"])
-    return f"{_FIELD_TO_SETTING.get(str(error['loc'][0]), error['loc'][0])}: {error['msg']}"
+    field = str(error["loc"][0])
+    return f"{_FIELDS[field][0] if field in _FIELDS else field}: {error['msg']}"
 
 
 def _requirements(get: Callable[[str], str | None]) -> list[tuple[str, str]]:
