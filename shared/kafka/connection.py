@@ -13,7 +13,9 @@ Supported connections:
 
 Protocol and mechanism names are accepted as librdkafka spells them (``SASL_SSL``, ``PLAIN``)
 and as the Functions Kafka trigger does (``SaslSsl``, ``Plain``), so ``KAFKA_PROTOCOL`` and
-``KAFKA_SASL_MECHANISM`` can be shared with the function app. Secrets never appear in
+``KAFKA_SASL_MECHANISM`` can be shared with the function app: one table (:data:`PROTOCOLS`,
+:data:`MECHANISMS`) holds both spellings, and the function app's trigger settings
+(:mod:`shared.functions.settings`) read it too. Secrets never appear in
 :meth:`KafkaConnection.describe`, in ``repr`` or in error messages.
 """
 
