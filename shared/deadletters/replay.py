@@ -33,6 +33,7 @@ import orjson
 from shared.deadletters.envelope import encode_letters
 from shared.deadletters.local import LocalDeadLetterStore, write_atomically
 from shared.errors import ConfigError, DeadLetterError
+from shared.mapping.types import format_datetime
 from shared.pipeline.core import Pipeline, Result
 from shared.pipeline.deadletter import DeadLetter, DeadLetterStore
 
@@ -243,7 +244,7 @@ def replay(
             previous = marks.get_mark(set_id)
             runs = list(previous.get("runs", ())) if previous and previous.get("fingerprint") == digest else []
             runs.append({
-                "at": datetime.now(UTC).isoformat(),
+                "at": format_datetime(datetime.now(UTC)),
                 "letters": len(todo),
                 "ingested": result.ingested,
                 "dead_lettered": result.dead_lettered,
