@@ -176,14 +176,6 @@ def test_local_settings_sample_lists_every_setting_of_the_app() -> None:
     assert set(SETTING_NAMES) | set(FUNCTION_SETTINGS) <= set(local_settings())
 
 
-def test_readme_settings_table_lists_every_setting_with_its_default() -> None:
-    docs = (REPO / "README.md").read_text()
-    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `([A-Za-z_]+)` \|.*\|$", docs, re.MULTILINE)}
-    assert set(SETTING_NAMES) | set(FUNCTION_SETTINGS) <= set(rows)
-    for name, (_, default) in FUNCTION_SETTINGS.items():
-        assert default in rows[name], name
-
-
 def test_host_json_pins_the_bundle_and_the_delivery_options() -> None:
     host = json.loads((REPO / "host.json").read_text())
     assert host["extensionBundle"] == {"id": "Microsoft.Azure.Functions.ExtensionBundle", "version": "[4.36.0, 5.0.0)"}
