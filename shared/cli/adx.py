@@ -20,9 +20,10 @@ from shared.cli.common import (
     preflight_or_exit,
     settings_or_exit,
 )
-from shared.deadletters.envelope import DeadLetterStore, LocalDeadLetterStore
+from shared.deadletters.local import LocalDeadLetterStore
 from shared.deadletters.replay import Reingest, ReplayFilter, SetReplay, marks_for, parse_when
 from shared.errors import ConfigError, KafkaAdxError, TransientError
+from shared.pipeline.deadletter import DeadLetterStore
 from shared.redact import redact
 from shared.settings import Settings
 

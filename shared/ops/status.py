@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shared.deadletters.envelope import DeadLetterStore
 from shared.deadletters.replay import ReplayFilter, ReplayMarks, iter_selected
+from shared.pipeline.deadletter import DeadLetterStore
 from shared.redact import redact
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.config import IngestionConfig, parse_config
-from shared.deadletters.envelope import DeadLetter, DeadLetterStore
+from shared.pipeline.deadletter import DeadLetter, DeadLetterStore
 from shared.pipeline.records import Record
 from tests.adx_standin import AdxStandIn
 

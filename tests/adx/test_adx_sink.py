@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from shared.deadletters.envelope import LocalDeadLetterStore
+from shared.deadletters.local import LocalDeadLetterStore
 from shared.errors import TerminalError
 from shared.pipeline.batching import Batch, BatchBuilder
 from shared.pipeline.core import Pipeline, RetryPolicy

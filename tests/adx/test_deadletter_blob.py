@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from shared.deadletters.blob import BlobDeadLetterStore
-from shared.deadletters.envelope import DeadLetter, set_id_for, to_envelope
+from shared.deadletters.envelope import to_envelope
 from shared.errors import DeadLetterError
+from shared.pipeline.deadletter import DeadLetter, set_id_for
 from shared.pipeline.destination import Destination
 from shared.settings import Settings
 from tests.adx.support import DATABASE, poison, records

@@ -14,9 +14,10 @@ from click.testing import CliRunner, Result
 
 from shared.cli.adx import replay, status
 from shared.deadletters.blob import BlobDeadLetterStore
-from shared.deadletters.envelope import DeadLetter, LocalDeadLetterStore
+from shared.deadletters.local import LocalDeadLetterStore
 from shared.deadletters.replay import LocalReplayMarks, ReplayFilter, parse_when
 from shared.pipeline.core import Pipeline, RetryPolicy
+from shared.pipeline.deadletter import DeadLetter
 from shared.pipeline.destination import Destination
 from shared.sinks.adx import AdxSink
 from tests.adx.support import DATABASE, config_data, dead_letters, landed, make_config, poison, records

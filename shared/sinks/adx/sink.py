@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import logging
 import time
-from datetime import UTC
 from typing import Any
 
 from azure.kusto.data.data_format import DataFormat
@@ -28,6 +27,7 @@ from azure.kusto.ingest import (
 )
 
 from shared.errors import SinkError, TerminalError
+from shared.mapping.types import format_datetime
 from shared.pipeline.batching import Batch
 from shared.settings import Settings
 from shared.sinks.adx.clients import AdxClients, AdxOptions, clients_for
@@ -48,7 +48,7 @@ def creation_time(batch: Batch) -> str | None:
     ts = batch.oldest_timestamp
     if ts is None:
         return None
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_datetime(ts, 6)
 
 
 def ingestion_properties(batch: Batch) -> IngestionProperties:
