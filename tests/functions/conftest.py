@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from shared.deadletters.envelope import DeadLetter, LocalDeadLetterStore
+from shared.deadletters.local import LocalDeadLetterStore
 from shared.functions import worker as functions_worker
 from shared.functions.settings import FUNCTION_SETTINGS
+from shared.pipeline.deadletter import DeadLetter
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -24,9 +24,9 @@ import pytest
 
 from shared.config import parse_config
 from shared.deadletters.blob import BlobDeadLetterStore
-from shared.deadletters.envelope import DeadLetter
 from shared.errors import TransientError
 from shared.functions import worker as functions_worker
+from shared.pipeline.deadletter import DeadLetter
 from shared.sinks import adx
 from shared.sinks.adx.sink import AdxSink
 from tests.adx.conftest import fast_throttle_retries

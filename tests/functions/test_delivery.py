@@ -12,13 +12,15 @@ from typing import Any
 import pytest
 
 from shared.config import IngestionConfig
-from shared.deadletters.envelope import DeadLetter, LocalDeadLetterStore
+from shared.deadletters.local import LocalDeadLetterStore
 from shared.errors import DeadLetterError, TransientError
 from shared.functions import worker as functions_worker
 from shared.functions.attempts import attempt_of
 from shared.ops.sample import storm_events, to_json
 from shared.pipeline.batching import Batch
-from shared.pipeline.core import Pipeline, RetryPolicy
+from shared.pipeline.core import Pipeline
+from shared.pipeline.deadletter import DeadLetter
+from shared.pipeline.retry import RetryPolicy
 from shared.pipeline.sink import MemorySink
 from tests.functions.conftest import KAFKA_ENV, LocalApp, load_app
 from tests.functions.host import Context, KafkaMessage, kafka_events

@@ -19,7 +19,8 @@ from typing import Any
 
 from confluent_kafka import OFFSET_INVALID, TIMESTAMP_NOT_AVAILABLE, Consumer, TopicPartition
 
-from shared.deadletters.envelope import DeadLetter, LocalDeadLetterStore
+from shared.deadletters.local import LocalDeadLetterStore
+from shared.pipeline.deadletter import DeadLetter
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("ingestion.yaml")
