@@ -3,7 +3,7 @@
 An envelope keeps the original bytes (base64), where the record came from, where it was going
 and why it failed, so that ``kafka-adx replay`` can read it back. The letter type, the store
 protocol and the set id live with the pipeline (:mod:`shared.pipeline.deadletter`), the local
-store in :mod:`shared.deadletters.local`; both are re-exported here for existing imports.
+store in :mod:`shared.deadletters.local`.
 """
 
 from __future__ import annotations
@@ -11,19 +11,14 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from shared.errors import DeadLetterError
-from shared.pipeline.deadletter import DeadLetter as DeadLetter
-from shared.pipeline.deadletter import DeadLetterStore as DeadLetterStore
-from shared.pipeline.deadletter import set_id_for as set_id_for
+from shared.pipeline.deadletter import DeadLetter
 from shared.pipeline.destination import Destination
 from shared.pipeline.records import Record
-
-if TYPE_CHECKING:
-    from shared.deadletters.local import LocalDeadLetterStore as LocalDeadLetterStore
 
 ENVELOPE_VERSION = 1
 
@@ -120,13 +115,3 @@ def decode_letters(data: bytes, source: str = "<dead letters>") -> list[DeadLett
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise DeadLetterError(f"{source}:{number}: not a dead-letter envelope: {exc}") from None
     return letters
-
-
-def __getattr__(name: str) -> Any:
-    """``LocalDeadLetterStore`` for existing ``from shared.deadletters.envelope import ...``
-    lines, imported on first use because the local store itself imports this codec."""
-    if name == "LocalDeadLetterStore":
-        from shared.deadletters.local import LocalDeadLetterStore
-
-        return LocalDeadLetterStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 For users who host outside Azure Functions (containers, VMs) and for local end-to-end work.
 
-Commit protocol (the delivery contract of DESIGN.md, for a consumer):
+Commit protocol (the delivery contract of docs/delivery.md, for a consumer):
 
 1. Records are polled into a pending batch (``enable.auto.commit`` and
    ``enable.auto.offset.store`` are off: librdkafka never commits on its own).

@@ -1,6 +1,6 @@
 """The one pipeline every entry point uses: records -> route -> encode -> batch -> sink.
 
-Delivery contract (DESIGN.md), for every call of :meth:`Pipeline.process`:
+Delivery contract (README, "Nothing lost"; docs/delivery.md), for every call of :meth:`Pipeline.process`:
 
 1. A poison record (null/empty, oversize, undecodable, unroutable, unmappable) goes to the
    dead-letter store with its reason; the rest of the batch goes on.

@@ -294,7 +294,7 @@ class _KafkaStreams:
 
 def _kafka_key(value: Any, key_type: KafkaKeyType) -> bytes | None:
     """The key bytes as the extension handed them over (see :data:`KafkaKeyType`)."""
-    # The host writes a null key as '' (FACTS.md): an empty key cannot be told from no key, and
+    # The Functions host writes a null key as '' (seen from the real Python worker 4.34): an empty key cannot be told from no key, and
     # no key is by far the common case, so '' is None, as the Kafka consumer sees a null key.
     if value is None or value == "":
         return None

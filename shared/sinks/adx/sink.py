@@ -1,7 +1,7 @@
 """The ADX sink: queued ingestion by default, managed streaming for streaming routes, over the
 process-wide clients of :mod:`shared.sinks.adx.clients`.
 
-Every call builds fresh request objects, because the SDK mutates what it is given (FACTS.md): a
+Every call builds fresh request objects, because the SDK (azure-kusto-ingest 6.0) mutates what it is given: a
 new ``IngestionProperties`` with its own ``additional_properties`` dict, a new
 ``StreamDescriptor`` over a new ``BytesIO`` of the batch's gzip payload.
 
