@@ -10,7 +10,7 @@ CHECK_PYTHON := import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v
 	'kafka-adx needs Python 3.11 or 3.12; %s is %d.%d. Pick another interpreter, e.g. make PYTHON=python3.12 \
 	(and remove $(VENV) if it was made with this one)' % ((sys.executable,) + v))
 
-.PHONY: venv demo test tools lint typecheck unit bench kafka kafka-stop infra-check infra-kql clean
+.PHONY: venv demo test tools lint typecheck unit unit-fast bench kafka kafka-stop infra-check infra-kql clean
 
 venv: $(STAMP)
 
@@ -46,6 +46,10 @@ lint: venv
 
 typecheck: venv
 	$(VENV)/bin/mypy
+
+## unit-fast: the tests that need no service (tests/unit), in well under a minute
+unit-fast: venv
+	$(PY) -m pytest -q tests/unit -m "not kafka and not azurite"
 
 unit: venv
 	$(PY) -m pytest -q
