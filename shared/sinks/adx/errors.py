@@ -1,5 +1,5 @@
 """ADX errors: azure-kusto / azure-storage / azure-identity exceptions sorted into transient or
-terminal (:func:`classify`, the one table, pinned by tests/adx/test_adx_errors.py) and described
+terminal (:func:`classify`, the one table, pinned by tests/integration/adx/test_adx_errors.py) and described
 in one line (:func:`describe_error`, no SAS).
 
 The sink calls :func:`classify` directly and raises :class:`TransientError` /

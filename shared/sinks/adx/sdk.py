@@ -3,7 +3,7 @@ replaced SDK step this package relies on is used here and nowhere else.
 
 Written for azure-kusto-data / azure-kusto-ingest 6.0.x (checked at import: another version
 gives a :class:`RuntimeWarning` naming both). :data:`INTERNALS` lists each internal name with
-what it is used for; tests/adx/test_sdk_contract.py checks every one of them on the installed
+what it is used for; tests/integration/adx/test_sdk_contract.py checks every one of them on the installed
 SDK's real classes, so an upgrade that drops one fails there with the name, not somewhere deep
 in an ingestion.
 
@@ -100,7 +100,7 @@ def check_version() -> list[str]:
             problems.append(
                 f"kafka-adx's ADX sink was written for {package} {WRITTEN_FOR}.x and uses its internals "
                 f"(shared/sinks/adx/sdk.py); {package} {installed} is installed. Run "
-                f"tests/adx/test_sdk_contract.py, or install {package}=={WRITTEN_FOR}.*"
+                f"tests/integration/adx/test_sdk_contract.py, or install {package}=={WRITTEN_FOR}.*"
             )
     for problem in problems:
         warnings.warn(problem, RuntimeWarning, stacklevel=2)
