@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ from shared.functions.telemetry import Telemetry
 from shared.functions.worker import worker
 from shared.pipeline.core import Pipeline, Result
 from shared.pipeline.deadletter import DeadLetter
+from shared.pipeline.records import Record, SourceKind
 from shared.sources.functions import (
     Adapted,
     AdapterError,
@@ -134,7 +135,10 @@ def handle_kafka(
 ) -> Result:
     """Process one Kafka trigger batch. ``brokers`` (``KAFKA_BROKERS``) names the cluster in the
     records' stream identity: the events do not carry it."""
-    adapted = kafka_records(events, envelope=data_type == "string", key_type="binary", brokers=brokers)
+    adapted = _adapt(
+        lambda: kafka_records(events, envelope=data_type == "string", key_type="binary", brokers=brokers),
+        events, context, trigger=trigger, source="kafka",
+    )
     return process(adapted, context, trigger=trigger, source="kafka")
 
 
@@ -150,5 +154,47 @@ def handle_eventhub(
     """Process one Event Hubs trigger batch. ``namespace``
     (``EventHubConnection__fullyQualifiedNamespace``) names the namespace in the records' stream
     identity."""
-    adapted = eventhub_records(events, event_hub=event_hub, header_encoding=header_encoding, namespace=namespace)
+    adapted = _adapt(
+        lambda: eventhub_records(events, event_hub=event_hub, header_encoding=header_encoding, namespace=namespace),
+        events, context, trigger=trigger, source="eventhub",
+    )
     return process(adapted, context, trigger=trigger, source="eventhub")
+
+
+def _adapt(
+    build: Callable[[], Adapted], events: Sequence[Any], context: Any, *, trigger: str, source: SourceKind
+) -> Adapted:
+    """The adapter's records, or, when the adapter itself fails (a bug, not a bad event: those
+    are per-event errors already), the same rule as a bug in the pipeline: raise for a retry
+    before the final attempt; on the final attempt dead-letter every event's original body,
+    because the host moves past the batch and nothing may be lost."""
+    try:
+        return build()
+    except Exception as exc:
+        if not attempt_of(context).final:
+            raise
+        log.exception("the %s adapter failed on the final attempt of %s; dead-lettering the batch's raw events",
+                      source, trigger)
+        reason = f"unexpected adapter error on the final attempt: {type(exc).__name__}: {exc}"
+        return Adapted(errors=[AdapterError(_raw_record(event, source), reason) for event in events])
+
+
+def _raw_record(event: Any, source: SourceKind) -> Record:
+    """An event as it came, with whatever position it tells without the adapter."""
+    def attr(name: str) -> Any:
+        try:
+            return getattr(event, name, None)
+        except Exception:  # a property that fails: the position stays unknown
+            return None
+
+    body = event.get_body()
+    value = body.encode("utf-8") if isinstance(body, str) else bytes(body or b"")
+    number = attr("offset") if source == "kafka" else attr("sequence_number")
+    partition = attr("partition")
+    return Record(
+        value=value,
+        topic=str(attr("topic") or ""),
+        partition=int(partition) if isinstance(partition, int | str) and str(partition).isdigit() else 0,
+        offset=int(number) if isinstance(number, int | str) and str(number).isdigit() else 0,
+        source=source,
+    )

@@ -162,3 +162,27 @@ def test_worker_pipeline_leaves_retrying_to_the_trigger(local_app: Callable[[dic
     app = local_app(KAFKA_ENV)
     app.call("kafka_ingest", kafka_events(MESSAGES[:1]), Context("kafka_ingest"))
     assert functions_worker.worker().pipeline.retry.attempts == 1
+
+
+def test_an_adapter_bug_is_retried_then_dead_letters_the_raw_events_on_the_final_attempt(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the adapter (not a bad event) used to escape every attempt, and the host moved
+    past the batch on the last one: every record lost. It follows the pipeline's rule now."""
+    from shared.functions import invocation
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise KeyError("adapter bug")
+
+    monkeypatch.setattr(invocation, "kafka_records", broken)
+    harness.use(MemorySink())
+    with pytest.raises(KeyError):
+        harness.call(retry_count=0)
+    assert harness.letters() == []
+    harness.call(retry_count=5, max_retry_count=5)
+    letters = harness.letters()
+    assert sorted(x.record.offset for x in letters) == sorted(m.offset for m in MESSAGES)
+    assert all("unexpected adapter error" in x.reason and "KeyError" in x.reason for x in letters)
+    by_offset = {x.record.offset: x.record.value for x in letters}
+    assert all(by_offset[m.offset] == (m.value or b"") for m in MESSAGES)  # the original bodies
+    assert harness.sink.batches == []
