@@ -237,7 +237,15 @@ class Table(BaseModel):
     mappings: dict[Name, Mapping] = Field(default_factory=dict)
     """Named ingestion mappings, created in ADX by ``kafka-adx kql``."""
     batching_max_delay: str = Field(default="00:00:30", pattern=r"^\d{2}:\d{2}:\d{2}$")
-    """ADX ingestion batching policy MaximumBatchingTimeSpan (near real time by default)."""
+    """ADX ingestion batching policy ``MaximumBatchingTimeSpan`` (``hh:mm:ss``): a batch is
+    sealed this long after its first blob at the latest (near real time by default; ADX's own
+    default is 5 minutes). ADX only; the local mode ignores the batching policy."""
+    batching_max_items: int = Field(default=500, gt=0)
+    """ADX ingestion batching policy ``MaximumNumberOfItems``: a batch is sealed once it holds
+    this many blobs (each kafka-adx batch is one blob). ADX's default, 500."""
+    batching_max_raw_size_mb: int = Field(default=1024, gt=0)
+    """ADX ingestion batching policy ``MaximumRawDataSizeMB``: a batch is sealed once its
+    uncompressed data reaches this many MB. ADX's default, 1024."""
     dedup_view: DedupView | None = None
     """Opt-in deduplicating view keyed by source position: ``true``, a view name, or
     ``{name, lookback, retention}``. Needs mappings that fill position columns from

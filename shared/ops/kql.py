@@ -131,8 +131,8 @@ def generate_kql(config: IngestionConfig, *, comments: bool = True) -> str:
         batching = orjson.dumps(
             {
                 "MaximumBatchingTimeSpan": table.batching_max_delay,
-                "MaximumNumberOfItems": 500,
-                "MaximumRawDataSizeMB": 1024,
+                "MaximumNumberOfItems": table.batching_max_items,
+                "MaximumRawDataSizeMB": table.batching_max_raw_size_mb,
             }
         ).decode()
         commands.append(f".alter table {_name(table_name)} policy ingestionbatching {_verbatim(batching)}")

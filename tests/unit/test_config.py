@@ -127,3 +127,30 @@ def test_type_aliases_are_normalised() -> None:
          "routes": [{"topic": "x", "table": "T", "format": "csv"}]}
     )
     assert [c.type for c in config.tables["T"].columns] == ["long", "real"]
+
+
+def _batching_config(**batching: object) -> dict[str, object]:
+    return {"database": "db",
+            "tables": {"T": {"columns": [{"name": "a", "type": "string"}], **batching}},
+            "routes": [{"topic": "x", "table": "T", "format": "csv"}]}
+
+
+def test_batching_policy_is_expressible_in_full() -> None:
+    from shared.ops.kql import generate_kql
+
+    config = parse_config(_batching_config(batching_max_delay="00:00:15", batching_max_items=100,
+                                           batching_max_raw_size_mb=300))
+    kql = generate_kql(config)
+    assert ('policy ingestionbatching @\'{"MaximumBatchingTimeSpan":"00:00:15","MaximumNumberOfItems":100,'
+            '"MaximumRawDataSizeMB":300}\'') in kql
+
+
+def test_batching_policy_defaults_are_adx_defaults_but_near_real_time() -> None:
+    table = parse_config(_batching_config()).tables["T"]
+    assert (table.batching_max_delay, table.batching_max_items, table.batching_max_raw_size_mb) == ("00:00:30", 500, 1024)
+
+
+def test_batching_policy_values_are_checked_with_path() -> None:
+    message = _error(_batching_config(batching_max_items=0, batching_max_raw_size_mb="big"))
+    assert "tables.T.batching_max_items" in message
+    assert "tables.T.batching_max_raw_size_mb" in message
