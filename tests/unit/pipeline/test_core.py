@@ -44,46 +44,6 @@ def test_happy_path_groups_per_destination(tmp_path: Path) -> None:
     assert result.tables["db.T"].ingested == 15
 
 
-def test_batches_are_capped_and_ids_are_deterministic(tmp_path: Path) -> None:
-    records = [rec(good_json(i), "json", i) for i in range(25)]
-    first, second = MemorySink(), MemorySink()
-    pipeline(tmp_path, first, max_batch_records=10).process(records)
-    pipeline(tmp_path, second, max_batch_records=10).process(records)
-    assert [b.count for b in first.batches] == [10, 10, 5]
-    assert [b.batch_id for b in first.batches] == [b.batch_id for b in second.batches]
-    assert len({b.batch_id for b in first.batches}) == 3
-    assert [str(r) for r in first.batches[1].ranges] == ["json[0]@10-19"]
-
-
-def test_batches_are_capped_by_bytes(tmp_path: Path) -> None:
-    sink = MemorySink()
-    pipeline(tmp_path, sink, max_batch_bytes=500).process([rec(good_json(i), "json", i) for i in range(20)])
-    assert len(sink.batches) >= 3
-    assert all(b.raw_size <= 500 for b in sink.batches)
-    assert sum(b.count for b in sink.batches) == 20
-
-
-def test_batch_id_changes_with_offsets(tmp_path: Path) -> None:
-    a, b = MemorySink(), MemorySink()
-    pipeline(tmp_path, a).process([rec(good_json(1), "json", 1)])
-    pipeline(tmp_path, b).process([rec(good_json(1), "json", 2)])
-    assert a.batches[0].batch_id != b.batches[0].batch_id
-
-
-def test_json_spanning_lines_is_put_on_one_line(tmp_path: Path) -> None:
-    sink = MemorySink()
-    pipeline(tmp_path, sink).process([rec(b'{\n  "a": "x",\n  "n": 1\n}', "json", 1)])
-    assert sink.batches[0].decompressed() == b'{"a":"x","n":1}\n'
-
-
-def test_client_mapping_sends_csv_rows_in_table_order(tmp_path: Path) -> None:
-    sink = MemorySink()
-    pipeline(tmp_path, sink).process([rec(b'{"d": [1], "n": "5", "a": "x,y", "ts": "2024-01-01"}', "json-client", 1)])
-    batch = sink.batches[0]
-    assert batch.destination.wire_format == "csv" and batch.destination.wire_mapping is None
-    assert batch.decompressed() == b'"x,y",5,2024-01-01T00:00:00.0000000Z,[1]\n'
-
-
 def test_transient_failure_is_retried_in_process(tmp_path: Path) -> None:
     sink = MemorySink(fail_times=2)
     result = pipeline(tmp_path, sink).process([rec(good_json(1), "json", 1)])
