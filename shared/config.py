@@ -6,6 +6,7 @@ Every error names the file and the field path. Every name that can reach KQL is 
 
 from __future__ import annotations
 
+import logging
 import re
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +28,8 @@ from pydantic import (
 from shared.errors import ConfigError
 from shared.mapping.types import AdxType as AdxType  # re-exported: the type names of a column
 from shared.mapping.types import normalise_type_name
+
+log = logging.getLogger("kafka_adx.config")
 
 NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=1024)]
@@ -130,8 +133,31 @@ class MappingProperties(BaseModel):
         return self.metadata is not None
 
 
+_LEGACY_SOURCE_KEYS = {"path": "Path", "ordinal": "Ordinal", "constvalue": "ConstValue", "transform": "Transform"}
+
+
+def normalise_legacy_entry(entry: Any) -> dict[str, Any] | None:
+    """The ``{column, Properties}`` form of a mapping entry in ADX's legacy syntax
+    (``{"Name": "StartTime", "datatype": "datetime", "Ordinal": 0}``: the source at the top
+    level, as the Kafka tutorial writes it), or None when ``entry`` is not in that syntax.
+
+    ``datatype`` is dropped: ADX only uses it to create a missing column, and the file's column
+    type is what kafka-adx converts to."""
+    if not isinstance(entry, dict) or any(str(k).lower() == "properties" for k in entry):
+        return None
+    sources = {_LEGACY_SOURCE_KEYS[str(k).lower()]: v for k, v in entry.items() if str(k).lower() in _LEGACY_SOURCE_KEYS}
+    if not sources:
+        return None
+    column = next((v for k, v in entry.items() if str(k).lower() in ("column", "name")), None)
+    # Ordinals become strings, as ADX's current syntax (and `kafka-adx kql`) writes them.
+    props = {k: str(v) if k == "Ordinal" and isinstance(v, int) else v for k, v in sources.items()}
+    return {"column": column, "Properties": props}
+
+
 class ColumnMapping(BaseModel):
-    """One entry of an ADX ingestion mapping: ``{"column": ..., "Properties": {...}}``."""
+    """One entry of an ADX ingestion mapping: ``{"column": ..., "Properties": {...}}``; the
+    legacy syntax (``Name``/``datatype``/``Ordinal`` or ``Path`` at the top level) is read too,
+    and :func:`parse_config` warns with the normalised form."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
@@ -139,6 +165,13 @@ class ColumnMapping(BaseModel):
     """Target column."""
     properties: MappingProperties = Field(validation_alias=AliasChoices("Properties", "properties"))
     """Where the value comes from."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_syntax(cls, value: Any) -> Any:
+        # Six "Field required" errors for the tutorial's mapping would hide what is meant.
+        normalised = normalise_legacy_entry(value)
+        return value if normalised is None else normalised
 
 
 class Mapping(BaseModel):
@@ -501,10 +534,39 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def legacy_mapping_hints(data: Any, source: str = "<config>") -> list[str]:
+    """One hint per mapping entry written in ADX's legacy syntax, naming the file, the field
+    path and the normalised form (the entry is accepted; the hint says how to write it)."""
+    hints: list[str] = []
+    tables = data.get("tables") if isinstance(data, dict) else None
+    for table_name, table in (tables or {}).items() if isinstance(tables, dict) else ():
+        mappings = table.get("mappings") if isinstance(table, dict) else None
+        for mapping_name, mapping in (mappings or {}).items() if isinstance(mappings, dict) else ():
+            entries = mapping.get("columns") if isinstance(mapping, dict) else None
+            for index, entry in enumerate(entries) if isinstance(entries, list) else ():
+                normalised = normalise_legacy_entry(entry)
+                if normalised is None:
+                    continue
+                props = ", ".join(f"{k}: {v!r}" if isinstance(v, str) else f"{k}: {v}"
+                                  for k, v in normalised["Properties"].items())
+                dropped = " (datatype is not used: the table's column type applies)" if any(
+                    str(k).lower() == "datatype" for k in entry) else ""
+                hints.append(
+                    f"{source}: tables.{table_name}.mappings.{mapping_name}.columns[{index}]: legacy mapping syntax "
+                    f"(the source at the top level), read as {{column: {normalised['column']}, Properties: {{{props}}}}}; "
+                    f"write it that way{dropped}"
+                )
+    return hints
+
+
 def parse_config(data: Any, source: str = "<config>") -> IngestionConfig:
-    """Validate already-loaded YAML/JSON data; raise :class:`ConfigError` naming each field."""
+    """Validate already-loaded YAML/JSON data; raise :class:`ConfigError` naming each field.
+    Mapping entries in ADX's legacy syntax are accepted with a warning (logger
+    ``kafka_adx.config``) naming the file, the field and the normalised form."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the ingestion file must be a mapping with tables and routes")
+    for hint in legacy_mapping_hints(data, source):
+        log.warning("%s", hint)
     try:
         return IngestionConfig.model_validate(data)
     except ValidationError as exc:
