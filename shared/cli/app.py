@@ -19,6 +19,7 @@ import click
 
 from shared.cli.adx import replay, status
 from shared.cli.common import EXIT_CODES, EXIT_INTERRUPTED, CliError, exit_codes_help, setup_logging
+from shared.cli.connect import import_connect
 from shared.cli.demo import demo
 from shared.cli.doctor import doctor
 from shared.cli.files import ingest, preview, validate
@@ -79,6 +80,7 @@ def main(verbose: int) -> None:
 # Every command; the group's --help lists them by name.
 for command in (validate, preview, ingest, kql, demo, replay, status, consume, produce, doctor):
     main.add_command(command)
+main.add_command(import_connect)
 
 
 if __name__ == "__main__":

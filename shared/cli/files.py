@@ -44,6 +44,14 @@ def validate(config_path: str | None) -> None:
     try:
         config = load_config(path)
     except ConfigError as exc:
+        from shared.ops.connect import describe_connect_file
+
+        # A Connect sink configuration is a common thing to hand this command while migrating:
+        # say what it is and which command reads it, rather than listing missing fields.
+        what = describe_connect_file(path)
+        if what is not None:
+            fail(f"{path}: {what}, not an ingestion file: `kafka-adx import-connect {path}` translates it "
+                 "into one (and into settings)", EXIT_PARTIAL)
         # The file is what this command checks: its errors are findings (1), not a failure to run.
         fail(str(exc), EXIT_PARTIAL)
     click.echo(f"{path}: OK ({len(config.tables)} tables, {len(config.routes)} routes)")
