@@ -3,14 +3,15 @@ per rule (the rules are listed in the module's docstring)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from shared.config import Mapping, Table
 from shared.errors import RecordError
-from shared.mapping.compiled import CompiledMapping
-from shared.mapping.types import from_unix
+from shared.mapping.compiled import CompiledMapping, describe_row
+from shared.mapping.types import csv_line, from_unix
 from shared.pipeline.records import Record
 
 REC = Record(value=b"x", key=b"k1", headers=(("h", b"hv"),), topic="t", partition=3, offset=42,
@@ -149,3 +150,64 @@ def test_strict_mapping_names_the_column_and_lenient_gives_null() -> None:
         row(t, m, {"n": "many", "s": "x"})
     assert info.value.field == "n" and info.value.stage == "map"
     assert row(t, m, {"n": "many", "s": "x"}, strict=False) == [None, "x"]
+
+
+# --- the compiled mapping itself ------------------------------------------------------------------
+
+def test_cells_and_values_come_in_table_column_order_whatever_the_mapping_order() -> None:
+    t = table(("a", "string"), ("b", "long"), ("c", "string"))
+    m = json_mapping(c={"Path": "$.z"}, a={"Path": "$.x"}, b={"Path": "$.y"})
+    compiled = CompiledMapping(t, m, "json", strict=True)
+    assert [cell.name for cell in compiled.cells] == ["a", "b", "c"]
+    assert [cell.type for cell in compiled.cells] == ["string", "long", "string"]
+    assert compiled.row({"x": "1", "y": "2", "z": "3"}, REC) == ["1", 2, "3"]
+    assert compiled.csv_line({"x": "1", "y": "2", "z": "3"}, REC) == "1,2,3"
+
+
+def test_csv_line_is_the_row_written_as_csv() -> None:
+    t = table(("s", "string"), ("n", "long"), ("ts", "datetime"), ("d", "dynamic"), ("u", "string"), ("k", "string"))
+    m = json_mapping(s={"Path": "$.s"}, n={"Path": "$.a[1]"}, ts={"Path": "$.t", "Transform": "DateTimeFromUnixSeconds"},
+                     d={"Path": "$"}, k={"Metadata": "key"})
+    compiled = CompiledMapping(t, m, "json", strict=True)
+    doc = {"s": "a,b", "a": [1, "2"], "t": 0}
+    assert compiled.csv_line(doc, REC) == csv_line(compiled.row(doc, REC))
+    assert compiled.csv_line(doc, REC) == '"a,b",2,1970-01-01T00:00:00.0000000Z,"{""s"":""a,b"",""a"":[1,""2""],""t"":0}",,k1'
+
+
+def test_a_json_document_that_is_not_an_object_maps_to_nulls() -> None:
+    t = table(("a", "string"), ("first", "long"))
+    compiled = CompiledMapping(t, json_mapping(a={"Path": "$.a"}, first={"Path": "$[0]"}), "json", strict=True)
+    assert compiled.row([7], REC) == [None, 7]
+    assert compiled.csv_line([7], REC) == ",7"
+    assert compiled.csv_line("text", REC) == ","
+
+
+def test_csv_line_names_the_column_when_strict_and_writes_an_empty_field_when_not() -> None:
+    t = table(("n", "long"), ("s", "string"))
+    m = json_mapping(n={"Path": "$.n"}, s={"Path": "$.s"})
+    with pytest.raises(RecordError, match=r"column n \(long\): expected long") as info:
+        CompiledMapping(t, m, "json", strict=True).csv_line({"n": "many", "s": "x"}, REC)
+    assert (info.value.stage, info.value.field) == ("map", "n")
+    assert CompiledMapping(t, m, "json", strict=False).csv_line({"n": "many", "s": "x"}, REC) == ",x"
+
+
+def test_a_key_or_header_that_is_not_utf8_is_an_error_naming_the_column() -> None:
+    t = table(("k", "string"), ("h", "string"), ("empty", "string"))
+    m = json_mapping(k={"Metadata": "key"}, h={"Metadata": "header:h"}, empty={"Metadata": "header:e"})
+    record = replace(REC, key=b"\xff", headers=(("h", b"\xfe"), ("e", None)))
+    with pytest.raises(RecordError, match=r"column k \(string\): the record key is not valid UTF-8"):
+        CompiledMapping(t, m, "json", strict=True).row({}, record)
+    assert CompiledMapping(t, m, "json", strict=False).row({}, record) == [None, None, None]
+    record = replace(REC, key=None, headers=(("h", b"\xfe"),))
+    with pytest.raises(RecordError, match=r"column h \(string\): header 'h' is not valid UTF-8"):
+        CompiledMapping(t, m, "json", strict=True).row({}, record)
+
+
+def test_json_without_mapping_reads_a_dotted_column_name_as_one_key() -> None:
+    t = table(("a.b", "long"), ("x-y", "string"))
+    assert row(t, None, {"a.b": 2, "a": {"b": 3}, "x-y": "z"}) == [2, "z"]
+
+
+def test_describe_row_names_each_value_and_writes_datetimes_as_adx_does() -> None:
+    t = table(("ts", "datetime"), ("n", "long"))
+    assert describe_row(t, [datetime(2024, 1, 2, tzinfo=UTC), 5]) == {"ts": "2024-01-02T00:00:00.0000000Z", "n": 5}
