@@ -38,6 +38,7 @@ Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_
 Format = Literal["csv", "tsv", "psv", "scsv", "sohsv", "json", "multijson", "txt", "raw"]
 ApplyMode = Literal["server", "client"]
 IngestionMode = Literal["queued", "streaming"]
+MappingRef = Literal["file", "external"]
 Transform = Literal[
     "DateTimeFromUnixSeconds",
     "DateTimeFromUnixMilliseconds",
@@ -260,15 +261,27 @@ class DedupView(BaseModel):
     so it is bounded on its own rather than inheriting the database's (often unlimited) one."""
 
 
+BATCHING_FIELDS = ("batching_max_delay", "batching_max_items", "batching_max_raw_size_mb")
+"""The table fields that make up its ADX ingestion batching policy."""
+
+
 class Table(BaseModel):
     """A destination table: its columns and its named mappings."""
 
     model_config = _Frozen
 
-    columns: tuple[Column, ...] = Field(min_length=1)
-    """Columns in table order (CSV rows without a mapping map by this order)."""
+    external: bool = False
+    """The table lives only in the cluster (created by hand, or by a Kafka Connect sink's
+    setup): ``kafka-adx kql`` never creates or alters it, nor its mappings and policies. Its
+    ``columns`` are optional (when given they are used for validation, client-side mapping and
+    the local mode, never sent to ADX); it declares no mappings and no policy (routes name its
+    mappings with ``mapping_ref: external``)."""
+    columns: tuple[Column, ...] = ()
+    """Columns in table order (CSV rows without a mapping map by this order). Required unless
+    the table is ``external``."""
     mappings: dict[Name, Mapping] = Field(default_factory=dict)
-    """Named ingestion mappings, created in ADX by ``kafka-adx kql``."""
+    """Named ingestion mappings, created in ADX by ``kafka-adx kql`` (only when missing; see
+    docs/adx.md)."""
     batching_max_delay: str = Field(default="00:00:30", pattern=r"^\d{2}:\d{2}:\d{2}$")
     """ADX ingestion batching policy ``MaximumBatchingTimeSpan`` (``hh:mm:ss``): a batch is
     sealed this long after its first blob at the latest (near real time by default; ADX's own
@@ -295,6 +308,27 @@ class Table(BaseModel):
         if isinstance(value, str):
             return {"name": value}
         return value
+
+    @model_validator(mode="after")
+    def _external_owns_nothing(self) -> Table:
+        # kql emits nothing for an external table: a field that would only reach ADX through
+        # kql is refused rather than silently dropped.
+        if not self.external:
+            if not self.columns:
+                raise ValueError(
+                    "columns: a table needs at least one column (a table that lives only in the cluster: "
+                    "external: true)"
+                )
+            return self
+        owned = [name for name in BATCHING_FIELDS if name in self.model_fields_set]
+        owned += ["mappings"] if self.mappings else []
+        owned += ["dedup_view"] if self.dedup_view is not None else []
+        if owned:
+            raise ValueError(
+                f"an external table is not created or altered by kafka-adx kql, so it takes no {', '.join(owned)} "
+                "(name its mappings on the routes with mapping_ref: external; set its policies in the cluster)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unique_columns(self) -> Table:
@@ -362,6 +396,8 @@ class Target(BaseModel):
     """Data format (default: the route's)."""
     mapping: Name | None = None
     """Mapping name (default: none, or the route's when the table is the same)."""
+    mapping_ref: MappingRef = "file"
+    """``external``: ``mapping`` lives only in the cluster (as on :attr:`Route.mapping_ref`)."""
     apply_mapping: ApplyMode | None = None
     """Where the mapping is applied (default: as the route)."""
 
@@ -381,6 +417,10 @@ class Route(BaseModel):
     """Data format of the record values."""
     mapping: Name | None = None
     """Name of one of the table's mappings (none: CSV by ordinal, JSON by column name)."""
+    mapping_ref: MappingRef = "file"
+    """``file``: ``mapping`` is declared under the table's ``mappings``. ``external``: it lives
+    only in the cluster (e.g. the mapping a Kafka Connect sink uses); ADX applies it by name
+    (server side), kafka-adx neither creates nor alters it and cannot check records against it."""
     apply_mapping: ApplyMode | None = None
     """``server`` (ADX applies the named mapping) or ``client`` (the function does, and sends
     CSV rows). Default: client when the mapping reads metadata, else server."""
@@ -434,7 +474,7 @@ class IngestionConfig(BaseModel):
                 )
         for index, route in enumerate(self.routes):
             where = f"routes[{index}] (topic {route.topic!r})"
-            self._check_target(where, route.table, route.format, route.mapping, route.apply_mapping)
+            self._check_target(where, route.table, route.format, route.mapping, route.apply_mapping, route.mapping_ref)
             self._check_position_columns(where, route.table, route.mapping)
             for t_index, target in enumerate(route.header_routing):
                 fmt = target.format or route.format
@@ -444,6 +484,7 @@ class IngestionConfig(BaseModel):
                     fmt,
                     target.mapping,
                     target.apply_mapping or route.apply_mapping,
+                    target.mapping_ref,
                 )
                 # The mapping a target gets when it names none, as routing resolves it.
                 mapping = target.mapping
@@ -458,7 +499,8 @@ class IngestionConfig(BaseModel):
         table = self.tables[table_name]
         if table.dedup_view is None:
             return
-        filled = table.mappings[mapping_name].metadata_columns() if mapping_name else {}
+        declared = table.mappings.get(mapping_name) if mapping_name else None
+        filled = declared.metadata_columns() if declared is not None else {}  # an external mapping fills none
         for source, column in zip(POSITION_SOURCES, table.dedup_key, strict=True):
             if filled.get(source) != column:
                 problem = (
@@ -470,19 +512,42 @@ class IngestionConfig(BaseModel):
                 )
 
     def _check_target(
-        self, where: str, table_name: str, fmt: str, mapping_name: str | None, apply: str | None
+        self, where: str, table_name: str, fmt: str, mapping_name: str | None, apply: str | None,
+        mapping_ref: str = "file",
     ) -> None:
         table = self.tables.get(table_name)
         if table is None:
-            raise ValueError(f"{where}: table {table_name!r} is not declared under tables")
+            raise ValueError(
+                f"{where}: table {table_name!r} is not declared under tables (declare it; a table that lives only "
+                f"in the cluster: tables.{table_name}: {{external: true}})"
+            )
         if mapping_name is None:
+            if mapping_ref == "external":
+                raise ValueError(f"{where}: mapping_ref: external needs the mapping's name (mapping: <name>)")
+            if not table.columns and (apply == "client"):
+                raise ValueError(f"{where}: apply_mapping: client needs the table's columns (table {table_name!r} lists none)")
             return
-        mapping = table.mappings.get(mapping_name)
-        if mapping is None:
-            known = ", ".join(sorted(table.mappings)) or "none"
-            raise ValueError(f"{where}: table {table_name!r} has no mapping {mapping_name!r} (it has: {known})")
         if fmt in TEXT_FORMATS:
             raise ValueError(f"{where}: format {fmt!r} takes no mapping")
+        mapping = table.mappings.get(mapping_name)
+        if mapping_ref == "external":
+            if mapping is not None:
+                raise ValueError(
+                    f"{where}: mapping {mapping_name!r} is declared under tables.{table_name}.mappings, so the file owns "
+                    "it: drop mapping_ref: external, or the declaration to leave the mapping to the cluster"
+                )
+            if apply == "client":
+                raise ValueError(
+                    f"{where}: mapping {mapping_name!r} is external (only the cluster knows it): ADX applies it, "
+                    "so apply_mapping must be server"
+                )
+            return
+        if mapping is None:
+            known = ", ".join(sorted(table.mappings)) or "none"
+            raise ValueError(
+                f"{where}: table {table_name!r} has no mapping {mapping_name!r} (it has: {known}; a mapping that "
+                "lives only in the cluster: mapping_ref: external on the route)"
+            )
         expected = "json" if fmt in JSON_FORMATS else "csv"
         if mapping.kind != expected:
             raise ValueError(f"{where}: format {fmt!r} needs a {expected} mapping, {mapping_name!r} is {mapping.kind}")
@@ -495,12 +560,38 @@ class IngestionConfig(BaseModel):
         """The table called ``name`` (KeyError if none)."""
         return self.tables[name]
 
+    def declared_mapping(self, table: str, mapping: str | None) -> Mapping | None:
+        """The mapping ``mapping`` of ``table`` as the file declares it; None for no mapping and
+        for an external one (``mapping_ref: external``: it lives only in the cluster)."""
+        if mapping is None:
+            return None
+        return self.tables[table].mappings.get(mapping)
+
+    def external_mappings(self) -> dict[str, set[str]]:
+        """Table name -> the mappings routes (and header-routing targets) use by name without
+        declaring them (``mapping_ref: external``)."""
+        out: dict[str, set[str]] = {}
+        for route in self.routes:
+            if route.mapping is not None and route.mapping_ref == "external":
+                out.setdefault(route.table, set()).add(route.mapping)
+            for target in route.header_routing:
+                if target.mapping is not None and target.mapping_ref == "external":
+                    out.setdefault(target.table, set()).add(target.mapping)
+        return out
+
+    def is_external_mapping(self, table: str, mapping: str | None) -> bool:
+        """Whether ``mapping`` is a name the file uses but does not declare (``mapping_ref:
+        external``): ADX applies it by name, and its shape is unknown here."""
+        return mapping is not None and mapping not in self.tables[table].mappings
+
 
 def effective_apply(config: IngestionConfig, table: str, mapping: str | None, apply: ApplyMode | None) -> ApplyMode:
-    """Where a mapping is applied: explicit choice, else client when it reads metadata."""
+    """Where a mapping is applied: explicit choice, else client when it reads metadata (an
+    external mapping, which the file does not declare, is always applied by ADX)."""
     if apply is not None:
         return apply
-    if mapping is not None and config.tables[table].mappings[mapping].uses_metadata:
+    declared = config.declared_mapping(table, mapping)
+    if declared is not None and declared.uses_metadata:
         return "client"
     return "server"
 

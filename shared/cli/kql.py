@@ -1,18 +1,82 @@
 """The ``kql`` command: the KQL that creates the tables, mappings and policies of the ingestion
-file (what the deployment runs, and what a user runs on a cluster of their own)."""
+file (what the deployment runs, and what a user runs on a cluster of their own); with
+``--diff``, read the cluster first and mark what each command would change."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from shared.cli.common import config_option, config_or_exit, exit_codes_help
+from shared.cli.common import EXIT_PARTIAL, config_option, config_or_exit, echo, exit_codes_help, fail
 
 
-@click.command(epilog=exit_codes_help({0: "", 2: "the ingestion file or a setting is invalid"}))
+@click.command(epilog=exit_codes_help({
+    0: "",
+    1: "--diff: a mapping differs in the cluster and was left out (--alter-mappings replaces it), or an "
+       "external table or mapping is missing in the cluster",
+    2: "the ingestion file or a setting is invalid; --diff without ADX_ENGINE_URI/ADX_INGEST_URI, or the "
+       "cluster cannot be read",
+}))  # fmt: skip
 @config_option
 @click.option("--no-comments", is_flag=True, help="Commands only (as an ARM database script needs).")
-def kql(config_path: str | None, no_comments: bool) -> None:
-    """Print the KQL that creates the tables, mappings and ingestion policies."""
+@click.option("--diff", "diff", is_flag=True,
+              help="Read the cluster first (ADX_ENGINE_URI, or derived from ADX_INGEST_URI) and mark each command "
+                   "create / alter (with the difference) / no change; changes nothing.")
+@click.option("--alter-mappings", is_flag=True,
+              help="Replace mappings that exist (.create-or-alter) instead of only creating missing ones.")
+@click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(min=1),
+              help="--diff: seconds each management command may take.")
+def kql(config_path: str | None, no_comments: bool, diff: bool, alter_mappings: bool, timeout: float) -> None:
+    """Print the KQL that creates the tables, mappings and ingestion policies.
+
+    It creates and alters only what the file owns: a table marked `external: true` and a
+    mapping a route names with `mapping_ref: external` are left to the cluster. Mappings are
+    created, never replaced (`.create ... mapping` fails when one of that name exists) unless
+    --alter-mappings is given. With --diff the cluster is read first: matching mappings are
+    left out, and one that differs is left out with a warning (exit 1) unless --alter-mappings.
+    """
     from shared.ops.kql import generate_kql
 
-    click.echo(generate_kql(config_or_exit(config_path), comments=not no_comments), nl=False)
+    config = config_or_exit(config_path)
+    if not diff:
+        click.echo(generate_kql(config, comments=not no_comments, alter_mappings=alter_mappings), nl=False)
+        return
+    _diff(config, comments=not no_comments, alter_mappings=alter_mappings, timeout=timeout)
+
+
+def _diff(config: Any, *, comments: bool, alter_mappings: bool, timeout: float) -> None:
+    from shared.ops.kql import plan_kql
+    from shared.ops.preflight import explain_adx_error, host_of
+    from shared.settings import Settings
+    from shared.sinks.adx import AdxClients
+
+    settings = Settings.from_env()
+    if settings.local_mode or not settings.engine_uri:
+        fail("kafka-adx kql --diff: reading the cluster needs ADX: set ADX_ENGINE_URI, or ADX_INGEST_URI (the engine "
+             "URI is then derived from it)")
+    setting = "ADX_ENGINE_URI" if settings.adx_engine_uri else "ADX_ENGINE_URI (derived from ADX_INGEST_URI)"
+    where = f"{setting} ({host_of(settings.engine_uri)})"
+    clients = AdxClients(settings)
+
+    def run(database: str, command: str) -> list[dict[str, Any]]:
+        return clients.management(command, database=database, timeout=timeout)
+
+    try:
+        plan = plan_kql(config, run, alter_mappings=alter_mappings)
+    except Exception as exc:
+        what, kind = explain_adx_error(exc, timeout)
+        remedy = {
+            "forbidden": "Grant the identity the Viewer role on the database (reading the schema needs it).",
+            "auth": f"Check ADX_AUTH={settings.adx_auth}: the credential could not get a token.",
+        }.get(kind, "Check the URI and that the cluster is running and reachable from here.")
+        fail(f"kafka-adx kql --diff: {where}: cannot read the cluster's schema: {what}. {remedy}")
+    finally:
+        clients.close()
+    click.echo(plan.render(comments=comments), nl=False)
+    for line in plan.refused:
+        echo(f"kafka-adx kql --diff: left out, differs in the cluster: {line} (--alter-mappings replaces it)", err=True)
+    for line in plan.missing_external:
+        echo(f"kafka-adx kql --diff: {line}: ingestion into it will fail until it exists", err=True)
+    if plan.refused or plan.missing_external:
+        raise SystemExit(EXIT_PARTIAL)

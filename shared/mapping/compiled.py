@@ -201,6 +201,8 @@ def expected_fields(table: Table, mapping: Mapping | None) -> tuple[int | None, 
     (Stream_WrongNumberOfFields), so one wide record would sink its batch's neighbours, and a
     record of another width means the producer's columns moved under the ordinals."""
     if mapping is None:
+        if not table.columns:  # an external table that lists no columns: its width is unknown here
+            return None, "the table's column count (unknown: the external table lists no columns)"
         return len(table.columns), "the table's column count"
     count = mapping.expected_fields
     if mapping.source_fields is not None:

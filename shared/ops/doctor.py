@@ -77,6 +77,11 @@ class TableSchema:
 
     columns: list[tuple[str, str]] = field(default_factory=list)
     mappings: dict[str, MappingSpec] = field(default_factory=dict)
+    external: bool = False
+    """The file's side only: the table is ``external`` (its columns are not compared)."""
+    external_mappings: set[str] = field(default_factory=set)
+    """The file's side only: mappings routes use by name (``mapping_ref: external``), which
+    the cluster must have whatever their content."""
 
 
 _PROPERTY_KEYS = {"path": "Path", "ordinal": "Ordinal", "constvalue": "ConstValue", "transform": "Transform"}
@@ -122,6 +127,7 @@ def expected_schema(config: IngestionConfig) -> dict[str, dict[str, TableSchema]
             databases.setdefault(target.database or base, set()).add(target.table)
     # Tables no route names still belong to the file's default database (kql creates them).
     databases.setdefault(config.database, set()).update(config.tables)
+    external = config.external_mappings()
     out: dict[str, dict[str, TableSchema]] = {}
     for database, names in sorted(databases.items()):
         for name in sorted(names):
@@ -129,6 +135,8 @@ def expected_schema(config: IngestionConfig) -> dict[str, dict[str, TableSchema]
             out.setdefault(database, {})[name] = TableSchema(
                 columns=[(c.name, c.type) for c in table.columns],
                 mappings={m: spec_of(mp) for m, mp in sorted(table.mappings.items()) if not mp.uses_metadata},
+                external=table.external,
+                external_mappings=external.get(name, set()),
             )
     return out
 
@@ -211,6 +219,8 @@ class Finding:
     database: str
     table: str | None
     text: str
+    subject: str | None = None
+    """The column or mapping the finding is about (None for a database or table)."""
 
     def line(self) -> str:
         """The finding as one line: ``db.Table: text``."""
@@ -222,19 +232,25 @@ def compare_table(database: str, name: str, want: TableSchema, have: TableSchema
     """Findings of one table that exists on both sides."""
     findings: list[Finding] = []
 
-    def add(kind: str, text: str) -> None:
-        findings.append(Finding(kind, database, name, text))
+    def add(kind: str, text: str, subject: str | None = None) -> None:
+        findings.append(Finding(kind, database, name, text, subject))
 
+    for mapping_name in sorted(want.external_mappings):
+        if mapping_name not in have.mappings:
+            add("missing-mapping", f"missing external mapping {mapping_name} (mapping_ref: external: the cluster "
+                                   "must have it)", mapping_name)
+    if want.external:  # the cluster owns an external table's columns: nothing else to compare
+        return findings
     have_types = dict(have.columns)
     want_types = dict(want.columns)
     for column, adx_type in want.columns:
         if column not in have_types:
-            add("missing-column", f"missing column {column} ({adx_type}) [kql: .create-merge table adds it]")
+            add("missing-column", f"missing column {column} ({adx_type}) [kql: .create-merge table adds it]", column)
         elif normalise_type(have_types[column]) != adx_type:
-            add("column-type", f"column {column} is {have_types[column]} in the cluster, {adx_type} in the file")
+            add("column-type", f"column {column} is {have_types[column]} in the cluster, {adx_type} in the file", column)
     for column, adx_type in have.columns:
         if column not in want_types:
-            add("extra-column", f"column {column} ({adx_type}) is in the cluster, not in the file")
+            add("extra-column", f"column {column} ({adx_type}) is in the cluster, not in the file", column)
     # CSV rows of client-applied mappings fill columns by position: the shared columns must be
     # in the same order on both sides.
     shared_want = [c for c, _ in want.columns if c in have_types]
@@ -244,10 +260,10 @@ def compare_table(database: str, name: str, want: TableSchema, have: TableSchema
     for mapping_name, spec in want.mappings.items():
         found = have.mappings.get(mapping_name)
         if found is None:
-            add("missing-mapping", f"missing {spec.kind} mapping {mapping_name}")
+            add("missing-mapping", f"missing {spec.kind} mapping {mapping_name}", mapping_name)
         elif found != spec:
             add("mapping-differs", f"{spec.kind} mapping {mapping_name} differs: cluster {found.describe()}; "
-                                   f"file {spec.describe()}")
+                                   f"file {spec.describe()}", mapping_name)
     return findings
 
 
@@ -264,8 +280,9 @@ def drift(config: IngestionConfig, run: Runner) -> list[Finding]:
         for name, want in tables.items():
             have = cluster.get(name)
             if have is None:
-                findings.append(Finding("missing-table", database, name,
-                                        f"missing table ({len(want.columns)} columns) [kql: .create-merge table]"))
+                text = ("missing external table (the file does not create it: the cluster must have it)"
+                        if want.external else f"missing table ({len(want.columns)} columns) [kql: .create-merge table]")
+                findings.append(Finding("missing-table", database, name, text))
                 continue
             findings.extend(compare_table(database, name, want, have))
     return findings

@@ -9,6 +9,7 @@
   ingestion, recorded in :attr:`AdxStandIn.streamed`;
 * ``POST /v1/rest/mgmt`` with the schema commands ``kafka-adx kql`` writes and ``doctor`` /
   ``preflight`` read: ``.create-merge table``, ``.create-or-alter table T ingestion K mapping``,
+  ``.create table T ingestion K mapping`` (refused when T has a mapping of that name, as ADX does),
   ``.alter table T policy ...``, ``.show tables``, ``.show table T cslschema``,
   ``.show table T ingestion [K] mappings``, against per-database tables a test configures
   (:meth:`AdxStandIn.apply_config` runs the generated KQL; :meth:`AdxStandIn.drop_table`,
@@ -282,10 +283,12 @@ class AdxStandIn:
                 self.run_mgmt(database, command)
 
     def apply_config(self, config: Any, database: str | None = None) -> None:
-        """Create what ``kafka-adx kql`` creates for an ingestion file (in its database)."""
+        """Create what ``kafka-adx kql --alter-mappings`` creates for an ingestion file (in its
+        database): the file's state, also on a stand-in that already has it (tests apply the
+        same file more than once; plain ``.create`` of a mapping would fail the second time)."""
         from shared.ops.kql import generate_kql
 
-        self.apply_kql(generate_kql(config, comments=False), database or config.database)
+        self.apply_kql(generate_kql(config, comments=False, alter_mappings=True), database or config.database)
 
     def table(self, database: str, table: str) -> StandInTable:
         """A configured table (KeyError if none)."""
@@ -335,7 +338,9 @@ class AdxStandIn:
         return table
 
     def _schema_command(self, database: str, csl: str) -> dict[str, Any]:
-        text = " ".join(csl.split()) if not csl.startswith(".create-or-alter") else csl.strip()
+        # Mapping JSON keeps its spaces (a ConstValue may hold some): only other commands are collapsed.
+        verbatim = csl.startswith(".create-or-alter") or re.match(r"\.create table \S+ ingestion ", csl)
+        text = csl.strip() if verbatim else " ".join(csl.split())
         if text == ".show tables":
             rows = [[name, database, "", ""] for name in sorted(self._tables(database))]
             return _v1([("TableName", "String", "string"), ("DatabaseName", "String", "string"),
@@ -372,10 +377,15 @@ class AdxStandIn:
             return _v1([("TableName", "String", "string"), ("Schema", "String", "string"),
                         ("DatabaseName", "String", "string"), ("Folder", "String", "string"),
                         ("DocString", "String", "string")], [[name, table.cslschema(), database, "", ""]])
-        m = re.fullmatch(rf"\.create-or-alter table {_name_re('t')} ingestion (?P<kind>\w+) mapping "
+        m = re.fullmatch(rf"(?P<verb>\.create-or-alter|\.create) table {_name_re('t')} ingestion (?P<kind>\w+) mapping "
                          r"(?P<q>['\"])(?P<m>[^'\"]+)(?P=q) @'(?P<json>.*)'", text, re.DOTALL)
         if m:
             table = self._existing(database, _group(m, "t"))
+            if m.group("verb") == ".create" and m.group("m") in table.mappings:
+                # ADX: ".create fails when a mapping of that name exists" (its error code here is
+                # this stand-in's guess, in ADX's EntityAlreadyExists family).
+                raise _MgmtError(400, "BadRequest_EntityAlreadyExists",
+                                 f"Entity ID '{m.group('m')}' of kind 'IngestionMapping' already exists.")
             stored = _stored_mapping(m.group("json").replace("''", "'"))
             table.mappings[m.group("m")] = (m.group("kind").capitalize(), stored)
             return _v1([("Name", "String", "string"), ("Kind", "String", "string"), ("Mapping", "String", "string")],
