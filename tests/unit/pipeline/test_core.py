@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from shared.deadletters.local import LocalDeadLetterStore
 from shared.errors import DeadLetterError, TerminalError, TransientError
-from shared.pipeline.core import Pipeline, RetryPolicy
+from shared.pipeline.batching import Batch
+from shared.pipeline.core import Pipeline, Result, RetryPolicy
 from shared.pipeline.sink import MemorySink
 from tests.support.records import make_config, rec
 
@@ -129,3 +131,83 @@ def test_close_closes_the_sink_and_a_closable_dead_letter_store(tmp_path: Path) 
     Pipeline(make_config(), Sink(), Store(tmp_path)).close()
     Pipeline(make_config(), Sink(), LocalDeadLetterStore(tmp_path)).close()  # a store without close
     assert closed == ["sink", "store", "sink"]
+
+
+# --- more of the pipeline's contract --------------------------------------------------------------
+
+def test_null_empty_oversize_and_unrouted_records_are_dead_lettered_by_stage(tmp_path: Path) -> None:
+    sink = MemorySink()
+    records = [rec(None, "json", 1), rec(b"  \n", "json", 2), rec(b'{"a": "%s"}' % (b"x" * 100), "json", 3),
+               rec(b"{}", "nowhere", 4), rec(good_json(5), "json", 5)]
+    result = pipeline(tmp_path, sink, max_record_bytes=64).process(records)
+    assert (result.received, result.ingested, result.dead_lettered) == (5, 1, 4)
+    assert result.reasons == {"decode": 2, "size": 1, "route": 1}
+    reasons = {d.record.offset: d.reason for d in letters(tmp_path)}
+    assert reasons[1] == "json[0]@1: value is null"
+    assert reasons[2] == "json[0]@2: value is empty"
+    assert reasons[3] == "json[0]@3: record is 109 bytes, over the limit of 64"
+    assert reasons[4].startswith("nowhere[0]@4: no route for topic 'nowhere'")
+    # Null, empty and oversize records are refused before routing: they have no destination.
+    assert (result.tables["db.T"].ingested, result.tables["db.T"].dead_lettered) == (1, 0)
+    assert result.tables["(unrouted)"].dead_lettered == 4
+
+
+def test_a_poison_record_names_its_route_and_destination(tmp_path: Path) -> None:
+    pipeline(tmp_path).process([rec(b'{"n": "many"}', "json-client", 1)])
+    (letter,) = letters(tmp_path)
+    assert (letter.stage, letter.field, letter.route) == ("map", "n", "json-client")
+    assert letter.destination is not None and letter.destination.apply == "client"
+
+
+def test_poison_records_are_written_in_sets_of_at_most_poison_set_size(tmp_path: Path) -> None:
+    p = pipeline(tmp_path)
+    p.POISON_SET_SIZE = 2
+    result = p.process([rec(b"{bad", "json", i) for i in range(5)] + [rec(good_json(9), "json", 9)])
+    assert (result.ingested, result.dead_lettered) == (1, 5)
+    sets = list(LocalDeadLetterStore(tmp_path / "dl").sets())
+    assert sorted(len(list(LocalDeadLetterStore(tmp_path / "dl").read(s))) for s in sets) == [1, 2, 2]
+
+
+def test_table_counts_and_on_batch_cover_each_written_batch(tmp_path: Path) -> None:
+    written: list[Batch] = []
+    sink = MemorySink()
+    p = Pipeline(make_config(limits={"max_batch_records": 2}), sink, LocalDeadLetterStore(tmp_path / "dl"),
+                 retry=NO_WAIT, sleep=lambda _: None, on_batch=written.append)
+    result = p.process([rec(good_json(i), "json", i) for i in range(5)] + [rec(b"x", "raw", 1)])
+    assert [b.batch_id for b in written] == [b.batch_id for b in sink.batches]
+    counts = result.tables["db.T"]
+    assert (counts.ingested, counts.batches) == (5, 3)
+    assert counts.raw_bytes == sum(b.raw_size for b in written if b.destination.table == "T")
+    assert counts.gzip_bytes == sum(len(b.payload) for b in written if b.destination.table == "T")
+    assert result.tables["db.Raw"].ingested == 1
+
+
+def test_on_batch_is_not_called_for_a_dead_lettered_batch(tmp_path: Path) -> None:
+    written: list[Batch] = []
+    p = Pipeline(make_config(), MemorySink(terminal=True), LocalDeadLetterStore(tmp_path / "dl"), retry=NO_WAIT,
+                 on_batch=written.append)
+    assert p.process([rec(good_json(1), "json", 1)]).dead_lettered == 1
+    assert written == []
+
+
+def test_the_result_keeps_the_oldest_timestamp_of_everything_received(tmp_path: Path) -> None:
+    old = replace(rec(b"{bad", "json", 1), timestamp=datetime(2020, 1, 1, tzinfo=UTC))
+    result = pipeline(tmp_path).process([rec(good_json(2), "json", 2), old])
+    assert result.oldest_timestamp == datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def test_results_merge_into_one(tmp_path: Path) -> None:
+    first = pipeline(tmp_path).process([rec(good_json(1), "json", 1), rec(b"{bad", "json", 2)])
+    second = pipeline(tmp_path).process([rec(good_json(3), "json", 3), rec(None, "raw", 4)])
+    total = Result()
+    total.merge(first)
+    total.merge(second)
+    assert (total.received, total.ingested, total.dead_lettered, total.balanced) == (4, 2, 2, True)
+    assert total.reasons == {"decode": 2}
+    assert (total.tables["db.T"].ingested, total.tables["db.T"].dead_lettered, total.tables["db.T"].batches) == (2, 1, 2)
+    assert total.oldest_timestamp == datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def test_unsettled_needs_tracking_turned_on() -> None:
+    with pytest.raises(ValueError, match="track_settled"):
+        Result().unsettled([])
