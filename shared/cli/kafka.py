@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -230,8 +230,10 @@ def consume(
               help="kafka: confluent-kafka (any broker, Event Hubs Kafka endpoint); amqp: azure-eventhub.")
 @click.option("--records", "-n", "count", default=1000, show_default=True, type=click.IntRange(min=0),
               help="Sample storm events to send (ignored with --file).")
-@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True,
-              help="Format of the sample storm events.")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "tutorial"]), default=None,
+              help="Format of the sample storm events: json, csv (22-field StormEvents rows) or tutorial "
+                   "(the Kafka tutorial producer's 6-field CSV records). Default: tutorial for the topic "
+                   "storm-events (the tutorial's), json for any other.")
 @click.option("--file", "files", multiple=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True),
               help="Send this file's records instead (JSON lines, CSV rows, lines; .gz; - for stdin).")
 @click.option("--file-format", default=None, help="How to split --file: csv/tsv/psv keep quoted line breaks.")
@@ -252,7 +254,7 @@ def produce(
     topic: str,
     transport: str,
     count: int,
-    fmt: str,
+    fmt: str | None,
     files: tuple[str, ...],
     file_format: str | None,
     skip_header: bool,
@@ -276,6 +278,7 @@ def produce(
     from shared.kafka.producer import (
         OutMessage,
         ProduceError,
+        SampleFormat,
         Sender,
         file_messages,
         produce,
@@ -291,9 +294,12 @@ def produce(
         )  # fmt: skip
         what = ", ".join(files)
     else:
-        messages = sample_messages(count, fmt="csv" if fmt == "csv" else "json", seed=seed,
+        # The tutorial's topic gets the tutorial's records, so that the sample route reads them.
+        # (click's Choice has checked fmt.)
+        sample_format = cast(SampleFormat, fmt or ("tutorial" if topic == "storm-events" else "json"))
+        messages = sample_messages(count, fmt=sample_format, seed=seed,
                                    poison_every=poison_every, headers=headers)  # fmt: skip
-        what = f"{count:,} storm events ({fmt})" + (f" + poison every {poison_every}" if poison_every else "")
+        what = f"{count:,} storm events ({sample_format})" + (f" + poison every {poison_every}" if poison_every else "")
     sender: Sender
     try:
         if transport == "amqp":

@@ -1,10 +1,13 @@
 """``kafka-adx produce``: send sample storm events, or a file's records, to a topic at a rate.
 
-Messages carry keys and headers. Sample storm events are keyed by state (so one state's events
-stay in order on one partition) and carry the headers ``seq`` (0-based number of the message),
-``source`` (``kafka-adx-produce``), ``event-type`` and ``content-type``; ``--poison-every N``
-adds an undecodable or unmappable record after every N-th event, keyed ``poison`` with the
-header ``poison: true``, to try the dead-letter path.
+Sample storm events come in three formats. ``json`` and ``csv`` (a full 22-field StormEvents
+row) are keyed by state (so one state's events stay in order on one partition) and carry the
+headers ``seq`` (0-based number of the message), ``source`` (``kafka-adx-produce``),
+``event-type`` and ``content-type``. ``tutorial`` is what the Kafka tutorial's Go producer sends
+(:func:`shared.ops.sample.to_tutorial_csv`): a 6-field CSV record with its trailing newline, no
+key and no headers but those given. ``--poison-every N`` adds an undecodable or unmappable
+record after every N-th event, keyed ``poison`` with the header ``poison: true``, to try the
+dead-letter path.
 
 Transports:
 
@@ -23,7 +26,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from shared.errors import KafkaAdxError
-from shared.ops.sample import POISON_CSV, POISON_JSON, storm_events, to_csv, to_json
+from shared.ops.sample import (
+    POISON_CSV,
+    POISON_JSON,
+    POISON_TUTORIAL,
+    storm_events,
+    to_csv,
+    to_json,
+    to_tutorial_csv,
+)
 from shared.pipeline.records import Header
 
 if TYPE_CHECKING:
@@ -31,7 +42,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kafka_adx.producer")
 
-SampleFormat = Literal["json", "csv"]
+SampleFormat = Literal["json", "csv", "tutorial"]
+"""``json``, ``csv`` (StormEvents rows) or ``tutorial`` (the Kafka tutorial producer's records)."""
 
 
 class ProduceError(KafkaAdxError):
@@ -55,24 +67,29 @@ def sample_messages(
     poison_every: int = 0,
     headers: tuple[Header, ...] = (),
 ) -> Iterator[OutMessage]:
-    """``count`` storm events (plus poison records when ``poison_every``), keyed and with headers;
-    ``headers`` are added to every message."""
-    encode = to_json if fmt == "json" else to_csv
-    poison = POISON_JSON if fmt == "json" else POISON_CSV
+    """``count`` storm events (plus poison records when ``poison_every``): keyed and with headers,
+    or for ``tutorial`` bare as the tutorial's producer sends them; ``headers`` are added to
+    every message."""
+    encode = {"json": to_json, "csv": to_csv, "tutorial": to_tutorial_csv}[fmt]
+    poison = {"json": POISON_JSON, "csv": POISON_CSV, "tutorial": POISON_TUTORIAL}[fmt]
     content_type = b"application/json" if fmt == "json" else b"text/csv"
     seq = 0
     for index, event in enumerate(storm_events(count, seed), start=1):
-        yield OutMessage(
-            value=encode(event),
-            key=str(event["State"]).encode(),
-            headers=(
-                ("seq", str(seq).encode()),
-                ("source", b"kafka-adx-produce"),
-                ("event-type", str(event["EventType"]).encode()),
-                ("content-type", content_type),
-                *headers,
-            ),
-        )
+        if fmt == "tutorial":
+            # The Go producer's sarama message: a value, no key, no headers.
+            yield OutMessage(value=encode(event), headers=headers)
+        else:
+            yield OutMessage(
+                value=encode(event),
+                key=str(event["State"]).encode(),
+                headers=(
+                    ("seq", str(seq).encode()),
+                    ("source", b"kafka-adx-produce"),
+                    ("event-type", str(event["EventType"]).encode()),
+                    ("content-type", content_type),
+                    *headers,
+                ),
+            )
         seq += 1
         if poison_every and index % poison_every == 0:
             yield OutMessage(

@@ -50,7 +50,12 @@ def test_kql_prints_the_generated_script() -> None:
     code, out, _ = run("kql", "--config", CONFIG)
     assert code == 0
     assert ".create-merge table ['Storms']" in out
-    assert ".create-or-alter table ['Storms'] ingestion csv mapping 'Storms_CSV_Mapping'" in out
+    # The tutorial's mapping: its producer's six fields, in order.
+    assert (".create table ['Storms'] ingestion csv mapping 'Storms_CSV_Mapping' "
+            "@'[{\"column\":\"StartTime\",\"Properties\":{\"Ordinal\":\"0\"}}") in out
+    assert '{"column":"Source","Properties":{"Ordinal":"5"}}]' in out
+    assert ('.alter table [\'Storms\'] policy ingestionbatching '
+            '@\'{"MaximumBatchingTimeSpan":"00:00:15","MaximumNumberOfItems":100,"MaximumRawDataSizeMB":300}\'') in out
     from shared.config import load_config
 
     assert out == generate_kql(load_config(CONFIG))
@@ -83,7 +88,8 @@ def test_preview_with_routing_header(tmp_path: Path) -> None:
 
 def test_ingest_end_to_end_into_duckdb(tmp_path: Path) -> None:
     data = tmp_path / "events.csv"
-    data.write_bytes(b"2007-01-01T00:00:00Z,2007-01-01T01:00:00Z,1,2,IOWA,Hail,0,0,0,0,0,0,Public,A,B,1,2,3,4,x,y,{}\n"
+    # A record of the Kafka tutorial's producer (StormEvents.csv datetimes), then a short one.
+    data.write_bytes(b"2007-01-01 00:00:00.0000000,2007-01-01 01:00:00.0000000,2,IOWA,Hail,Public\n"
                      b"too,few,fields\n")
     env = {**os.environ, "LOCAL_DB": str(tmp_path / "db.duckdb"), "LOCAL_DEADLETTER_DIR": str(tmp_path / "dl"),
            "INGESTION_CONFIG": CONFIG}
@@ -105,15 +111,25 @@ def test_ingest_reports_a_config_error_cleanly(tmp_path: Path) -> None:
     assert code == 2 and "ingestion file not found" in err  # 2: an error, nothing was read
 
 
-def test_demo_generates_ingests_and_queries(tmp_path: Path) -> None:
-    code, out, _ = run("demo", "--config", CONFIG, "--records", "1000", "--dir", str(tmp_path / "demo"))
-    assert code == 0
+def test_demo_without_java_ingests_generated_files_and_says_why(tmp_path: Path) -> None:
+    # No java on PATH (and no JAVA_HOME): no local broker can run, so the demo falls back to
+    # ingesting files. (The Kafka demo: tests/integration/kafka/test_tutorial.py.)
+    env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "ADX_INGEST_URI")}
+    env["PATH"] = str(tmp_path / "no-bin")
+    proc = subprocess.run([sys.executable, "-m", "shared.cli.app", "demo", "--config", CONFIG, "--records", "1000",
+                           "--dir", str(tmp_path / "demo")], env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    out = proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    assert "no local Kafka broker (java is not installed" in out
+    assert "ingesting generated files instead of the Kafka tutorial" in out
     # 1000 events with a poison record every 500: 1002 records per file, 2 dead-lettered per topic.
-    assert "storm-events <- storm-events.csv: 1,002 received, 1,000 ingested, 2 dead-lettered" in out
+    assert "storm-events <- storm-events-tutorial.csv: 1,002 received, 1,000 ingested, 2 dead-lettered" in out
+    assert "storm-events-csv <- storm-events.csv: 1,002 received, 1,000 ingested, 2 dead-lettered" in out
     assert "storm-events-json <- storm-events.jsonl: 1,002 received, 1,000 ingested, 2 dead-lettered" in out
     assert "events per state and type" in out
-    assert "Storms (classic tutorial table): 1,000 rows" in out
+    assert "Storms (the Kafka tutorial's table): 1,000 rows" in out
     con = duckdb.connect(str(tmp_path / "demo" / "kafka-adx.duckdb"), read_only=True)
     assert con.execute('SELECT count(*) FROM "Weather"."StormEvents"').fetchone() == (2000,)
+    assert con.execute('SELECT count(*) FROM "Weather"."Storms"').fetchone() == (1000,)
     letters = list((tmp_path / "demo" / "deadletter").glob("*.jsonl"))
     assert sum(len(p.read_bytes().splitlines()) for p in letters) == 6

@@ -12,7 +12,7 @@ import azure.functions as func
 import orjson
 import pytest
 
-from shared.ops.sample import storm_events, to_csv, to_json
+from shared.ops.sample import storm_events, to_csv, to_json, to_tutorial_csv
 from shared.sources.functions import kafka_records
 from tests.support.functions_app import KAFKA_ENV, LocalApp
 from tests.support.functions_host import Context, KafkaMessage, kafka_events
@@ -57,7 +57,7 @@ def mixed_batch() -> list[KafkaMessage]:
         KafkaMessage("storm-events-json", 10, to_json(EVENTS[0]), key=b"station-10"),
         KafkaMessage("storm-events-json", 11, to_json(EVENTS[1]), headers=[("Table", b"Storms"), ("trace", None)]),
         KafkaMessage("storm-events-csv", 5, to_csv(EVENTS[2]), partition=1, key=b"station-5"),
-        KafkaMessage("storm-events", 7, to_csv(EVENTS[3]), partition=2),
+        KafkaMessage("storm-events", 7, to_tutorial_csv(EVENTS[3]), partition=2),  # the Kafka tutorial's record
         KafkaMessage("audit", 1, "caf\u00e9 line".encode()),
         KafkaMessage("audit", 2, b"\xff\xfe not utf-8"),
         KafkaMessage("storm-events-json", 12, None),  # tombstone

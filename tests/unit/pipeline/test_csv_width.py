@@ -17,7 +17,7 @@ from shared.config import IngestionConfig, parse_config
 from shared.deadletters.local import LocalDeadLetterStore
 from shared.errors import ConfigError
 from shared.mapping.compiled import expected_fields
-from shared.ops.sample import COLUMNS, storm_events, to_csv
+from shared.ops.sample import COLUMNS, storm_events, to_csv, to_tutorial_csv
 from shared.pipeline.core import Pipeline
 from shared.pipeline.sink import MemorySink
 from shared.sinks.duckdb import DuckDbSink
@@ -106,18 +106,18 @@ def test_source_fields_on_a_json_mapping_is_a_config_error() -> None:
     assert "j.yaml: tables.T.mappings.j.source_fields: only a csv mapping has source_fields" in str(info.value)
 
 
-def test_sample_tutorial_route_reads_full_storm_event_rows(tmp_path: Path, sample_config: IngestionConfig) -> None:
-    # Storms_CSV_Mapping reads 6 of the 22 fields of a StormEvents row (ordinals up to 12): its
-    # source_fields says 22, so full rows are ingested and a 40-field row is not.
+def test_sample_tutorial_route_reads_the_tutorial_producers_six_fields(tmp_path: Path, sample_config: IngestionConfig) -> None:
+    # Storms_CSV_Mapping is the Kafka tutorial's: ordinals 0-5 of its producer's 6-field records
+    # (source_fields 6). A full 22-field StormEvents row is another producer's and is not read.
     assert len(COLUMNS) == 22
+    mapping = sample_config.tables["Storms"].mappings["Storms_CSV_Mapping"]
+    assert expected_fields(sample_config.tables["Storms"], mapping) == (6, "the mapping's source_fields")
     store = LocalDeadLetterStore(tmp_path / "dl")
     sink = DuckDbSink(sample_config, tmp_path / "x.duckdb")
-    rows = [to_csv(event) for event in storm_events(3)]
-    wide = rows[0] + b"," + b",".join([b"x"] * 18)
-    result = Pipeline(sample_config, sink, store).process(
-        [rec(row, "storm-events", i) for i, row in enumerate(rows)] + [rec(wide, "storm-events", 9)]
-    )
+    events = list(storm_events(3))
+    records = [rec(to_tutorial_csv(event), "storm-events", i) for i, event in enumerate(events)]
+    result = Pipeline(sample_config, sink, store).process([*records, rec(to_csv(events[0]), "storm-events", 9)])
     assert (result.ingested, result.dead_lettered) == (3, 1)
     (letter,) = store.read(next(store.sets()))
-    assert "has 40 fields, expected 22 (the mapping's source_fields)" in letter.reason
-    assert sink.query('SELECT count(*) FROM "Weather"."Storms"') == [(3,)]
+    assert "has 22 fields, expected 6 (the mapping's source_fields)" in letter.reason
+    assert sink.query('SELECT "EventId" FROM "Weather"."Storms" ORDER BY 1') == [(e["EventId"],) for e in events]
