@@ -534,6 +534,8 @@ def _adx(out: Translation) -> None:
                  "AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE that AKS injects")
     elif strategy == "az_dev_token":
         out.note("aad.auth.accesstoken", "not copied (a token expires): ADX_AUTH=default signs in with az login")
+    if connect.get("aad.auth.appkey") and strategy != "application":
+        out.note("aad.auth.appkey", f"not copied: the {strategy} strategy does not use it")
     if connect.get("aad.auth.accesstoken") and strategy != "az_dev_token":
         out.note("aad.auth.accesstoken", "not copied: only the az_dev_token strategy reads it")
 
