@@ -212,8 +212,8 @@ def paragraphs(config: IngestionConfig, *, alter_mappings: bool = False) -> list
 
 
 def render(items: list[Paragraph], *, comments: bool = True) -> str:
-    """The paragraphs as a script: blank-line separated; a planned paragraph gets its status as
-    a comment line before it, and a refused or unchanged mapping becomes that comment alone."""
+    """The paragraphs as a script: blank-line separated; a planned command is preceded by its
+    status as a comment paragraph, and a refused or unchanged mapping becomes that comment alone."""
     texts: list[str] = []
     for item in items:
         if item.is_comment:
@@ -229,7 +229,9 @@ def render(items: list[Paragraph], *, comments: bool = True) -> str:
             if comments:
                 texts.append(note)
             continue
-        texts.append(f"{note}\n{item.text}" if comments else item.text)
+        # The status is a paragraph of its own: a paragraph is one command (as Kusto's tools run
+        # them, and as the stand-in and an ARM script split them).
+        texts.extend([note, item.text] if comments else [item.text])
     return "\n\n".join(texts) + "\n"
 
 
