@@ -76,7 +76,7 @@ SINK_PROPERTIES: dict[str, str] = {
     "errors.deadletterqueue.security.protocol": "not translated: no dead-letter topic",
     "errors.deadletterqueue.sasl.mechanism": "not translated: no dead-letter topic",
     "errors.deadletterqueue.sasl.jaas.config": "not copied (a credential): no dead-letter topic",
-    "misc.deadletterqueue.bootstrap.servers": "DEADLETTER_BLOB_URI / LOCAL_DEADLETTER_DIR instead of a topic",
+    "misc.deadletterqueue.bootstrap.servers": "not translated: no dead-letter topic (dead letters go to DEADLETTER_BLOB_URI / LOCAL_DEADLETTER_DIR)",
     "misc.deadletterqueue.topic.name": "DEADLETTER_BLOB_URI / LOCAL_DEADLETTER_DIR instead of a topic",
     "misc.deadletterqueue.security.protocol": "not translated: no dead-letter topic",
     "misc.deadletterqueue.sasl.mechanism": "not translated: no dead-letter topic",
@@ -470,6 +470,8 @@ def _topics_and_group(out: Translation) -> None:
                                  "topic names in KAFKA_TOPIC")  # fmt: skip
     elif topics:
         out.consume_args += ["--topic", ",".join(topics)]
+    else:
+        out.pending["KAFKA_TOPIC"] = "the topics to consume (the file sets neither topics nor topics.regex)"
     group = connect.get("consumer.override.group.id") or (f"connect-{connect.name}" if connect.name else None)
     if group:
         out.settings["KAFKA_CONSUMER_GROUP"] = group
