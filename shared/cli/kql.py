@@ -25,9 +25,12 @@ from shared.cli.common import EXIT_PARTIAL, config_option, config_or_exit, echo,
                    "create / alter (with the difference) / no change; changes nothing.")
 @click.option("--alter-mappings", is_flag=True,
               help="Replace mappings that exist (.create-or-alter) instead of only creating missing ones.")
+@click.option("--only", type=click.Choice(["all", "schema", "mappings"]), default="all", show_default=True,
+              help="Without --diff: every command, all but the mappings, or the mappings alone (a deployment may "
+                   "run the mappings as a script that goes on past one that exists).")
 @click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(min=1),
               help="--diff: seconds each management command may take.")
-def kql(config_path: str | None, no_comments: bool, diff: bool, alter_mappings: bool, timeout: float) -> None:
+def kql(config_path: str | None, no_comments: bool, diff: bool, alter_mappings: bool, only: str, timeout: float) -> None:
     """Print the KQL that creates the tables, mappings and ingestion policies.
 
     It creates and alters only what the file owns: a table marked `external: true` and a
@@ -36,12 +39,15 @@ def kql(config_path: str | None, no_comments: bool, diff: bool, alter_mappings: 
     --alter-mappings is given. With --diff the cluster is read first: matching mappings are
     left out, and one that differs is left out with a warning (exit 1) unless --alter-mappings.
     """
-    from shared.ops.kql import generate_kql
+    from shared.ops.kql import Part, generate_kql
 
     config = config_or_exit(config_path)
     if not diff:
-        click.echo(generate_kql(config, comments=not no_comments, alter_mappings=alter_mappings), nl=False)
+        part: Part = "schema" if only == "schema" else "mappings" if only == "mappings" else "all"
+        click.echo(generate_kql(config, comments=not no_comments, alter_mappings=alter_mappings, only=part), nl=False)
         return
+    if only != "all":
+        fail("kafka-adx kql: --only is for the script without --diff (--diff plans every command)")
     _diff(config, comments=not no_comments, alter_mappings=alter_mappings, timeout=timeout)
 
 

@@ -235,14 +235,29 @@ def render(items: list[Paragraph], *, comments: bool = True) -> str:
     return "\n\n".join(texts) + "\n"
 
 
-def generate_kql(config: IngestionConfig, *, comments: bool = True, alter_mappings: bool = False) -> str:
+Part = Literal["all", "schema", "mappings"]
+
+
+def generate_kql(
+    config: IngestionConfig, *, comments: bool = True, alter_mappings: bool = False, only: Part = "all"
+) -> str:
     """The commands, one per paragraph, to run in the database (in order), without reading the
     cluster: mappings as ``.create`` (``.create-or-alter`` with ``alter_mappings``).
 
     ``comments=False`` leaves out the comment paragraphs: an ARM database script (infra) may
-    hold management commands only.
+    hold management commands only. ``only="schema"`` is every command but the mappings,
+    ``only="mappings"`` the mappings alone (run after the schema): a deployment can run the
+    mappings as a script of their own that goes on past a mapping that already exists (ARM's
+    ``continueOnErrors``), which gives "create when missing, never replace" without also
+    ignoring the failures of the table commands.
     """
-    return render(paragraphs(config, alter_mappings=alter_mappings), comments=comments)
+    items = paragraphs(config, alter_mappings=alter_mappings)
+    if only != "all":
+        keep_mappings = only == "mappings"
+        # The generated-by header stays; the other comments go with the part they describe.
+        items = [items[0], *(i for i in items[1:] if (i.kind == "mapping" or (i.is_comment and i.name is not None))
+                             == keep_mappings)]
+    return render(items, comments=comments)
 
 
 Runner = Callable[[str, str], list[dict[str, Any]]]
