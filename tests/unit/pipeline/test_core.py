@@ -211,3 +211,25 @@ def test_results_merge_into_one(tmp_path: Path) -> None:
 def test_unsettled_needs_tracking_turned_on() -> None:
     with pytest.raises(ValueError, match="track_settled"):
         Result().unsettled([])
+
+
+def test_any_failure_of_the_dead_letter_store_is_a_dead_letter_error(tmp_path: Path) -> None:
+    class Full(LocalDeadLetterStore):
+        def write(self, letters):  # type: ignore[no-untyped-def]
+            raise OSError("No space left on device")
+
+    p = Pipeline(make_config(), MemorySink(), Full(tmp_path / "dl"), retry=NO_WAIT)
+    with pytest.raises(DeadLetterError, match="dead-letter store failed: No space left on device"):
+        p.process([rec(b"{bad", "json", 1)])
+
+
+def test_a_batch_is_written_once_per_process_until_forget_written(tmp_path: Path) -> None:
+    sink = MemorySink()
+    p = pipeline(tmp_path, sink)
+    records = [rec(good_json(1), "json", 1)]
+    p.process(records)
+    again = p.process(records)
+    assert (len(sink.batches), again.ingested, again.already_queued) == (1, 1, 1)
+    p.forget_written()
+    p.process(records)
+    assert len(sink.batches) == 2
