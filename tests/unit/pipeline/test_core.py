@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.deadletters.local import LocalDeadLetterStore
-from shared.errors import DeadLetterError, TerminalError, TransientError
+from shared.errors import DeadLetterError, TransientError
 from shared.pipeline.batching import Batch
 from shared.pipeline.core import Pipeline, Result, RetryPolicy
 from shared.pipeline.sink import MemorySink
@@ -104,10 +104,6 @@ def test_unknown_sink_exception_is_terminal(tmp_path: Path) -> None:
     result = pipeline(tmp_path, Broken()).process([rec(good_json(1), "json", 1)])
     assert result.dead_lettered == 1
     assert "RuntimeError: boom" in letters(tmp_path)[0].reason
-
-
-def test_memory_sink_terminal_error_type() -> None:
-    assert issubclass(TerminalError, Exception)
 
 
 def test_headers_and_keys_survive_dead_lettering(tmp_path: Path) -> None:
