@@ -21,7 +21,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install -q -r requirements-dev.txt -e .
 	touch $(STAMP)
 
-## demo: generate storm events, ingest them into the local DuckDB, show what landed
+## demo: the Kafka tutorial on a local broker (produce, consume into the local DuckDB, dead letters, fix, replay); files without Java
 demo: venv
 	$(VENV)/bin/kafka-adx demo
 

@@ -155,12 +155,11 @@ def _kafka_demo(config: IngestionConfig, path: Path, settings: Settings, root: P
     stats = produce(messages, KafkaSender(dict(client), TOPIC, idempotent=False))
     poison = len(messages) - count - MISROUTED_RECORDS
     click.echo(
-        f"produce: {count:,} records to {TOPIC} as the tutorial's Go producer sends them (6 CSV fields "
-        f"{', '.join(TUTORIAL_COLUMNS)}; one per message, newline included), {poison} poison records, "
-        f"and {MISROUTED_RECORDS} full StormEvents rows with the header Table={HEADER_TABLE}: "
-        f"{stats.delivered:,} delivered"
+        f"produce to {TOPIC}: {stats.delivered:,} messages delivered: {count:,} records as the tutorial's Go "
+        f"producer sends them, {poison} poison records, {MISROUTED_RECORDS} full StormEvents rows with the "
+        f"header Table={HEADER_TABLE}"
     )
-    click.echo(f"  first message: {messages[0].value!r}")
+    click.echo(f"  a tutorial record is one message ({', '.join(TUTORIAL_COLUMNS)}): {messages[0].value!r}")
 
     pipeline = build_pipeline(settings, config, retry=RetryPolicy())
     # max_records stops it once everything sent was read; idle_exit only guards against a hang.
@@ -187,8 +186,8 @@ def _kafka_demo(config: IngestionConfig, path: Path, settings: Settings, root: P
         f"{again} dead-lettered again (poison records: only their producer can fix them)"
     )
     click.echo(
-        f"\nby hand: make kafka; kafka-adx produce -t {TOPIC} -n {count}; kafka-adx consume -t {TOPIC} --idle-exit 3; "
-        f"kafka-adx replay --config {fixed}"
+        f"\nby hand: make kafka (then export KAFKA_BROKERS=127.0.0.1:9092); kafka-adx produce -t {TOPIC} -n {count}; "
+        f"kafka-adx consume -t {TOPIC} --idle-exit 3; kafka-adx replay --config {fixed}"
     )
     click.echo(f"database: {settings.local_db}   dead letters: {settings.local_deadletter_dir}")
 

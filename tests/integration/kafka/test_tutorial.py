@@ -210,7 +210,7 @@ def test_demo_plays_the_tutorial_on_a_broker_of_its_own(tmp_path: Path) -> None:
     assert f"  {misrouted}  decode: has 22 fields, expected 6 (the mapping's source_fields)" in out
     assert (f"{poison + misrouted} dead letters, {misrouted} ingested ({misrouted} into Weather.StormEvents), "
             f"{poison} dead-lettered again") in out  # fmt: skip
-    assert f"first message: {to_tutorial_csv(next(storm_events(1)))!r}" in out
+    assert f"EventType, Source): {to_tutorial_csv(next(storm_events(1)))!r}" in out
 
     # The rows are the tutorial records the demo sent, value for value.
     events = list(storm_events(count))
