@@ -292,7 +292,9 @@ def routed_targets(config: IngestionConfig) -> dict[str, dict[str, dict[str, str
             dest = router.destination(route, target)
             mappings = out.setdefault(dest.database, {}).setdefault(dest.table, {})
             if dest.wire_mapping is not None:
-                mappings[dest.wire_mapping] = config.tables[dest.table].mappings[dest.wire_mapping].kind
+                # An external mapping's kind is unknown here ("": checked by name only).
+                declared = config.declared_mapping(dest.table, dest.wire_mapping)
+                mappings[dest.wire_mapping] = declared.kind if declared is not None else ""
     return out
 
 
@@ -329,8 +331,8 @@ def _check_tables(clients: Any, settings: Settings, config: IngestionConfig, bud
                 have = {(str(r["Name"]), str(r.get("Kind") or "").lower())
                         for r in run(database, f".show table {quote_name(table)} ingestion mappings")}
                 for name, kind in sorted(mappings.items()):
-                    if (name, kind) not in have:
-                        missing.append(f"{kind} mapping {name} of table {database}.{table}")
+                    if not any(n == name and (not kind or k == kind) for n, k in have):
+                        missing.append(f"{kind or 'external'} mapping {name} of table {database}.{table}")
     except Exception as exc:
         what, kind = explain_adx_error(exc, timeout)
         if kind == "forbidden":

@@ -59,6 +59,11 @@ class Previewer:
             except RecordError as exc:
                 yield PreviewItem(record, destination=exc.destination, error=exc)
                 continue
+            if self.config.is_external_mapping(dest.table, dest.wire_mapping):
+                # Only the cluster knows an external mapping: no by-position guess.
+                note = f"ADX applies the external mapping {dest.wire_mapping}; only the cluster knows its shape"
+                yield PreviewItem(record, destination=dest, rows=[{"note": note}])
+                continue
             compiled = self._mapping(dest)
             table = self.config.tables[dest.table]
             rows = [

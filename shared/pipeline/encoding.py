@@ -242,9 +242,11 @@ def encoder_for(config: IngestionConfig, dest: Destination) -> Encoder:
     delimiter = DELIMITERS.get(dest.format)
     if delimiter is None:
         return TextPassthrough(dest.validate)
+    if config.is_external_mapping(dest.table, dest.mapping):
+        # Only the cluster knows an external mapping's ordinals: no field count to check.
+        return DelimitedPassthrough(delimiter, None, "", dest.validate)
     table = config.tables[dest.table]
-    mapping = table.mappings[dest.mapping] if dest.mapping else None
-    fields, why = expected_fields(table, mapping)
+    fields, why = expected_fields(table, config.declared_mapping(dest.table, dest.mapping))
     return DelimitedPassthrough(delimiter, fields, why, dest.validate)
 
 

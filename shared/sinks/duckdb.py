@@ -80,6 +80,11 @@ class DuckDbSink:
         if (database, table_name) in self._created:
             return
         table = self.config.tables[table_name]
+        if not table.columns:
+            raise TerminalError(
+                f"local mode cannot create table {database}.{table_name}: it is external and the ingestion file "
+                f"lists no columns for it; add its columns under tables.{table_name}.columns"
+            )
         self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(database)}")
         columns = ", ".join(f"{_quote(c.name)} {TYPES[c.type].duckdb}" for c in table.columns)
         full = f"{_quote(database)}.{_quote(table_name)}"
@@ -139,6 +144,11 @@ class DuckDbSink:
         key = (table_name, mapping_name, kind)
         compiled = self._mappings.get(key)
         if compiled is None:
+            if self.config.is_external_mapping(table_name, mapping_name):
+                raise TerminalError(
+                    f"local mode cannot apply the external mapping {mapping_name} of {table_name}: only the cluster "
+                    f"knows it; declare it under tables.{table_name}.mappings to ingest locally"
+                )
             table = self.config.tables[table_name]
             mapping = table.mappings[mapping_name] if mapping_name else None
             compiled = self._mappings[key] = CompiledMapping(table, mapping, kind, strict=False)
