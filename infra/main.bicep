@@ -198,6 +198,7 @@ module adx 'modules/adx.bicep' = {
     userPrincipalId: principalId
     // Generated from ingestion.yaml by scripts/gen-infra-kql.sh; a test fails when it is stale.
     databaseScript: loadTextContent('kql/database.kql')
+    mappingsScript: loadTextContent('kql/mappings.kql')
   }
 }
 

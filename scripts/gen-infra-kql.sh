@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate infra/kql/database.kql (the ADX database script) from ingestion.yaml.
+# Regenerate infra/kql/database.kql and mappings.kql (the ADX database scripts) from ingestion.yaml.
 # Pass --check to only verify it is current; other arguments go to scripts/gen_infra_kql.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -42,8 +42,11 @@ param ingestorClientId string
 @description('Object id of the deploying user, granted Viewer and Ingestor (empty: none).')
 param userPrincipalId string = ''
 
-@description('KQL run in the database on every deployment (idempotent commands only).')
+@description('KQL run in the database on every deployment: tables, policies, views (idempotent commands only).')
 param databaseScript string
+
+@description('The ingestion mappings, as .create commands, run after the schema script and going on past a mapping that exists.')
+param mappingsScript string
 
 resource cluster 'Microsoft.Kusto/clusters@2023-08-15' = {
   //checkov:skip=CKV_AZURE_75:Infrastructure (double) encryption can only be chosen when a cluster is created and is left off for the low-cost Dev SKU default; disk encryption is on. Set enableDoubleEncryption for a production cluster.
@@ -92,6 +95,21 @@ resource schema 'Microsoft.Kusto/clusters/databases/scripts@2023-08-15' = {
   }
 }
 
+// A mapping that exists fails its .create: go on, so a rerun creates only the missing ones and
+// never replaces one (the mapping a running Kafka Connect sink uses stays as it is).
+resource mappings 'Microsoft.Kusto/clusters/databases/scripts@2023-08-15' = {
+  parent: database
+  name: 'kafka-adx-mappings'
+  properties: {
+    scriptContent: mappingsScript
+    forceUpdateTag: uniqueString(mappingsScript)
+    continueOnErrors: true
+  }
+  dependsOn: [
+    schema
+  ]
+}
+
 resource ingestor 'Microsoft.Kusto/clusters/databases/principalAssignments@2023-08-15' = {
   parent: database
   name: 'kafka-adx-ingestor'
@@ -102,7 +120,7 @@ resource ingestor 'Microsoft.Kusto/clusters/databases/principalAssignments@2023-
     tenantId: tenant().tenantId
   }
   dependsOn: [
-    schema
+    mappings
   ]
 }
 

@@ -164,11 +164,17 @@ def test_identity_is_database_ingestor_and_script_is_generated() -> None:
     app = [p for p in assignments.values() if p["principalType"] == "App"]
     assert len(app) == 1 and app[0]["role"] == "Ingestor" and app[0]["principalId"] == "ingestorClientId"
     assert all(p["role"] in ("Viewer", "Ingestor") for p in assignments.values()), assignments
-    _, _, script = one_resource("Microsoft.Kusto/clusters/databases/scripts")
-    assert body(script)["properties"]["scriptContent"] == "databaseScript"
+    scripts = {body(r)["properties"]["scriptContent"]: body(r)["properties"]
+               for _, r in resources(parse(path), "Microsoft.Kusto/clusters/databases/scripts")}
+    assert set(scripts) == {"databaseScript", "mappingsScript"}
+    # A failing table command fails the deployment; an existing mapping must not (it is never
+    # replaced: its .create fails and the mappings script goes on).
+    assert scripts["databaseScript"]["continueOnErrors"] is False
+    assert scripts["mappingsScript"]["continueOnErrors"] is True
     adx = parse(MAIN)["modules"]["adx"]
-    call = function_call(body(adx)["params"]["databaseScript"])
-    assert call == ("load_text_content", {"file_path": "kql/database.kql", "encoding": None}), call
+    for param, file in (("databaseScript", "kql/database.kql"), ("mappingsScript", "kql/mappings.kql")):
+        call = function_call(body(adx)["params"][param])
+        assert call == ("load_text_content", {"file_path": file, "encoding": None}), call
 
 
 # --- function app ---------------------------------------------------------------------------------

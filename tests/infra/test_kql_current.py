@@ -1,5 +1,5 @@
-"""infra/kql/database.kql (the ADX database script of the deployment) must be what the ingestion
-file calls for today, and the Bicep defaults must agree with the ingestion file."""
+"""infra/kql/database.kql and mappings.kql (the ADX database scripts of the deployment) must be
+what the ingestion file calls for today, and the Bicep defaults must agree with the ingestion file."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from shared.ops.kql import generate_kql
 from tests.infra.bicep_model import INFRA, MAIN, REPO, parse
 
 SCRIPT = INFRA / "kql" / "database.kql"
+MAPPINGS = INFRA / "kql" / "mappings.kql"
 
 
 def _generator() -> ModuleType:
@@ -24,19 +25,23 @@ def _generator() -> ModuleType:
     return module
 
 
-def test_database_script_is_current() -> None:
-    expected = _generator().expected_script(REPO / "ingestion.yaml")
-    assert SCRIPT.read_text(encoding="utf-8") == expected, (
-        "infra/kql/database.kql is out of date with ingestion.yaml: run scripts/gen-infra-kql.sh"
-    )
+def test_database_scripts_are_current() -> None:
+    for path, expected in _generator().expected_scripts(REPO / "ingestion.yaml").items():
+        assert path.read_text(encoding="utf-8") == expected, (
+            f"{path.relative_to(REPO)} is out of date with ingestion.yaml: run scripts/gen-infra-kql.sh"
+        )
 
 
-def test_database_script_holds_every_command_and_only_commands() -> None:
+def test_the_two_scripts_hold_every_command_once_and_only_commands() -> None:
     kql = generate_kql(load_config(REPO / "ingestion.yaml"))
     commands = [p for p in kql.split("\n\n") if not p.lstrip().startswith("//")]
-    script = SCRIPT.read_text(encoding="utf-8")
-    paragraphs = script.rstrip("\n").split("\n\n")
-    assert [p.strip() for p in paragraphs] == [c.strip() for c in commands]
+    schema = SCRIPT.read_text(encoding="utf-8").rstrip("\n").split("\n\n")
+    mappings = MAPPINGS.read_text(encoding="utf-8").rstrip("\n").split("\n\n")
+    paragraphs = schema + mappings
+    assert sorted(p.strip() for p in paragraphs) == sorted(c.strip() for c in commands)
+    # Mappings only in their own script, and created, never replaced, on a redeploy.
+    assert all(" mapping " in p and p.startswith(".create table") for p in mappings), mappings
+    assert not any(" ingestion " in p and " mapping " in p for p in schema)
     # Verbs an ARM database script accepts (Azure Data Explorer "database script" documentation).
     verbs = (".create", ".create-or-alter", ".create-merge", ".alter", ".alter-merge", ".add")
     for paragraph in paragraphs:
