@@ -30,6 +30,7 @@ from confluent_kafka import Producer
 
 from shared.deadletters.local import LocalDeadLetterStore
 from shared.deadletters.replay import ReplayFilter, iter_selected, marks_for
+from shared.kafka.producer import sample_messages
 from shared.ops.sample import (
     POISON_TUTORIAL,
     TUTORIAL_COLUMNS,
@@ -118,6 +119,16 @@ def test_tutorial_records_are_the_go_producers_bytes() -> None:
     assert value == (f"{tutorial_fields(event)[0]},{tutorial_fields(event)[1]},{event['EventId']},{event['State']},"
                      f"{event['EventType']},{event['Source']}\n").encode()  # fmt: skip
     assert re.fullmatch(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{7},\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{7},\d+,[^,]+,[^,]+,[^,]+\n", value)
+
+
+def test_produce_sends_tutorial_records_bare_and_poison_marked() -> None:
+    messages = list(sample_messages(10, fmt="tutorial", poison_every=5, headers=(("run", b"1"),)))
+    tutorial = [m for m in messages if m.key is None]
+    assert [m.value for m in tutorial] == [to_tutorial_csv(e) for e in storm_events(10)]
+    assert all(m.headers == (("run", b"1"),) for m in tutorial), "only the headers asked for"
+    poison = [m for m in messages if m.key == b"poison"]
+    assert [m.value for m in poison] == [POISON_TUTORIAL[1], POISON_TUTORIAL[2]]
+    assert all(dict(m.headers)["poison"] == b"true" for m in poison)
 
 
 @pytest.mark.skipif(shutil.which("go") is None, reason="no Go toolchain: the Go writer's own bytes are not checked")
