@@ -187,7 +187,9 @@ class DuckDbSink:
         fd, tmp = tempfile.mkstemp(prefix="kafka-adx-", suffix=".csv")
         try:
             with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-                writer = csv.writer(fh, lineterminator="\n")
+                # "\r\n": the csv module quotes only the line-ending characters of its own
+                # terminator, and DuckDB would refuse a field holding a lone "\r" unquoted.
+                writer = csv.writer(fh, lineterminator="\r\n")
                 texts = [TYPES[c.type].duck_text for c in table.columns]
                 # Row by row: memory stays flat whatever the batch size.
                 for row in self.iter_rows(batch):

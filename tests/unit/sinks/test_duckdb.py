@@ -64,3 +64,13 @@ def test_table_gains_new_columns(tmp_path: Path) -> None:
     sink = DuckDbSink(config(), path)
     Pipeline(config(), sink, LocalDeadLetterStore(tmp_path / "dl")).process([rec(b'{"s": "new", "i": 2}', "j", 2)])
     assert sink.query('SELECT "s", "i" FROM "db"."T" ORDER BY "s"') == [("new", 2), ("old", None)]
+
+
+def test_a_value_holding_a_lone_carriage_return_lands(tmp_path: Path) -> None:
+    """ADX ingests it; DuckDB failed the whole batch (so every record was dead-lettered) because
+    the local CSV left a lone "\\r" unquoted."""
+    sink = DuckDbSink(config(), tmp_path / "x.duckdb")
+    pipeline = Pipeline(config(), sink, LocalDeadLetterStore(tmp_path / "dl"))
+    result = pipeline.process([rec(b'{"s": "a\\rb", "i": 1}', "j", 1), rec(b'{"s": "c\\r\\nd", "i": 2}', "j", 2)])
+    assert (result.ingested, result.dead_lettered) == (2, 0)
+    assert sink.query('SELECT "s" FROM "db"."T" ORDER BY "i"') == [("a\rb",), ("c\r\nd",)]
