@@ -30,7 +30,7 @@ from shared.errors import ConfigError
               help="Engine URI of the cluster to read tables and mappings from (default: kusto.query.url, "
                    "else the file's ingestion URL without 'ingest-', else ADX_ENGINE_URI / ADX_INGEST_URI).")
 @click.option("--no-cluster", is_flag=True,
-              help="Do not read the cluster: tables and mappings are written as placeholders.")
+              help="Do not read the cluster: tables and mappings are written as external references.")
 @click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(min=1),
               help="Seconds each management command may take.")
 def import_connect(file: str, out_dir: str, force: bool, database: str | None, engine_uri: str | None,
@@ -65,7 +65,7 @@ def import_connect(file: str, out_dir: str, force: bool, database: str | None, e
             what, kind = explain_adx_error(exc, timeout)
             remedy = {"forbidden": "Grant the identity the Viewer role on the database.",
                       "auth": "Check ADX_AUTH: the credential could not get a token."}.get(
-                kind, "Check the URI, or pass --no-cluster to write placeholders.")  # fmt: skip
+                kind, "Check the URI, or pass --no-cluster to write external references.")  # fmt: skip
             fail(f"kafka-adx import-connect: {host_of(engine or '')}: cannot read the cluster's tables: {what}. {remedy}")
         finally:
             close()

@@ -393,7 +393,7 @@ def _int(connect: ConnectConfig, prop: str, default: int) -> int:
 def translate(connect: ConnectConfig, *, database: str | None = None, run: Any = None) -> Translation:
     """Translate a connector configuration. ``database`` fills routes whose ``db`` is missing or
     a placeholder; ``run`` (a :data:`shared.ops.doctor.Runner` on the cluster's engine) reads
-    the tables and mappings, without it they are declared as placeholders. ConfigError names
+    the tables and mappings, without it they are external references. ConfigError names
     the file and the field of anything that cannot be translated at all."""
     from shared.ops.connect_schema import declare_tables
 

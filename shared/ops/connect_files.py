@@ -35,7 +35,7 @@ def consume_command(out: Translation) -> str:
 def _comment_block(lines: list[str]) -> list[str]:
     block: list[str] = []
     for line in lines:
-        wrapped = textwrap.wrap(line, width=100, subsequent_indent="    ") or [""]
+        wrapped = textwrap.wrap(line, width=100, subsequent_indent="    ", break_on_hyphens=False, break_long_words=False) or [""]
         block += [f"# {part}".rstrip() for part in wrapped]
     return block
 
@@ -48,7 +48,7 @@ def _notes(out: Translation) -> list[str]:
 
 def render_ingestion(out: Translation) -> str:
     """The ingestion file (YAML) with the notes as comments."""
-    where = "read from the cluster" if out.cluster_read else "placeholders: no cluster was read"
+    where = "read from the cluster" if out.cluster_read else "external references (no cluster was read)"
     header = [
         f"kafka-adx ingestion file, written by `kafka-adx import-connect {out.connect.source}`.",
         f"Tables and mappings: {where}. Check it with `kafka-adx validate` and `kafka-adx doctor`.",

@@ -1,5 +1,6 @@
 """The tables of an imported ingestion file (``kafka-adx import-connect``): read from the
-cluster the connector wrote to, or declared as placeholders when no cluster can be read.
+cluster the connector wrote to, or references to what stays in the cluster (``external: true``
+tables, routes with ``mapping_ref: external``) when no cluster can be read.
 
 The cluster is read with :mod:`shared.ops.doctor`'s readers (``.show tables``, ``.show table T
 cslschema``, ``.show table T ingestion mappings``), so columns and types come out as the
@@ -18,9 +19,6 @@ from shared.ops.doctor import MappingSpec, Runner, TableSchema, read_cluster
 
 if TYPE_CHECKING:
     from shared.ops.connect import Translation
-
-PLACEHOLDER_COLUMN = "PlaceholderColumn"
-"""The one column of a table that could not be read from the cluster."""
 
 _TRANSFORMS = frozenset(get_args(Transform))
 
@@ -44,27 +42,25 @@ def mapping_from_spec(spec: MappingSpec) -> tuple[dict[str, Any] | None, str | N
     return {"kind": spec.kind, "columns": columns}, None
 
 
-def _placeholder_table(fmt: str, mapping: str | None) -> dict[str, Any]:
-    # One column, so the file validates; the mapping (when the route names one) reads it. The
-    # route sends records unchanged and ADX applies the cluster's real mapping of that name.
-    table: dict[str, Any] = {"columns": [{"name": PLACEHOLDER_COLUMN, "type": "string"}]}
-    if mapping is not None:
-        source = {"Ordinal": "0"} if fmt not in ("json", "multijson") else {"Path": f"$.{PLACEHOLDER_COLUMN}"}
-        kind = "json" if fmt in ("json", "multijson") else "csv"
-        table["mappings"] = {mapping: {"kind": kind, "columns": [{"column": PLACEHOLDER_COLUMN, "Properties": source}]}}
-    return table
+def _external(route: dict[str, Any]) -> None:
+    # ADX applies the cluster's mapping by name, as it did for the sink; kafka-adx neither
+    # creates nor alters it.
+    if route.get("mapping"):
+        route["mapping_ref"] = "external"
+        route["apply_mapping"] = "server"
 
 
 def declare_tables(out: Translation, run: Runner | None) -> None:
     """Fill ``out.ingestion["tables"]`` for the routes: from the cluster through ``run`` when
-    given, else placeholders (and their routes are made to leave mapping to ADX unchecked)."""
+    given (columns, and the mappings the routes name in the ingestion file's syntax), else as
+    references to what stays in the cluster (``external: true`` tables, ``mapping_ref:
+    external`` routes)."""
     data = out.ingestion
     default_db = str(data["database"])
     wanted: dict[str, list[dict[str, Any]]] = {}
     for route in data["routes"]:
         wanted.setdefault(str(route.get("database", default_db)), []).append(route)
     tables: dict[str, dict[str, Any]] = data["tables"]
-    placeholders: set[str] = set()
     cluster: dict[str, dict[str, TableSchema] | None] = {}
     if run is not None:
         out.cluster_read = True
@@ -73,25 +69,23 @@ def declare_tables(out: Translation, run: Runner | None) -> None:
     for database, routes in wanted.items():
         found = cluster.get(database)
         if run is not None and found is None:
-            out.note(f"database {database}", "does not exist in the cluster (or is not visible): its tables are placeholders")
+            out.note(f"database {database}", "does not exist in the cluster (or is not visible): its tables are "
+                                             "written as external references")  # fmt: skip
         for route in routes:
             name = str(route["table"])
             schema = found.get(name) if found is not None else None
-            if schema is None:
-                if run is not None and found is not None:
-                    out.note(f"table {database}.{name}", "not in the cluster: declared as a placeholder")
-                if name not in tables:
-                    tables[name] = _placeholder_table(str(route["format"]), route.get("mapping"))
-                    placeholders.add(name)
-                elif route.get("mapping") and name in placeholders:
-                    tables[name].setdefault("mappings", {}).update(
-                        _placeholder_table(str(route["format"]), route["mapping"])["mappings"])
-                continue
             table = tables.get(name)
+            if schema is None or (table is not None and table.get("external")):
+                if run is not None and found is not None and schema is None:
+                    out.note(f"table {database}.{name}", "not in the cluster: written as an external reference")
+                # A table of the same name read from another database keeps its declaration.
+                if table is None:
+                    tables[name] = {"external": True}
+                if tables[name].get("external") or route.get("mapping") not in tables[name].get("mappings", {}):
+                    _external(route)
+                continue
             if table is None:
                 table = tables[name] = {"columns": [{"name": c, "type": t} for c, t in schema.columns]}
-            elif name in placeholders:
-                continue
             mapping = route.get("mapping")
             if mapping is None or mapping in table.get("mappings", {}):
                 continue
@@ -104,16 +98,12 @@ def declare_tables(out: Translation, run: Runner | None) -> None:
                 continue
             converted, why = mapping_from_spec(spec)
             if converted is None:
-                out.note(f"mapping {database}.{name}.{mapping}", f"not translated: {why}; the route names no mapping")
-                del route["mapping"]
-                route.pop("apply_mapping", None)
+                out.note(f"mapping {database}.{name}.{mapping}", f"{why}: kept in the cluster (mapping_ref: external)")
+                _external(route)
                 continue
             table.setdefault("mappings", {})[mapping] = converted
-    for route in data["routes"]:
-        if route["table"] in placeholders:
-            # The placeholder cannot check records: let ADX apply its own mapping, unchecked.
-            route["validate"] = False
-    for name in sorted(placeholders):
-        out.note(f"tables.{name}", "a placeholder (one column " + PLACEHOLDER_COLUMN + "): its columns and mappings "
-                 "stay in the cluster. Do not run kafka-adx kql on this file; run import-connect again with the "
-                 "cluster's engine URI (--engine-uri or kusto.query.url) to fill them in")
+    external = sorted(name for name, table in tables.items() if table.get("external"))
+    for name in external:
+        out.note(f"tables.{name}", "external (it stays in the cluster, with its mappings): kafka-adx kql leaves it "
+                 "alone, preview cannot show its rows; run import-connect with the cluster's engine URI "
+                 "(--engine-uri or kusto.query.url) to declare its columns and mappings in the file")

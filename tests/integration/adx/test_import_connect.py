@@ -57,7 +57,7 @@ def test_the_tutorials_config_with_its_storms_table_previews_a_record_as_a_storm
     proc = cli(tmp_path, "import-connect", "adx-sink-config.json", "--database", "Weather", "--out", "out",
                ADX_ENGINE_URI=standin.url)
     assert proc.returncode == 1, proc.stdout + proc.stderr  # written; placeholders and the appkey are noted
-    assert "tables.Storms" not in proc.stderr  # read from the cluster, not a placeholder
+    assert "tables.Storms" not in proc.stderr  # read from the cluster, not an external reference
     details = {s.detail for s in standin.seen}
     assert {".show tables", ".show table ['Storms'] cslschema", ".show table ['Storms'] ingestion mappings"} <= details
 
@@ -91,7 +91,7 @@ def test_several_topics_read_from_the_cluster_the_file_names(standin: AdxStandIn
         }),
         "Metrics": StandInTable([("name", "string"), ("value", "real")]),
     }  # fmt: skip
-    # Sales does not exist in the cluster: Orders stays a placeholder.
+    # Sales does not exist in the cluster: Orders is written as an external reference.
     data = json.loads(json.dumps(SEVERAL))
     data["config"]["kusto.query.url"] = standin.url
     (tmp_path / "telemetry.json").write_text(json.dumps(data))
@@ -105,7 +105,8 @@ def test_several_topics_read_from_the_cluster_the_file_names(standin: AdxStandIn
     assert [c.name for c in config.tables["Metrics"].columns] == ["name", "value"]
     routes = {r.topic: r for r in config.routes}
     assert routes["clicks"].ingestion == "streaming" and routes["clicks"].validate_records is True
-    assert routes["metrics"].mapping is None and routes["orders"].validate_records is False
+    assert routes["metrics"].mapping is None
+    assert config.tables["Orders"].external and routes["orders"].mapping_ref == "external"
     env = (tmp_path / "out" / "kafka-adx.env").read_text()
     assert f"ADX_ENGINE_URI={standin.url}\n" in env
     _assert_no_secret(proc, tmp_path / "out", APP_KEY, JAAS_PASSWORD)
@@ -130,3 +131,18 @@ def test_a_cluster_that_refuses_the_identity_exits_2(standin: AdxStandIn, tmp_pa
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "cannot read the cluster's tables: ADX refused the identity (HTTP 403" in proc.stderr
     assert "Viewer role" in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_mapping_the_file_cannot_express_stays_in_the_cluster(standin: AdxStandIn, tmp_path: Path) -> None:
+    transform = json.dumps([{"column": "StartTime", "Properties": {"Ordinal": "0", "Transform": "DateTimeFromTicks"}}])
+    standin.databases["Weather"] = {"Storms": StandInTable(list(STORMS_COLUMNS),
+                                                           {"Storms_CSV_Mapping": ("Csv", transform)})}
+    (tmp_path / "adx-sink-config.json").write_text(TUTORIAL)
+    proc = cli(tmp_path, "import-connect", "adx-sink-config.json", "--database", "Weather", "--out", "out",
+               "--engine-uri", standin.url)
+    assert proc.returncode == 1
+    assert "mapping Weather.Storms.Storms_CSV_Mapping: column StartTime: transform DateTimeFromTicks" in proc.stderr
+    config = load_config(tmp_path / "out" / "ingestion.yaml")
+    route = config.routes[0]
+    assert (route.mapping, route.mapping_ref, route.apply_mapping) == ("Storms_CSV_Mapping", "external", "server")
+    assert [c.name for c in config.tables["Storms"].columns] == [c for c, _ in STORMS_COLUMNS]

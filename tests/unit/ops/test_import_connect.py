@@ -18,7 +18,7 @@ from shared.config import load_config, parse_config
 from shared.errors import ConfigError
 from shared.ops.connect import SINK_PROPERTIES, load_connect, parse_properties, translate
 from shared.ops.connect_files import OUTPUT_FILES, render_env, render_ingestion, render_local_settings
-from shared.ops.connect_schema import PLACEHOLDER_COLUMN, mapping_from_spec
+from shared.ops.connect_schema import mapping_from_spec
 from shared.ops.doctor import spec_from_entries
 
 REPO = Path(__file__).resolve().parents[3]
@@ -125,9 +125,9 @@ def test_the_tutorials_config_becomes_a_valid_ingestion_file_and_settings(tmp_pa
     assert (route.topic, route.table, route.format, route.mapping, route.apply_mapping) == \
         ("storm-events", "Storms", "csv", "Storms_CSV_Mapping", "server")
     assert config.database == "Weather"
-    # No cluster: a placeholder table whose records go to ADX unchecked, for its own mapping.
-    assert [c.name for c in config.tables["Storms"].columns] == [PLACEHOLDER_COLUMN]
-    assert route.validate_records is False
+    # No cluster: references to the table and the mapping that stay in the cluster.
+    assert config.tables["Storms"].external and route.mapping_ref == "external"
+    assert out.ingestion["tables"] == {"Storms": {"external": True}}
     assert out.settings["KAFKA_CONSUMER_GROUP"] == "connect-storm"
     assert out.settings["KAFKA_TOPIC"] == "storm-events"
     assert out.settings["ADX_AUTH"] == "default"
@@ -156,11 +156,12 @@ def test_several_topics_streaming_and_dead_letter_queues(tmp_path: Path) -> None
     assert data["database"] == "Web"  # the database most routes name
     assert data["routes"] == [
         {"topic": "orders", "database": "Sales", "table": "Orders", "format": "csv", "mapping": "OrdersCsv",
-         "apply_mapping": "server", "validate": False},
+         "apply_mapping": "server", "mapping_ref": "external"},
         {"topic": "clicks", "table": "Clicks", "format": "multijson", "mapping": "ClicksJson",
-         "apply_mapping": "server", "ingestion": "streaming", "validate": False},
-        {"topic": "metrics", "table": "Metrics", "format": "multijson", "ingestion": "streaming", "validate": False},
+         "apply_mapping": "server", "ingestion": "streaming", "mapping_ref": "external"},
+        {"topic": "metrics", "table": "Metrics", "format": "multijson", "ingestion": "streaming"},
     ]  # fmt: skip
+    assert data["tables"] == {name: {"external": True} for name in ("Orders", "Clicks", "Metrics")}
     parse_config(data, "imported")
     notes = {n.property: n.reason for n in out.notes}
     assert "format 'avro' has no kafka-adx equivalent" in notes["kusto.tables.topics.mapping[3]"]
