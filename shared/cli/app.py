@@ -2,7 +2,8 @@
 the exit codes, and the registration of the commands, each of which lives in the module named
 for it: validate, preview, ingest (:mod:`shared.cli.files`), kql (:mod:`shared.cli.kql`), demo
 (:mod:`shared.cli.demo`), replay, status (:mod:`shared.cli.adx`), consume, produce
-(:mod:`shared.cli.kafka`), doctor (:mod:`shared.cli.doctor`).
+(:mod:`shared.cli.kafka`), doctor (:mod:`shared.cli.doctor`), import-connect
+(:mod:`shared.cli.connect`).
 
 Every command's ``--help`` ends with its exit codes, from the one table in
 :data:`shared.cli.common.EXIT_CODES`. Nothing the CLI prints carries a credential: log records go
