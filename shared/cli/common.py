@@ -10,9 +10,9 @@ import signal
 import sys
 import textwrap
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import FrameType, TracebackType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -258,3 +258,38 @@ def print_summary(result: Result, raw_bytes: int, label: str = "", *, blank_line
     if result.reasons:
         reasons = ", ".join(f"{stage}: {count}" for stage, count in sorted(result.reasons.items()))
         click.echo(f"  dead letters by stage: {reasons}")
+
+
+_Read = TypeVar("_Read")
+Runner = Callable[[str, str], list[dict[str, Any]]]
+"""Runs one management command ``(database, command)`` on the engine and returns its rows."""
+
+
+def read_cluster(command: str, settings: Settings, timeout: float, read: Callable[[Runner], _Read]) -> tuple[_Read, str]:
+    """``read(run)`` with ``run`` sending management commands to the configured engine; returns
+    the result and where it was read (the setting and host, for messages). ADX not configured,
+    or the cluster not readable, is one error naming the setting and the remedy (exit 2)."""
+    from shared.ops.preflight import explain_adx_error, host_of
+    from shared.sinks.adx import AdxClients
+
+    if settings.local_mode or not settings.engine_uri:
+        fail(f"{command}: reading the cluster needs ADX: set ADX_ENGINE_URI, or ADX_INGEST_URI (the engine URI is "
+             "then derived from it)")
+    setting = "ADX_ENGINE_URI" if settings.adx_engine_uri else "ADX_ENGINE_URI (derived from ADX_INGEST_URI)"
+    where = f"{setting} ({host_of(settings.engine_uri)})"
+    clients = AdxClients(settings)
+
+    def run(database: str, text: str) -> list[dict[str, Any]]:
+        return clients.management(text, database=database, timeout=timeout)
+
+    try:
+        return read(run), where
+    except Exception as exc:
+        what, kind = explain_adx_error(exc, timeout)
+        remedy = {
+            "forbidden": "Grant the identity the Viewer role on the database (reading the schema needs it).",
+            "auth": f"Check ADX_AUTH={settings.adx_auth}: the credential could not get a token.",
+        }.get(kind, "Check the URI and that the cluster is running and reachable from here.")
+        fail(f"{command}: {where}: cannot read the cluster's schema: {what}. {remedy}")
+    finally:
+        clients.close()

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
-from shared.cli.common import EXIT_PARTIAL, config_option, echo, exit_codes_help, fail
+from shared.cli.common import EXIT_PARTIAL, config_option, echo, exit_codes_help, fail, read_cluster
 from shared.errors import ConfigError
 
 
@@ -31,36 +29,14 @@ def doctor(config_path: str | None, timeout: float) -> None:
     """
     from shared.config import load_config
     from shared.ops.doctor import drift, expected_schema
-    from shared.ops.preflight import explain_adx_error, host_of
     from shared.settings import Settings
-    from shared.sinks.adx import AdxClients
 
     try:
         settings = Settings.from_env()
         config = load_config(config_path or settings.ingestion_config)
     except ConfigError as exc:
         fail(f"kafka-adx doctor: {exc}")
-    if settings.local_mode or not settings.engine_uri:
-        fail("kafka-adx doctor: ADX is not configured: set ADX_INGEST_URI (and ADX_ENGINE_URI when the engine URI is not the "
-              "ingest URI without 'ingest-')")
-    setting = "ADX_ENGINE_URI" if settings.adx_engine_uri else "ADX_ENGINE_URI (derived from ADX_INGEST_URI)"
-    where = f"{setting} ({host_of(settings.engine_uri)})"
-    clients = AdxClients(settings)
-
-    def run(database: str, command: str) -> list[dict[str, Any]]:
-        return clients.management(command, database=database, timeout=timeout)
-
-    try:
-        findings = drift(config, run)
-    except Exception as exc:
-        what, kind = explain_adx_error(exc, timeout)
-        remedy = {
-            "forbidden": "Grant the identity the Viewer role on the database (reading the schema needs it).",
-            "auth": f"Check ADX_AUTH={settings.adx_auth}: the credential could not get a token.",
-        }.get(kind, "Check the URI and that the cluster is running and reachable from here.")
-        fail(f"kafka-adx doctor: {where}: cannot read the cluster's schema: {what}. {remedy}")
-    finally:
-        clients.close()
+    findings, where = read_cluster("kafka-adx doctor", settings, timeout, lambda run: drift(config, run))
     for finding in findings:
         echo(finding.line())
     tables = sum(len(t) for t in expected_schema(config).values())

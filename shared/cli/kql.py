@@ -8,7 +8,15 @@ from typing import Any
 
 import click
 
-from shared.cli.common import EXIT_PARTIAL, config_option, config_or_exit, echo, exit_codes_help, fail
+from shared.cli.common import (
+    EXIT_PARTIAL,
+    config_option,
+    config_or_exit,
+    echo,
+    exit_codes_help,
+    fail,
+    read_cluster,
+)
 
 
 @click.command(epilog=exit_codes_help({
@@ -53,32 +61,10 @@ def kql(config_path: str | None, no_comments: bool, diff: bool, alter_mappings: 
 
 def _diff(config: Any, *, comments: bool, alter_mappings: bool, timeout: float) -> None:
     from shared.ops.kql import plan_kql
-    from shared.ops.preflight import explain_adx_error, host_of
     from shared.settings import Settings
-    from shared.sinks.adx import AdxClients
 
-    settings = Settings.from_env()
-    if settings.local_mode or not settings.engine_uri:
-        fail("kafka-adx kql --diff: reading the cluster needs ADX: set ADX_ENGINE_URI, or ADX_INGEST_URI (the engine "
-             "URI is then derived from it)")
-    setting = "ADX_ENGINE_URI" if settings.adx_engine_uri else "ADX_ENGINE_URI (derived from ADX_INGEST_URI)"
-    where = f"{setting} ({host_of(settings.engine_uri)})"
-    clients = AdxClients(settings)
-
-    def run(database: str, command: str) -> list[dict[str, Any]]:
-        return clients.management(command, database=database, timeout=timeout)
-
-    try:
-        plan = plan_kql(config, run, alter_mappings=alter_mappings)
-    except Exception as exc:
-        what, kind = explain_adx_error(exc, timeout)
-        remedy = {
-            "forbidden": "Grant the identity the Viewer role on the database (reading the schema needs it).",
-            "auth": f"Check ADX_AUTH={settings.adx_auth}: the credential could not get a token.",
-        }.get(kind, "Check the URI and that the cluster is running and reachable from here.")
-        fail(f"kafka-adx kql --diff: {where}: cannot read the cluster's schema: {what}. {remedy}")
-    finally:
-        clients.close()
+    plan, _ = read_cluster("kafka-adx kql --diff", Settings.from_env(), timeout,
+                           lambda run: plan_kql(config, run, alter_mappings=alter_mappings))
     click.echo(plan.render(comments=comments), nl=False)
     for line in plan.refused:
         echo(f"kafka-adx kql --diff: left out, differs in the cluster: {line} (--alter-mappings replaces it)", err=True)
