@@ -55,6 +55,8 @@ from shared.pipeline.core import Pipeline  # noqa: E402
 from shared.pipeline.records import Record  # noqa: E402
 from shared.pipeline.sink import MemorySink  # noqa: E402
 
+from bench.kafka_e2e import KafkaMeasured, measure_kafka, report_lines  # noqa: E402
+
 CONFIG = Path(__file__).resolve().parent / "ingestion.yaml"
 METADATA_TOPIC = "bench-json-client"
 FUNCTION_BATCH = 100
@@ -465,7 +467,8 @@ def mb(count: float) -> str:
 
 
 def report(workload: Workload, cpu: int | None, repeat: int, level: int, cases: list[Measured],
-           entries: list[EntryMeasured], memory: MemoryMeasured | None) -> str:
+           entries: list[EntryMeasured], memory: MemoryMeasured | None,
+           kafka: list[KafkaMeasured] | str | None = None) -> str:
     """The one table the bench prints."""
     lines = [
         f"kafka-adx bench: {len(workload.json):,} storm events (JSON {Workload.mean_size(workload.json):.0f} B, "
@@ -499,6 +502,8 @@ def report(workload: Workload, cpu: int | None, repeat: int, level: int, cases: 
             f"{mb(memory.peak_rss_bytes):>10} MB peak RSS  < {MEMORY_TARGET_MB} MB {ok} "
             f"({memory.records:,} records in {memory.seconds:,.1f} s)"
         )
+    if kafka is not None:
+        lines += report_lines(kafka)
     return "\n".join(lines)
 
 
@@ -531,6 +536,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, help="runs per measurement, best kept (default 5; 1 with --quick)")
     parser.add_argument("--memory-mb", type=float, help="size of the ingest file in MB (default 1000; 10 with --quick)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory run")
+    parser.add_argument("--no-kafka", action="store_true", help="skip the end-to-end Kafka consumer rows")
+    parser.add_argument("--kafka-records", type=int,
+                        help="records per Kafka end-to-end case (default 1,000,000; 5,000 with --quick)")
+    parser.add_argument("--only-kafka", action="store_true", help="run only the end-to-end Kafka consumer rows")
     parser.add_argument("--profile", metavar="CASE", help="print a pyinstrument profile of one case (a, b, c, a0, b0)")
     return parser.parse_args(argv)
 
@@ -542,6 +551,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     memory_bytes = int((args.memory_mb or (10 if args.quick else 1000)) * 1e6)
     invocations = max(1, min(count // FUNCTION_BATCH, 20 if args.quick else 500))
 
+    kafka_count = args.kafka_records or (5_000 if args.quick else 1_000_000)
+
     cpu = pin_to_one_cpu()
     config = load_config(CONFIG)
     workload = Workload.generate(count)
@@ -550,13 +561,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.profile:
             profile_case(args.profile, workload, config, workdir)
             return 0
+        kafka: list[KafkaMeasured] | str | None = None
+        if not args.no_kafka:
+            events = workload if kafka_count == count else Workload.generate(kafka_count)
+            kafka = measure_kafka(events.csv, events.json, config, workdir, new_pipeline, cpu,
+                                  repeat=1 if args.quick else 2)
+            del events
+        if args.only_kafka:
+            print("\n".join(report_lines(kafka or "skipped (--no-kafka)")))
+            return 0
         measured = []
         for case in CASES:
             values = workload.json if case.source == "json" else workload.csv
             measured.append(measure_case(case, values, config, workdir, repeat))
         entries = measure_function_entry(workload.json, config, workdir, invocations, repeat)
         memory = None if args.no_memory else measure_memory(workload.json[:10_000], memory_bytes, workdir)
-    print(report(workload, cpu, repeat, config.limits.gzip_level, measured, entries, memory))
+    print(report(workload, cpu, repeat, config.limits.gzip_level, measured, entries, memory, kafka))
     return 0
 
 
