@@ -15,6 +15,7 @@ Every run reads its topic from the start with a fresh consumer group.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import time
@@ -153,10 +154,8 @@ def measure_kafka(csv_values: list[bytes], json_values: list[bytes], config: Ing
             others = set(range(os.cpu_count() or 1)) - {bench_cpu}
             if others:
                 for pid in _process_tree(broker.pid):
-                    try:
+                    with contextlib.suppress(OSError):
                         os.sched_setaffinity(pid, others)
-                    except OSError:
-                        pass
         bootstrap = broker.bootstrap
         level = config.limits.gzip_level
         sources = {"csv": csv_values, "json": json_values}

@@ -47,6 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # `python bench/run.py` from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
+from bench.kafka_e2e import KafkaMeasured, measure_kafka, report_lines  # noqa: E402
 from shared.config import IngestionConfig, load_config  # noqa: E402
 from shared.deadletters.local import LocalDeadLetterStore  # noqa: E402
 from shared.mapping.types import format_datetime  # noqa: E402
@@ -54,8 +55,6 @@ from shared.ops.sample import COLUMNS, storm_events, to_csv, to_json  # noqa: E4
 from shared.pipeline.core import Pipeline  # noqa: E402
 from shared.pipeline.records import Record  # noqa: E402
 from shared.pipeline.sink import MemorySink  # noqa: E402
-
-from bench.kafka_e2e import KafkaMeasured, measure_kafka, report_lines  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parent / "ingestion.yaml"
 METADATA_TOPIC = "bench-json-client"
