@@ -12,8 +12,24 @@ param environmentName string
 @description('Azure region of every resource (must offer Flex Consumption).')
 param location string
 
-@description('Object id of the deploying user (azd sets AZURE_PRINCIPAL_ID): ADX Viewer/Ingestor, Event Hubs Data Sender, dead-letter access. Empty: none.')
+@description('Object id of the deploying principal (azd sets AZURE_PRINCIPAL_ID): Event Hubs Data Sender, dead-letter access and (a user) ADX Viewer/Ingestor on a new cluster. Empty: none.')
 param principalId string = ''
+
+@description('Kind of principalId (azd sets AZURE_PRINCIPAL_TYPE): User, or ServicePrincipal when azd signs in as one (CI).')
+@allowed([
+  'User'
+  'ServicePrincipal'
+])
+param principalType string = 'User'
+
+@description('The deploying principal as ADX knows it, for Viewer/Ingestor on a new cluster\'s database: a user\'s e-mail (UPN) or a service principal\'s application (client) id. Empty: a user\'s principalId (object id); a service principal gets no ADX role.')
+param adxPrincipalId string = ''
+
+@description('Resource id of an EXISTING ADX database to ingest into (/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Kusto/clusters/<cluster>/databases/<database>, any resource group or subscription). Then no cluster is created: the identity gets Ingestor on that database and only the ingestion file\'s KQL runs there. Empty: a new cluster (the default).')
+param adxDatabaseResourceId string = ''
+
+@description('Resource id of an EXISTING event hub for the function to read (/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.EventHub/namespaces/<namespace>/eventhubs/<hub>). Then no namespace is created: the identity gets Data Receiver on that hub and triggerConsumerGroup is created on it. Empty: a new namespace with eventHubs (the default).')
+param eventHubResourceId string = ''
 
 @description('Event hubs to create. Kafka producers use the event hub name as the topic.')
 param eventHubs array = [
@@ -70,21 +86,34 @@ param kafkaTopic string = ''
 @description('Consumer group of the Kafka trigger.')
 param kafkaConsumerGroup string = 'kafka-adx'
 
-@description('Kafka security protocol: sasl_ssl, ssl, sasl_plaintext or plaintext.')
+@description('Kafka security protocol (KAFKA_PROTOCOL): sasl_ssl or sasl_plaintext with a SASL mechanism, ssl or plaintext without.')
+@allowed([
+  'sasl_ssl'
+  'ssl'
+  'sasl_plaintext'
+  'plaintext'
+])
 param kafkaProtocol string = 'sasl_ssl'
 
-@description('Kafka SASL mechanism: plain, scram-sha-256, scram-sha-512 or gssapi.')
+@description('Kafka SASL mechanism (KAFKA_SASL_MECHANISM): plain, scram-sha-256, scram-sha-512, gssapi, or none for no SASL (no credentials, no Key Vault).')
+@allowed([
+  'none'
+  'plain'
+  'scram-sha-256'
+  'scram-sha-512'
+  'gssapi'
+])
 param kafkaSaslMechanism string = 'plain'
 
 @description('How the Kafka trigger hands values over: binary or string (JSON envelope).')
 param kafkaDataType string = 'binary'
 
 @secure()
-@description('Kafka SASL username, stored in Key Vault.')
+@description('Kafka SASL username, stored in Key Vault (required with a SASL mechanism other than gssapi; the preprovision hook checks it).')
 param kafkaUsername string = ''
 
 @secure()
-@description('Kafka SASL password, stored in Key Vault.')
+@description('Kafka SASL password, stored in Key Vault (required with a SASL mechanism other than gssapi; the preprovision hook checks it).')
 param kafkaPassword string = ''
 
 @description('Retries of a failed batch before it is dead-lettered (-1: forever).')
@@ -106,6 +135,33 @@ var tags = {
   application: 'kafka-adx'
 }
 var enableKafkaTrigger = !empty(kafkaBrokers)
+// Comparisons sit in variables: pycep misparses `a == b ? x : y`.
+var kafkaNoSasl = kafkaSaslMechanism == 'none'
+var kafkaGssapi = kafkaSaslMechanism == 'gssapi'
+// Credentials (and the Key Vault holding them) only with SASL that takes a user name and password.
+var kafkaUsesCredentials = enableKafkaTrigger && !kafkaNoSasl && !kafkaGssapi
+var deployerIsUser = principalType == 'User'
+// ADX names a service principal by its application id and calls it App.
+var adxDeployerType = deployerIsUser ? 'User' : 'App'
+var adxDeployerFallback = deployerIsUser ? principalId : ''
+var adxDeployerId = empty(adxPrincipalId) ? adxDeployerFallback : adxPrincipalId
+// An existing ADX database: .../providers/Microsoft.Kusto/clusters/<cluster>/databases/<database>
+// split on '/': [2] subscription, [4] resource group, [8] cluster, [10] database.
+var useExistingAdx = !empty(adxDatabaseResourceId)
+var adxIdParts = split(adxDatabaseResourceId, '/')
+var adxSubscriptionId = useExistingAdx ? adxIdParts[2] : subscription().subscriptionId
+var adxResourceGroupName = useExistingAdx ? adxIdParts[4] : resourceGroupName
+var adxClusterName = useExistingAdx ? adxIdParts[8] : '${abbrs.kustoClusters}${resourceToken}'
+var adxDatabase = useExistingAdx ? adxIdParts[10] : adxDatabaseName
+// An existing event hub: .../providers/Microsoft.EventHub/namespaces/<namespace>/eventhubs/<hub>.
+var useExistingEventHub = !empty(eventHubResourceId)
+var eventHubIdParts = split(eventHubResourceId, '/')
+var existingEventHubSubscriptionId = useExistingEventHub ? eventHubIdParts[2] : subscription().subscriptionId
+var existingEventHubResourceGroupName = useExistingEventHub ? eventHubIdParts[4] : resourceGroupName
+var existingEventHubNamespace = useExistingEventHub ? eventHubIdParts[8] : ''
+var existingEventHubName = useExistingEventHub ? eventHubIdParts[10] : ''
+var triggerEventHubs = useExistingEventHub ? existingEventHubName : triggerEventHubNames
+var resourceGroupName = '${abbrs.resourcesResourceGroups}${environmentName}'
 var deploymentContainerName = 'deployment-packages'
 var deadLetterContainerName = 'deadletter'
 var storageName = '${abbrs.storageStorageAccounts}${resourceToken}'
@@ -113,7 +169,7 @@ var eventHubsName = '${abbrs.eventHubNamespaces}${resourceToken}'
 var keyVaultName = '${abbrs.keyVaultVaults}${resourceToken}'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
-  name: '${abbrs.resourcesResourceGroups}${environmentName}'
+  name: resourceGroupName
   location: location
   tags: tags
 }
@@ -160,13 +216,14 @@ module storage 'modules/storage.bicep' = {
     tags: tags
     appPrincipalId: identity.outputs.principalId
     userPrincipalId: principalId
+    userPrincipalType: principalType
     deploymentContainerName: deploymentContainerName
     deadLetterContainerName: deadLetterContainerName
     enablePrivateNetworking: enablePrivateNetworking
   }
 }
 
-module eventHubsNamespace 'modules/eventhubs.bicep' = {
+module eventHubsNamespace 'modules/eventhubs.bicep' = if (!useExistingEventHub) {
   name: 'eventhubs'
   scope: rg
   params: {
@@ -178,31 +235,62 @@ module eventHubsNamespace 'modules/eventhubs.bicep' = {
     triggerEventHubNames: triggerEventHubNames
     receiverPrincipalId: identity.outputs.principalId
     userPrincipalId: principalId
+    userPrincipalType: principalType
     enablePrivateNetworking: enablePrivateNetworking
   }
 }
 
-module adx 'modules/adx.bicep' = {
-  name: 'adx'
+// An existing event hub, in its own resource group (any subscription): consumer group and
+// Data Receiver only.
+module existingEventHub 'modules/eventhub-existing.bicep' = if (useExistingEventHub) {
+  name: 'eventhub-existing'
+  scope: resourceGroup(existingEventHubSubscriptionId, existingEventHubResourceGroupName)
+  params: {
+    namespaceName: existingEventHubNamespace
+    name: existingEventHubName
+    consumerGroup: triggerConsumerGroup
+    receiverPrincipalId: identity.outputs.principalId
+  }
+}
+
+// A new cluster and database (the default); with adxDatabaseResourceId none is created.
+module adxCluster 'modules/adx.bicep' = if (!useExistingAdx) {
+  name: 'adx-cluster'
   scope: rg
   params: {
-    clusterName: '${abbrs.kustoClusters}${resourceToken}'
-    databaseName: adxDatabaseName
+    clusterName: adxClusterName
+    databaseName: adxDatabase
     location: location
     tags: tags
     skuName: adxSkuName
     skuTier: adxSkuTier
     capacity: adxCapacity
     enableStreamingIngest: adxEnableStreamingIngest
+  }
+}
+
+// The database, new or existing, at its cluster's resource group: the ingestion file's KQL and
+// the identity's Ingestor role; the deploying principal's roles only on a new cluster.
+module adx 'modules/adx-database.bicep' = {
+  name: 'adx'
+  scope: resourceGroup(adxSubscriptionId, adxResourceGroupName)
+  params: {
+    clusterName: adxClusterName
+    databaseName: adxDatabase
     ingestorClientId: identity.outputs.clientId
-    userPrincipalId: principalId
+    userPrincipalId: useExistingAdx ? '' : adxDeployerId
+    userPrincipalType: adxDeployerType
     // Generated from ingestion.yaml by scripts/gen-infra-kql.sh; a test fails when it is stale.
     databaseScript: loadTextContent('kql/database.kql')
     mappingsScript: loadTextContent('kql/mappings.kql')
   }
+  dependsOn: [
+    adxCluster
+    rg
+  ]
 }
 
-module keyVault 'modules/keyvault.bicep' = if (enableKafkaTrigger) {
+module keyVault 'modules/keyvault.bicep' = if (kafkaUsesCredentials) {
   name: 'keyvault'
   scope: rg
   params: {
@@ -246,7 +334,7 @@ module queueEndpoint 'modules/private-endpoint.bicep' = if (enablePrivateNetwork
   }
 }
 
-module eventHubsEndpoint 'modules/private-endpoint.bicep' = if (enablePrivateNetworking) {
+module eventHubsEndpoint 'modules/private-endpoint.bicep' = if (enablePrivateNetworking && !useExistingEventHub) {
   name: 'pe-eventhubs'
   scope: rg
   params: {
@@ -261,7 +349,7 @@ module eventHubsEndpoint 'modules/private-endpoint.bicep' = if (enablePrivateNet
   }
 }
 
-module keyVaultEndpoint 'modules/private-endpoint.bicep' = if (enablePrivateNetworking && enableKafkaTrigger) {
+module keyVaultEndpoint 'modules/private-endpoint.bicep' = if (enablePrivateNetworking && kafkaUsesCredentials) {
   name: 'pe-keyvault'
   scope: rg
   params: {
@@ -292,8 +380,8 @@ module functionApp 'modules/functionapp.bicep' = {
     appInsightsConnectionString: monitoring.outputs.connectionString
     adxIngestUri: adx.outputs.ingestUri
     adxEngineUri: adx.outputs.engineUri
-    eventHubsNamespaceHost: eventHubsNamespace.outputs.fullyQualifiedNamespace
-    eventHubName: triggerEventHubNames
+    eventHubsNamespaceHost: useExistingEventHub ? existingEventHub.outputs.fullyQualifiedNamespace : eventHubsNamespace.outputs.fullyQualifiedNamespace
+    eventHubName: triggerEventHubs
     eventHubConsumerGroup: triggerConsumerGroup
     eventHubHeaderEncoding: eventHubHeaderEncoding
     enableEventHubTrigger: enableEventHubTrigger
@@ -303,8 +391,8 @@ module functionApp 'modules/functionapp.bicep' = {
     kafkaProtocol: kafkaProtocol
     kafkaSaslMechanism: kafkaSaslMechanism
     kafkaDataType: kafkaDataType
-    kafkaUsernameSecretUri: enableKafkaTrigger ? keyVault.outputs.kafkaUsernameSecretUri : ''
-    kafkaPasswordSecretUri: enableKafkaTrigger ? keyVault.outputs.kafkaPasswordSecretUri : ''
+    kafkaUsernameSecretUri: kafkaUsesCredentials ? keyVault.outputs.kafkaUsernameSecretUri : ''
+    kafkaPasswordSecretUri: kafkaUsesCredentials ? keyVault.outputs.kafkaPasswordSecretUri : ''
     retryMaxCount: retryMaxCount
     retryMinInterval: retryMinInterval
     retryMaxInterval: retryMaxInterval
@@ -329,6 +417,6 @@ output ADX_DATABASE string = adx.outputs.databaseName
 output ADX_INGEST_URI string = adx.outputs.ingestUri
 output ADX_ENGINE_URI string = adx.outputs.engineUri
 output DEADLETTER_BLOB_URI string = storage.outputs.deadLetterContainerUri
-output EVENTHUB_NAMESPACE string = eventHubsNamespace.outputs.name
-output EVENTHUB_NAME string = triggerEventHubNames
-output KAFKA_BOOTSTRAP_SERVERS string = eventHubsNamespace.outputs.kafkaBootstrapServers
+output EVENTHUB_NAMESPACE string = useExistingEventHub ? existingEventHubNamespace : eventHubsNamespace.outputs.name
+output EVENTHUB_NAME string = triggerEventHubs
+output KAFKA_BOOTSTRAP_SERVERS string = useExistingEventHub ? existingEventHub.outputs.kafkaBootstrapServers : eventHubsNamespace.outputs.kafkaBootstrapServers

@@ -28,6 +28,13 @@ param receiverPrincipalId string
 @description('Object id of the deploying user, granted Data Sender on the namespace to produce test data (empty: none).')
 param userPrincipalId string = ''
 
+@description('Principal type of userPrincipalId: User, or ServicePrincipal when azd signs in as one (AZURE_PRINCIPAL_TYPE).')
+@allowed([
+  'User'
+  'ServicePrincipal'
+])
+param userPrincipalType string = 'User'
+
 @description('Close the public endpoint; the app reaches the namespace through a private endpoint.')
 param enablePrivateNetworking bool = false
 
@@ -71,7 +78,7 @@ resource userSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', eventHubsDataSender)
     principalId: userPrincipalId
-    principalType: 'User'
+    principalType: userPrincipalType
   }
 }
 

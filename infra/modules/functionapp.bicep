@@ -78,8 +78,9 @@ param kafkaConsumerGroup string = 'kafka-adx'
 ])
 param kafkaProtocol string = 'sasl_ssl'
 
-@description('Kafka SASL mechanism (OAUTHBEARER is not supported by the Python Kafka trigger).')
+@description('Kafka SASL mechanism, or none for no SASL (then no KAFKA_SASL_MECHANISM and no credential settings). OAUTHBEARER is not supported by the Python Kafka trigger.')
 @allowed([
+  'none'
   'plain'
   'scram-sha-256'
   'scram-sha-512'
@@ -94,10 +95,10 @@ param kafkaSaslMechanism string = 'plain'
 ])
 param kafkaDataType string = 'binary'
 
-@description('Key Vault secret URI of the Kafka username (needed when kafkaBrokers is set).')
+@description('Key Vault secret URI of the Kafka username (needed with a SASL mechanism other than gssapi).')
 param kafkaUsernameSecretUri string = ''
 
-@description('Key Vault secret URI of the Kafka password (needed when kafkaBrokers is set).')
+@description('Key Vault secret URI of the Kafka password (needed with a SASL mechanism other than gssapi).')
 param kafkaPasswordSecretUri string = ''
 
 @description('Retries of a failed batch before it is dead-lettered (-1: forever).')
@@ -127,6 +128,12 @@ param instanceMemoryMB int = 2048
 param appSubnetId string = ''
 
 var enableKafkaTrigger = !empty(kafkaBrokers)
+// Comparisons sit in variables: pycep misparses `a == b ? x : y`.
+var kafkaNoSasl = kafkaSaslMechanism == 'none'
+var kafkaGssapi = kafkaSaslMechanism == 'gssapi'
+var kafkaUsesSasl = enableKafkaTrigger && !kafkaNoSasl
+// The app requires KAFKA_USERNAME/KAFKA_PASSWORD with every mechanism but gssapi (Kerberos).
+var kafkaUsesCredentials = kafkaUsesSasl && !kafkaGssapi
 
 // Settings the function app and the host read; tests/infra/test_settings_consistency.py checks
 // them against the code. Flex Consumption sets the runtime itself: no FUNCTIONS_WORKER_RUNTIME
@@ -238,13 +245,21 @@ var kafkaSettings = [
     value: kafkaProtocol
   }
   {
-    name: 'KAFKA_SASL_MECHANISM'
-    value: kafkaSaslMechanism
-  }
-  {
     name: 'KAFKA_DATA_TYPE'
     value: kafkaDataType
   }
+]
+
+// Only with SASL: the app reads an unset KAFKA_SASL_MECHANISM as no SASL.
+var kafkaSaslSettings = [
+  {
+    name: 'KAFKA_SASL_MECHANISM'
+    value: kafkaSaslMechanism
+  }
+]
+
+// Only with SASL that takes a user name and password: Key Vault references.
+var kafkaCredentialSettings = [
   {
     name: 'KAFKA_USERNAME'
     value: '@Microsoft.KeyVault(SecretUri=${kafkaUsernameSecretUri})'
@@ -258,6 +273,8 @@ var kafkaSettings = [
 // The app registers a trigger only when its source setting (EVENTHUB_NAME, KAFKA_BROKERS) is set.
 var eventHubSettingsIfEnabled = enableEventHubTrigger ? eventHubSettings : []
 var kafkaSettingsIfEnabled = enableKafkaTrigger ? kafkaSettings : []
+var kafkaSaslSettingsIfUsed = kafkaUsesSasl ? kafkaSaslSettings : []
+var kafkaCredentialSettingsIfUsed = kafkaUsesCredentials ? kafkaCredentialSettings : []
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   //checkov:skip=CKV_AZURE_225:Zone redundancy on Flex Consumption depends on the region; ingestion resumes from the last checkpoint after a zone outage.
@@ -322,7 +339,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       ftpsState: 'Disabled'
       http20Enabled: true
       remoteDebuggingEnabled: false
-      appSettings: concat(platformSettings, pipelineSettings, eventHubSettingsIfEnabled, kafkaSettingsIfEnabled)
+      appSettings: concat(platformSettings, pipelineSettings, eventHubSettingsIfEnabled, kafkaSettingsIfEnabled, kafkaSaslSettingsIfUsed, kafkaCredentialSettingsIfUsed)
     }
   }
 }

@@ -17,6 +17,13 @@ param appPrincipalId string
 @description('Object id of the deploying user, granted read/write on the dead letters (empty: none).')
 param userPrincipalId string = ''
 
+@description('Principal type of userPrincipalId: User, or ServicePrincipal when azd signs in as one (AZURE_PRINCIPAL_TYPE).')
+@allowed([
+  'User'
+  'ServicePrincipal'
+])
+param userPrincipalType string = 'User'
+
 @description('Container holding the Flex Consumption deployment package.')
 param deploymentContainerName string
 
@@ -144,7 +151,7 @@ resource userBlobContributor 'Microsoft.Authorization/roleAssignments@2022-04-01
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributor)
     principalId: userPrincipalId
-    principalType: 'User'
+    principalType: userPrincipalType
   }
 }
 

@@ -156,13 +156,15 @@ def test_adx_cluster_is_encrypted_and_trusts_no_other_tenant() -> None:
 
 
 def test_identity_is_database_ingestor_and_script_is_generated() -> None:
-    path, _, _ = one_resource("Microsoft.Kusto/clusters")
+    # adx-database.bicep serves a new cluster's database and an existing one alike.
+    path = INFRA / "modules" / "adx-database.bicep"
     assignments = {
         s: body(r)["properties"]
         for s, r in resources(parse(path), "Microsoft.Kusto/clusters/databases/principalAssignments")
     }
-    app = [p for p in assignments.values() if p["principalType"] == "App"]
+    app = [p for s, p in assignments.items() if s == "ingestor"]
     assert len(app) == 1 and app[0]["role"] == "Ingestor" and app[0]["principalId"] == "ingestorClientId"
+    assert app[0]["principalType"] == "App"
     assert all(p["role"] in ("Viewer", "Ingestor") for p in assignments.values()), assignments
     scripts = {body(r)["properties"]["scriptContent"]: body(r)["properties"]
                for _, r in resources(parse(path), "Microsoft.Kusto/clusters/databases/scripts")}
@@ -267,7 +269,8 @@ def test_role_assignments_are_scoped_to_a_resource_and_named_by_guid() -> None:
         assert property_path(args[0]) == [scope, "id"], f"{where}: guid does not start with the scope's id"
         assert args[1] == properties["principalId"], f"{where}: guid does not include the principal"
         assert args[2] == role, f"{where}: guid does not include the role"
-        assert properties["principalType"] in ("ServicePrincipal", "User")
+        # The app's identity is a ServicePrincipal; the deploying principal's kind is a parameter.
+        assert properties["principalType"] in ("ServicePrincipal", "userPrincipalType"), where
 
 
 def test_each_role_sits_on_the_resource_that_needs_it() -> None:
@@ -275,13 +278,16 @@ def test_each_role_sits_on_the_resource_that_needs_it() -> None:
     for path, symbol, assignment in _role_assignments():
         config = body(assignment)
         scope_type = parse(path)["resources"][config["scope"]]["type"]
+        principal_type = config["properties"]["principalType"]
         key = (
             _role_id(path, config["properties"]["roleDefinitionId"]),
             scope_type,
-            config["properties"]["principalType"],
+            "User" if principal_type == "userPrincipalType" else principal_type,
         )
-        assert key not in granted, f"{rel(path)}: {symbol} duplicates {granted[key]}"
-        granted[key] = f"{rel(path)}: {symbol}"
+        # eventhub.bicep (a new namespace) and eventhub-existing.bicep are alternatives.
+        where = f"{rel(path)}: {symbol}"
+        assert key not in granted or granted[key].split(":")[0] != rel(path), f"{where} duplicates {granted[key]}"
+        granted.setdefault(key, where)
     app = "ServicePrincipal"
     assert (EVENT_HUBS_DATA_RECEIVER, "Microsoft.EventHub/namespaces/eventhubs", app) in granted
     assert (STORAGE_BLOB_DATA_OWNER, "Microsoft.Storage/storageAccounts", app) in granted
@@ -323,8 +329,11 @@ def test_data_receiver_only_on_the_trigger_event_hubs() -> None:
     assert condition["type"] == "and" and "isTriggerHub" in condition["operands"].values(), condition
     namespace = parse(INFRA / "modules" / "eventhubs.bicep")
     assert body(namespace["modules"]["hubs"])["params"]["triggerEventHubNames"] == "triggerEventHubNames"
-    # The app reads exactly those event hubs.
-    assert body(parse(MAIN)["modules"]["functionApp"])["params"]["eventHubName"] == "triggerEventHubNames"
+    # The app reads exactly those event hubs (or the one existing event hub it was given).
+    main = parse(MAIN)
+    assert body(main["modules"]["functionApp"])["params"]["eventHubName"] == "triggerEventHubs"
+    operands = main["variables"]["triggerEventHubs"]["value"]["operator"]["operands"]
+    assert (operands["true_value"], operands["false_value"]) == ("existingEventHubName", "triggerEventHubNames")
 
 
 # --- checkov ----------------------------------------------------------------------------------------

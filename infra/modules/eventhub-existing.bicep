@@ -1,0 +1,49 @@
+// An existing event hub the function reads (eventHubResourceId): nothing of the namespace is
+// created or changed; the trigger's consumer group is created on the hub and the managed identity
+// gets Azure Event Hubs Data Receiver on that hub alone. Deployed at the namespace's resource
+// group, which may be in another subscription.
+
+@description('Name of the existing namespace.')
+param namespaceName string
+
+@description('Name of the existing event hub.')
+param name string
+
+@description('Consumer group of the trigger, created on the hub ($Default exists already).')
+param consumerGroup string
+
+@description('Principal id of the managed identity used by the function app.')
+param receiverPrincipalId string
+
+var eventHubsDataReceiver = 'a638d3c7-ab3a-418d-83e6-5f17a39d4fde'
+var createConsumerGroup = consumerGroup != '$Default'
+
+resource namespace 'Microsoft.EventHub/namespaces@2024-01-01' existing = {
+  name: namespaceName
+}
+
+resource hub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' existing = {
+  parent: namespace
+  name: name
+}
+
+resource group 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@2024-01-01' = if (createConsumerGroup) {
+  parent: hub
+  name: consumerGroup
+}
+
+resource receiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(hub.id, receiverPrincipalId, eventHubsDataReceiver)
+  scope: hub
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', eventHubsDataReceiver)
+    principalId: receiverPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+output id string = hub.id
+output name string = hub.name
+// serviceBusEndpoint is https://<namespace>.<suffix>:443/: the host the trigger connects to.
+output fullyQualifiedNamespace string = split(split(namespace.properties.serviceBusEndpoint, '//')[1], ':')[0]
+output kafkaBootstrapServers string = '${split(split(namespace.properties.serviceBusEndpoint, '//')[1], ':')[0]}:9093'

@@ -1,0 +1,136 @@
+"""azd ``preprovision`` hook, the same on Linux, macOS and Windows (azure.yaml runs it with the
+``python3`` / ``python`` on PATH, 3.11 or later; only the standard library is needed here).
+
+1. Refuses, before anything is deployed, what Bicep cannot refuse without ``fail()`` (which pycep
+   and checkov cannot parse): a Kafka broker (KAFKA_BROKERS) without a topic, a SASL mechanism
+   without a user name or password, a protocol that does not match the mechanism (SASL over
+   ``sasl_*`` only), unknown protocol or mechanism names, and malformed resource ids of an
+   existing ADX database (KAFKA_ADX_ADX_DATABASE_ID) or event hub (KAFKA_ADX_EVENTHUB_ID).
+2. Regenerates infra/kql/database.kql and mappings.kql from ingestion.yaml with the project's
+   virtual environment (``make venv``: .venv/bin/python, or .venv\\Scripts\\python.exe on
+   Windows), so the deployed tables and mappings are those of the file being deployed.
+
+azd hands a hook the environment's values (``azd env set``) as environment variables; a value
+left unset gets the default of infra/main.parameters.json. ``--no-generate`` only checks.
+Exit status: 0 when everything is fine, 1 with each problem on stderr otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+PROTOCOLS = ("sasl_ssl", "ssl", "sasl_plaintext", "plaintext")
+MECHANISMS = ("none", "plain", "scram-sha-256", "scram-sha-512", "gssapi")
+# Defaults of infra/main.parameters.json (``${KAFKA_PROTOCOL=sasl_ssl}``...).
+DEFAULTS = {"KAFKA_PROTOCOL": "sasl_ssl", "KAFKA_SASL_MECHANISM": "plain"}
+
+_SEGMENT = r"[^/]+"
+ADX_DATABASE_ID = re.compile(
+    rf"^/subscriptions/{_SEGMENT}/resourceGroups/{_SEGMENT}/providers/Microsoft\.Kusto/clusters/{_SEGMENT}"
+    rf"/databases/{_SEGMENT}$",
+    re.IGNORECASE,
+)
+EVENTHUB_ID = re.compile(
+    rf"^/subscriptions/{_SEGMENT}/resourceGroups/{_SEGMENT}/providers/Microsoft\.EventHub/namespaces/{_SEGMENT}"
+    rf"/eventhubs/{_SEGMENT}$",
+    re.IGNORECASE,
+)
+
+
+def _value(env: Mapping[str, str], name: str) -> str:
+    """The value azd substitutes: the environment's (unset: the parameters file's default)."""
+    if name in env:
+        return env[name].strip()
+    return DEFAULTS.get(name, "")
+
+
+def problems(env: Mapping[str, str]) -> list[str]:
+    """Every reason the deployment must not start, each naming its azd variable."""
+    found: list[str] = []
+    if _value(env, "KAFKA_BROKERS"):
+        topics = [t for t in _value(env, "KAFKA_TOPIC").split(",") if t.strip()]
+        if not topics:
+            found.append("KAFKA_TOPIC: required when KAFKA_BROKERS is set (azd env set KAFKA_TOPIC <topic>)")
+        protocol = _value(env, "KAFKA_PROTOCOL").lower()
+        mechanism = _value(env, "KAFKA_SASL_MECHANISM").lower()
+        if protocol not in PROTOCOLS:
+            found.append(f"KAFKA_PROTOCOL: {protocol!r} is not one of {', '.join(PROTOCOLS)}")
+        if mechanism not in MECHANISMS:
+            found.append(
+                f"KAFKA_SASL_MECHANISM: {mechanism!r} is not one of {', '.join(MECHANISMS)} (none: no SASL)"
+            )
+        if mechanism in MECHANISMS and protocol in PROTOCOLS:
+            sasl = mechanism != "none"
+            if sasl and not protocol.startswith("sasl_"):
+                found.append(
+                    f"KAFKA_PROTOCOL: {protocol} carries no SASL but KAFKA_SASL_MECHANISM is {mechanism}: "
+                    "use sasl_ssl, or KAFKA_SASL_MECHANISM=none"
+                )
+            if not sasl and protocol.startswith("sasl_"):
+                found.append(
+                    f"KAFKA_PROTOCOL: {protocol} needs a SASL mechanism but KAFKA_SASL_MECHANISM is none: "
+                    "use ssl (or plaintext), or set the mechanism"
+                )
+            if sasl and mechanism != "gssapi":
+                for name in ("KAFKA_USERNAME", "KAFKA_PASSWORD"):
+                    if not _value(env, name):
+                        found.append(
+                            f"{name}: required with KAFKA_SASL_MECHANISM={mechanism} "
+                            f"(azd env set {name} ...; or KAFKA_SASL_MECHANISM=none and KAFKA_PROTOCOL=ssl "
+                            "for a broker without SASL)"
+                        )
+    adx_id = _value(env, "KAFKA_ADX_ADX_DATABASE_ID")
+    if adx_id and not ADX_DATABASE_ID.match(adx_id):
+        found.append(
+            "KAFKA_ADX_ADX_DATABASE_ID: not a database resource id "
+            "(/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Kusto/clusters/<cluster>/databases/<db>)"
+        )
+    hub_id = _value(env, "KAFKA_ADX_EVENTHUB_ID")
+    if hub_id and not EVENTHUB_ID.match(hub_id):
+        found.append(
+            "KAFKA_ADX_EVENTHUB_ID: not an event hub resource id "
+            "(/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.EventHub/namespaces/<ns>/eventhubs/<hub>)"
+        )
+    return found
+
+
+def venv_python(repo: Path = REPO) -> Path:
+    """The project's virtual environment interpreter on this platform."""
+    if os.name == "nt":
+        return repo / ".venv" / "Scripts" / "python.exe"
+    return repo / ".venv" / "bin" / "python"
+
+
+def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-generate", action="store_true", help="only check the azd environment")
+    args = parser.parse_args(argv)
+    found = problems(os.environ if env is None else env)
+    if found:
+        print("preprovision: the azd environment cannot be deployed:", file=sys.stderr)
+        for problem in found:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    if args.no_generate:
+        return 0
+    python = venv_python()
+    if not python.exists():
+        print(
+            f"preprovision: {python} is missing: create the virtual environment first (make venv; on Windows "
+            "py -3.11 -m venv .venv and .venv\\Scripts\\pip install -r requirements.txt)",
+            file=sys.stderr,
+        )
+        return 1
+    return subprocess.run([str(python), str(REPO / "scripts" / "gen_infra_kql.py")], check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
