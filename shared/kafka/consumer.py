@@ -122,9 +122,15 @@ _REBALANCE_ERRORS = frozenset(
 )  # fmt: skip
 
 
+CONSUME_BATCH = 1000
+"""Most messages one ``Consumer.consume`` call hands over."""
+
+
 def to_record(message: Any, stream: str = "") -> Record:
     """A confluent-kafka ``Message`` as a :class:`Record` (timestamp as aware UTC, or None);
-    ``stream`` is its topic's identity (one string shared by the topic's records)."""
+    ``stream`` is its topic's identity (one string shared by the topic's records).
+
+    The reference conversion: :meth:`KafkaIngestor._take_all` does the same inline."""
     from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 
     ts_type, ts_ms = message.timestamp()
@@ -229,6 +235,10 @@ class KafkaIngestor:
         """Topic -> the ``stream`` its records carry (read at assignment, see the module docstring)."""
         self._stream_fallback_logged = False
         self._idle_pending_logged = 0
+        self._last_ms: int | None = None
+        self._last_timestamp: datetime | None = None
+        """The last timestamp converted, by its milliseconds: consecutive records of a busy
+        topic often share one (the conversion is a tenth of the per-record cost)."""
 
     # -- control -------------------------------------------------------------------------------
 
@@ -256,19 +266,14 @@ class KafkaIngestor:
         self._last_activity = self.clock()
         try:
             while not self.stopping:
-                message = self.consumer.poll(options.poll_timeout)
+                # One call hands over everything already fetched, up to CONSUME_BATCH messages
+                # (the rebalance callbacks run inside it, before it returns).
+                messages = self.consumer.consume(self._consume_size(), options.poll_timeout)
                 self._raise_if_aborted()
-                if message is None:
-                    self._log_idle_pending()
+                if messages:
+                    self._take_all(messages)
                 else:
-                    self._take(message)
-                    # Drain what is already fetched without waiting, up to one batch.
-                    while not self.stopping and not self._due():
-                        message = self.consumer.poll(0)
-                        self._raise_if_aborted()
-                        if message is None:
-                            break
-                        self._take(message)
+                    self._log_idle_pending()
                 if self._due():
                     self._flush_and_commit()
                 self._check_idle()
@@ -284,7 +289,70 @@ class KafkaIngestor:
         self._close()
         return self.stats
 
+    def _consume_size(self) -> int:
+        limit = self.options.max_records
+        if limit is None:
+            return CONSUME_BATCH
+        return max(1, min(CONSUME_BATCH, limit - self._received))
+
+    def _take_all(self, messages: list[Any]) -> None:
+        """Add the messages of one ``consume`` call to the pending batch, flushing (and
+        committing) whenever it is full; :meth:`_take` per message, with the per-message work cut
+        to what :func:`to_record` needs (pinned by tests/unit/kafka/test_consumer_fast_paths.py).
+
+        Every message is taken, even past a flush: the consumer's position is already beyond
+        them, so one skipped here and a later one committed would lose it. Only a stop ends the
+        loop early (nothing after it is committed, so the rest is redelivered)."""
+        from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
+
+        options = self.options
+        batch_records, batch_bytes, max_records = options.batch_records, options.batch_bytes, options.max_records
+        assignment, streams = self._assignment, self._streams
+        last_ms, last_timestamp = self._last_ms, self._last_timestamp
+        for message in messages:
+            if self._stop_reason:
+                break
+            if message.error() is not None:
+                self._on_error(message.error())
+                continue
+            topic = message.topic()
+            partition = message.partition()
+            if (topic, partition) not in assignment:
+                log.debug("dropping a record of %s[%d], no longer assigned", topic, partition)
+                continue
+            stream = streams.get(topic)
+            if stream is None:  # assigned without the callback having named it (not expected)
+                self._resolve_streams({topic})
+                stream = streams[topic]
+            ts_type, ts_ms = message.timestamp()
+            if ts_ms == last_ms and ts_type != TIMESTAMP_NOT_AVAILABLE:
+                timestamp = last_timestamp
+            elif ts_type != TIMESTAMP_NOT_AVAILABLE and ts_ms >= 0:
+                timestamp = last_timestamp = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+                last_ms = ts_ms
+            else:
+                timestamp = None
+            value = message.value()
+            headers = message.headers()
+            pending = self._pending
+            if not pending:
+                self._pending_since = self.clock()
+            pending.append(
+                Record(value, message.key(), tuple(headers) if headers else (), topic, partition,
+                       message.offset(), timestamp, "kafka", "", stream)
+            )  # fmt: skip
+            self._received += 1
+            if value is not None:
+                self._pending_bytes += len(value)
+            if max_records is not None and self._received >= max_records:
+                self.request_stop(f"reached --max-records {max_records}")
+            elif len(pending) >= batch_records or self._pending_bytes >= batch_bytes:
+                self._flush_and_commit()
+        self._last_ms, self._last_timestamp = last_ms, last_timestamp
+        self._last_activity = self.clock()
+
     def _take(self, message: Any) -> None:
+        """The reference path of :meth:`_take_all`, one message at a time."""
         error = message.error()
         if error is not None:
             self._on_error(error)

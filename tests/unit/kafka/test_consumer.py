@@ -65,7 +65,8 @@ class FakeMessage:
 
 class FakeConsumer:
     """A confluent-kafka ``Consumer`` stand-in: assigns its partitions on the first poll, hands out
-    ``messages`` one per poll, then idles (each empty poll advances :attr:`now`).
+    ``messages`` one per poll (or up to ``num_messages`` per ``consume``), then idles (each empty
+    poll advances :attr:`now`).
 
     Switches: ``fail_commit_times`` commits raise ``commit_error`` (a retriable timeout by
     default) before one succeeds; ``partition_errors`` commits return that error on every
@@ -142,6 +143,20 @@ class FakeConsumer:
             return self.messages.pop(0)
         self.now += max(timeout, 0.1)
         return None
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
+        """Up to ``num_messages`` messages: the first as :meth:`poll` gives it (callbacks
+        first), then what is "already fetched", stopping before a scheduled revoke or loss (a
+        real consumer runs those callbacks at the start of a call, before handing messages)."""
+        first = self.poll(timeout)
+        if first is None:
+            return []
+        batch = [first]
+        while self.messages and len(batch) < num_messages and self._handed_out not in (self.revoke_after,
+                                                                                       self.lose_after):
+            self._handed_out += 1
+            batch.append(self.messages.pop(0))
+        return batch
 
     def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> list[Any]:
         assert asynchronous is False  # the protocol commits synchronously

@@ -1,0 +1,155 @@
+"""The consumer's hot path gives exactly what the reference path gives: ``_take_all`` (one
+``consume`` call's messages, records built inline, timestamps converted once per distinct
+millisecond, no header tuple for a message without headers) hands the pipeline the same records,
+in the same batches, and commits the same offsets as ``_take`` + :func:`to_record` per message
+with a flush whenever the batch is due (what the loop did with one ``poll`` per message)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, TIMESTAMP_NOT_AVAILABLE
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.kafka.consumer import ConsumerOptions, KafkaIngestor, to_record
+from shared.pipeline.core import Result
+from shared.pipeline.records import Record
+from tests.unit.kafka.test_consumer import TOPIC, FakeConsumer, no_admin
+
+
+@dataclass
+class Message:
+    """A confluent-kafka ``Message`` with every field the conversion reads."""
+
+    _topic: str
+    _partition: int
+    _offset: int
+    _value: bytes | None
+    _key: bytes | None
+    _headers: list[tuple[str, bytes | None]] | None
+    _timestamp: tuple[int, int]
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def headers(self) -> list[tuple[str, bytes | None]] | None:
+        return self._headers
+
+    def timestamp(self) -> tuple[int, int]:
+        return self._timestamp
+
+
+class CapturingPipeline:
+    """Stands in for :class:`Pipeline`: keeps every batch it is given, ingests everything."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Record]] = []
+
+    def process(self, records: list[Record], *, attempt: int = 1, final_attempt: bool = False) -> Result:
+        self.batches.append(list(records))
+        return Result(received=len(records), ingested=len(records))
+
+
+class ReferenceIngestor(KafkaIngestor):
+    """The per-message path: ``_take`` (which builds the record with ``to_record``) and a flush
+    as soon as the batch is due, stopping at a stop request."""
+
+    def _take_all(self, messages: list[Any]) -> None:
+        for message in messages:
+            if self.stopping:
+                break
+            self._take(message)
+            if self._due():
+                self._flush_and_commit()
+
+
+# Timestamps: runs of equal milliseconds (the cache), any type, negative ones (not available).
+millis = st.one_of(st.integers(-5, 5), st.integers(0, 2**42), st.sampled_from([1_704_067_200_000, 1_704_067_200_001]))
+timestamps = st.tuples(st.sampled_from([TIMESTAMP_NOT_AVAILABLE, TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME]),
+                       millis)  # fmt: skip
+headers = st.one_of(
+    st.none(), st.just([]), st.lists(st.tuples(st.sampled_from(["a", "b", "ce"]), st.none() | st.binary(max_size=4)),
+                                     min_size=1, max_size=3)
+)  # fmt: skip
+message_fields = st.tuples(
+    st.sampled_from([0, 1, 2]),  # partition 2 is not assigned: its records are dropped
+    st.none() | st.binary(max_size=12),
+    st.none() | st.binary(max_size=4),
+    headers,
+    timestamps,
+)
+
+
+def build(fields: Sequence[tuple[int, bytes | None, bytes | None, Any, tuple[int, int]]]) -> list[Message]:
+    next_offset = {0: 0, 1: 100, 2: 200}
+    out = []
+    for partition, value, key, hdrs, ts in fields:
+        out.append(Message(TOPIC, partition, next_offset[partition], value, key, hdrs, ts))
+        next_offset[partition] += 1
+    return out
+
+
+def run(cls: type[KafkaIngestor], messages: list[Message], **options: Any) -> tuple[CapturingPipeline, FakeConsumer]:
+    fake = FakeConsumer(messages, **{k: options.pop(k) for k in ("revoke_after", "lose_after") if k in options})
+    pipeline = CapturingPipeline()
+    ingestor = cls(
+        pipeline,  # type: ignore[arg-type]
+        {"bootstrap.servers": "fake:9092"},
+        ConsumerOptions(topics=(TOPIC,), group="g", idle_exit=1.0, **options),
+        consumer_factory=fake.factory,
+        admin_factory=no_admin,
+        sleep=fake.sleep,
+        clock=fake.clock,
+    )
+    ingestor.run()
+    return pipeline, fake
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(message_fields, max_size=40),
+    st.integers(1, 9),
+    st.integers(1, 200),
+    st.none() | st.integers(1, 45),
+    st.none() | st.integers(0, 40),
+)
+def test_take_all_gives_the_reference_batches_and_commits(
+    fields: list[Any], batch_records: int, batch_bytes: int, max_records: int | None, revoke_after: int | None
+) -> None:
+    options = {"batch_records": batch_records, "batch_bytes": batch_bytes, "max_records": max_records}
+    fast, fast_consumer = run(KafkaIngestor, build(fields), revoke_after=revoke_after, **options)
+    reference, reference_consumer = run(ReferenceIngestor, build(fields), revoke_after=revoke_after, **options)
+    assert fast.batches == reference.batches
+    assert fast_consumer.events == reference_consumer.events  # same commits, in the same order
+    assert fast_consumer.committed == reference_consumer.committed
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(message_fields, max_size=30))
+def test_records_equal_to_record_of_each_assigned_message(fields: list[Any]) -> None:
+    messages = build(fields)
+    pipeline, _ = run(KafkaIngestor, list(messages))
+    taken = [record for batch in pipeline.batches for record in batch]
+    stream = taken[0].stream if taken else ""
+    assert taken == [to_record(m, stream) for m in messages if m.partition() in (0, 1)]
+    for record in taken:  # the conversion's promises
+        assert record.timestamp is None or record.timestamp.utcoffset() is not None
+        assert isinstance(record.headers, tuple)
