@@ -138,8 +138,9 @@ var enableKafkaTrigger = !empty(kafkaBrokers)
 // Comparisons sit in variables: pycep misparses `a == b ? x : y`.
 var kafkaNoSasl = kafkaSaslMechanism == 'none'
 var kafkaGssapi = kafkaSaslMechanism == 'gssapi'
+var kafkaUsesSasl = enableKafkaTrigger && !kafkaNoSasl
 // Credentials (and the Key Vault holding them) only with SASL that takes a user name and password.
-var kafkaUsesCredentials = enableKafkaTrigger && !kafkaNoSasl && !kafkaGssapi
+var kafkaUsesCredentials = kafkaUsesSasl && !kafkaGssapi
 var deployerIsUser = principalType == 'User'
 // ADX names a service principal by its application id and calls it App.
 var adxDeployerType = deployerIsUser ? 'User' : 'App'

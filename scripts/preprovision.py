@@ -93,6 +93,13 @@ def problems(env: Mapping[str, str]) -> list[str]:
             "KAFKA_ADX_ADX_DATABASE_ID: not a database resource id "
             "(/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Kusto/clusters/<cluster>/databases/<db>)"
         )
+    elif adx_id:
+        wanted = ingestion_database()
+        if wanted is not None and adx_id.rsplit("/", 1)[1] != wanted:
+            found.append(
+                f"KAFKA_ADX_ADX_DATABASE_ID: names database {adx_id.rsplit('/', 1)[1]!r} but ingestion.yaml "
+                f"ingests into {wanted!r} (its `database`): point at that database or change the file"
+            )
     hub_id = _value(env, "KAFKA_ADX_EVENTHUB_ID")
     if hub_id and not EVENTHUB_ID.match(hub_id):
         found.append(
@@ -100,6 +107,17 @@ def problems(env: Mapping[str, str]) -> list[str]:
             "(/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.EventHub/namespaces/<ns>/eventhubs/<hub>)"
         )
     return found
+
+
+def ingestion_database(config: Path | None = None) -> str | None:
+    """The top-level ``database`` of the ingestion file (INGESTION_CONFIG, default ingestion.yaml)."""
+    path = config or REPO / os.environ.get("INGESTION_CONFIG", "ingestion.yaml")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    match = re.search(r"^database:\s*['\"]?([A-Za-z0-9_.-]+)", text, re.MULTILINE)
+    return match.group(1) if match else None
 
 
 def venv_python(repo: Path = REPO) -> Path:
