@@ -454,11 +454,33 @@ def test_the_hook_names_the_missing_virtual_environment(
 # --- 4. the hook on every platform ---------------------------------------------------------------
 
 
-def test_the_preprovision_hook_has_posix_and_windows_variants() -> None:
-    hooks = yaml.safe_load((REPO / "azure.yaml").read_text(encoding="utf-8"))["hooks"]["preprovision"]
-    assert set(hooks) == {"posix", "windows"}
-    assert hooks["posix"]["shell"] == "sh" and hooks["windows"]["shell"] == "pwsh"
-    for variant in hooks.values():
-        assert variant["run"].endswith("scripts/preprovision.py"), variant
+@pytest.mark.parametrize("hook", ["preprovision", "predown"])
+def test_every_hook_has_posix_and_windows_variants(hook: str) -> None:
+    hooks = yaml.safe_load((REPO / "azure.yaml").read_text(encoding="utf-8"))["hooks"]
+    assert set(hooks) == {"preprovision", "predown"}
+    variants = hooks[hook]
+    assert set(variants) == {"posix", "windows"}  # azd needs `run` for each platform it runs on
+    assert variants["posix"]["shell"] == "sh" and variants["windows"]["shell"] == "pwsh"
+    assert variants["posix"]["run"] == f"python3 scripts/{hook}.py"
+    assert variants["windows"]["run"] == f"python scripts/{hook}.py"
+    for variant in variants.values():
         assert variant["continueOnError"] is False
-    assert HOOK.is_file()
+    assert (REPO / "scripts" / f"{hook}.py").is_file()
+
+
+def test_azd_down_is_refused_when_the_deployment_reaches_into_existing_resources() -> None:
+    down = REPO / "scripts" / "predown.py"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "AZURE_"))}
+
+    def run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(down)], env={**base, "AZURE_ENV_NAME": "dev", **env},
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+
+    assert run({}).returncode == 0
+    assert run({"KAFKA_ADX_ADX_DATABASE_ID": ""}).returncode == 0
+    for name, value in (("KAFKA_ADX_ADX_DATABASE_ID", ADX_DB_ID), ("KAFKA_ADX_EVENTHUB_ID", HUB_ID)):
+        refused = run({name: value})
+        assert refused.returncode == 1
+        assert name in refused.stderr and "az group delete -n rg-dev" in refused.stderr
