@@ -55,7 +55,7 @@ param eventHubHeaderEncoding string = 'base64'
 @description('Event Hubs throughput units.')
 param eventHubsCapacity int = 1
 
-@description('ADX database; must equal `database` in ingestion.yaml (a test checks it).')
+@description('ADX database of a new cluster; must equal `database` in ingestion.yaml (a test checks it). With adxDatabaseResourceId the database is the one that id names.')
 param adxDatabaseName string = 'Weather'
 
 @description('ADX cluster SKU. The Dev SKU has no SLA; use e.g. Standard_E2ads_v5 with tier Standard and capacity 2 in production.')

@@ -110,8 +110,9 @@ def problems(env: Mapping[str, str]) -> list[str]:
 
 
 def ingestion_database(config: Path | None = None) -> str | None:
-    """The top-level ``database`` of the ingestion file (INGESTION_CONFIG, default ingestion.yaml)."""
-    path = config or REPO / os.environ.get("INGESTION_CONFIG", "ingestion.yaml")
+    """The top-level ``database`` of the ingestion file the app deploys (ingestion.yaml, as
+    INGESTION_CONFIG in infra/modules/functionapp.bicep and scripts/gen_infra_kql.py)."""
+    path = config or REPO / "ingestion.yaml"
     try:
         text = path.read_text(encoding="utf-8")
     except OSError:
