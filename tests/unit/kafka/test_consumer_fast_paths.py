@@ -14,7 +14,7 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, TI
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.kafka.consumer import ConsumerOptions, KafkaIngestor, to_record
+from shared.kafka.consumer import ConsumerOptions, ConsumeStats, KafkaIngestor, to_record
 from shared.pipeline.core import Result
 from shared.pipeline.records import Record
 from tests.unit.kafka.test_consumer import TOPIC, FakeConsumer, no_admin
@@ -107,7 +107,9 @@ def build(fields: Sequence[tuple[int, bytes | None, bytes | None, Any, tuple[int
     return out
 
 
-def run(cls: type[KafkaIngestor], messages: list[Message], **options: Any) -> tuple[CapturingPipeline, FakeConsumer]:
+def run(
+    cls: type[KafkaIngestor], messages: list[Message], **options: Any
+) -> tuple[CapturingPipeline, FakeConsumer, ConsumeStats]:
     fake = FakeConsumer(messages, **{k: options.pop(k) for k in ("revoke_after", "lose_after") if k in options})
     pipeline = CapturingPipeline()
     ingestor = cls(
@@ -119,8 +121,8 @@ def run(cls: type[KafkaIngestor], messages: list[Message], **options: Any) -> tu
         sleep=fake.sleep,
         clock=fake.clock,
     )
-    ingestor.run()
-    return pipeline, fake
+    stats = ingestor.run()
+    return pipeline, fake, stats
 
 
 @settings(max_examples=300, deadline=None)
@@ -135,9 +137,13 @@ def test_take_all_gives_the_reference_batches_and_commits(
     fields: list[Any], batch_records: int, batch_bytes: int, max_records: int | None, revoke_after: int | None
 ) -> None:
     options = {"batch_records": batch_records, "batch_bytes": batch_bytes, "max_records": max_records}
-    fast, fast_consumer = run(KafkaIngestor, build(fields), revoke_after=revoke_after, **options)
-    reference, reference_consumer = run(ReferenceIngestor, build(fields), revoke_after=revoke_after, **options)
+    fast, fast_consumer, fast_stats = run(KafkaIngestor, build(fields), revoke_after=revoke_after, **options)
+    reference, reference_consumer, reference_stats = run(
+        ReferenceIngestor, build(fields), revoke_after=revoke_after, **options
+    )
     assert fast.batches == reference.batches
+    assert fast_stats == reference_stats  # flushes, commits, raw bytes, ...
+    assert fast_stats.raw_bytes == sum(r.size for batch in fast.batches for r in batch)
     assert fast_consumer.events == reference_consumer.events  # same commits, in the same order
     assert fast_consumer.committed == reference_consumer.committed
 
@@ -146,7 +152,7 @@ def test_take_all_gives_the_reference_batches_and_commits(
 @given(st.lists(message_fields, max_size=30))
 def test_records_equal_to_record_of_each_assigned_message(fields: list[Any]) -> None:
     messages = build(fields)
-    pipeline, _ = run(KafkaIngestor, list(messages))
+    pipeline, _, _ = run(KafkaIngestor, list(messages))
     taken = [record for batch in pipeline.batches for record in batch]
     stream = taken[0].stream if taken else ""
     assert taken == [to_record(m, stream) for m in messages if m.partition() in (0, 1)]
