@@ -31,12 +31,15 @@ POISON = b"{not json"
 
 @dataclass
 class FakeMessage:
-    """What ``Consumer.poll`` returns, as far as the ingestor reads it."""
+    """A confluent-kafka ``Message`` with every field the ingestor reads."""
 
     _topic: str
     _partition: int
     _offset: int
-    _value: bytes
+    _value: bytes | None
+    _key: bytes | None = None
+    _headers: list[tuple[str, bytes | None]] | None = None
+    _timestamp: tuple[int, int] = (TIMESTAMP_CREATE_TIME, 1_704_067_200_000)
 
     def error(self) -> None:
         return None
@@ -50,17 +53,17 @@ class FakeMessage:
     def offset(self) -> int:
         return self._offset
 
-    def value(self) -> bytes:
+    def value(self) -> bytes | None:
         return self._value
 
-    def key(self) -> None:
-        return None
+    def key(self) -> bytes | None:
+        return self._key
 
-    def headers(self) -> None:
-        return None
+    def headers(self) -> list[tuple[str, bytes | None]] | None:
+        return self._headers
 
     def timestamp(self) -> tuple[int, int]:
-        return TIMESTAMP_CREATE_TIME, 1_704_067_200_000
+        return self._timestamp
 
 
 class FakeConsumer:

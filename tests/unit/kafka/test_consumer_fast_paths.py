@@ -7,7 +7,6 @@ with a flush whenever the batch is due (what the loop did with one ``poll`` per 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, TIMESTAMP_NOT_AVAILABLE
@@ -17,44 +16,7 @@ from hypothesis import strategies as st
 from shared.kafka.consumer import ConsumerOptions, ConsumeStats, KafkaIngestor, to_record
 from shared.pipeline.core import Result
 from shared.pipeline.records import Record
-from tests.unit.kafka.test_consumer import TOPIC, FakeConsumer, no_admin
-
-
-@dataclass
-class Message:
-    """A confluent-kafka ``Message`` with every field the conversion reads."""
-
-    _topic: str
-    _partition: int
-    _offset: int
-    _value: bytes | None
-    _key: bytes | None
-    _headers: list[tuple[str, bytes | None]] | None
-    _timestamp: tuple[int, int]
-
-    def error(self) -> None:
-        return None
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def headers(self) -> list[tuple[str, bytes | None]] | None:
-        return self._headers
-
-    def timestamp(self) -> tuple[int, int]:
-        return self._timestamp
+from tests.unit.kafka.test_consumer import TOPIC, FakeConsumer, FakeMessage, no_admin
 
 
 class CapturingPipeline:
@@ -98,17 +60,17 @@ message_fields = st.tuples(
 )
 
 
-def build(fields: Sequence[tuple[int, bytes | None, bytes | None, Any, tuple[int, int]]]) -> list[Message]:
+def build(fields: Sequence[tuple[int, bytes | None, bytes | None, Any, tuple[int, int]]]) -> list[FakeMessage]:
     next_offset = {0: 0, 1: 100, 2: 200}
     out = []
     for partition, value, key, hdrs, ts in fields:
-        out.append(Message(TOPIC, partition, next_offset[partition], value, key, hdrs, ts))
+        out.append(FakeMessage(TOPIC, partition, next_offset[partition], value, key, hdrs, ts))
         next_offset[partition] += 1
     return out
 
 
 def run(
-    cls: type[KafkaIngestor], messages: list[Message], **options: Any
+    cls: type[KafkaIngestor], messages: list[FakeMessage], **options: Any
 ) -> tuple[CapturingPipeline, FakeConsumer, ConsumeStats]:
     fake = FakeConsumer(messages, **{k: options.pop(k) for k in ("revoke_after", "lose_after") if k in options})
     pipeline = CapturingPipeline()
