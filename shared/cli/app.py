@@ -1,9 +1,9 @@
 """The ``kafka-adx`` command group: its options, the logging set-up, the mapping of errors onto
 the exit codes, and the registration of the commands, each of which lives in the module named
 for it: validate, preview, ingest (:mod:`shared.cli.files`), kql (:mod:`shared.cli.kql`), demo
-(:mod:`shared.cli.demo`), replay, status (:mod:`shared.cli.adx`), consume, produce
-(:mod:`shared.cli.kafka`), doctor (:mod:`shared.cli.doctor`), import-connect
-(:mod:`shared.cli.connect`).
+(:mod:`shared.cli.demo`), replay and deadletters (:mod:`shared.cli.deadletters`), status
+(:mod:`shared.cli.status`), consume, produce (:mod:`shared.cli.kafka`), doctor
+(:mod:`shared.cli.doctor`), import-connect (:mod:`shared.cli.connect`).
 
 Every command's ``--help`` ends with its exit codes, from the one table in
 :data:`shared.cli.common.EXIT_CODES`. Nothing the CLI prints carries a credential: log records go
@@ -18,14 +18,15 @@ from typing import Any
 
 import click
 
-from shared.cli.adx import replay, status
 from shared.cli.common import EXIT_CODES, EXIT_INTERRUPTED, CliError, exit_codes_help, setup_logging
 from shared.cli.connect import import_connect
+from shared.cli.deadletters import deadletters, replay
 from shared.cli.demo import demo
 from shared.cli.doctor import doctor
 from shared.cli.files import ingest, preview, validate
 from shared.cli.kafka import consume, produce
 from shared.cli.kql import kql
+from shared.cli.status import status
 from shared.errors import KafkaAdxError
 from shared.redact import redact
 
@@ -82,6 +83,7 @@ def main(verbose: int) -> None:
 for command in (validate, preview, ingest, kql, demo, replay, status, consume, produce, doctor):
     main.add_command(command)
 main.add_command(import_connect)
+main.add_command(deadletters)
 
 
 if __name__ == "__main__":

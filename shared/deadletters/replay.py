@@ -1,7 +1,8 @@
 """``kafka-adx replay``: read dead letters back and run their records through the pipeline again.
 
-Works on either store (blob container or local folder). Filters select letters by table, by
-route and by the time they were dead-lettered. Each set that was replayed gets a *mark* (a blob
+Works on either store (blob container or local folder). Filters
+(:mod:`shared.deadletters.filters`) select letters by table, route, stage, reason and the time
+they were dead-lettered. Each set that was replayed gets a *mark* (a blob
 ``replayed/<set id>.json``, or a file ``<folder>/replayed/<set id>.json``) holding the set's
 content fingerprint and which of its letters were replayed, so a second run skips them:
 
@@ -20,17 +21,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from fnmatch import fnmatchcase
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 
 from shared.deadletters.envelope import encode_letters
+from shared.deadletters.filters import LetterFilter
+from shared.deadletters.filters import parse_when as parse_when  # re-exported: callers import it from here
 from shared.deadletters.local import LocalDeadLetterStore, write_atomically
 from shared.errors import ConfigError, DeadLetterError
 from shared.mapping.types import format_datetime
@@ -90,53 +91,8 @@ def marks_for(store: DeadLetterStore) -> ReplayMarks:
     return marks
 
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_when(text: str, now: datetime | None = None) -> datetime:
-    """An ISO 8601 time (UTC if no zone) or a duration back from now: ``30m``, ``2h``, ``7d``."""
-    text = text.strip()
-    match = _DURATION.match(text)
-    if match:
-        amount, unit = float(match.group(1)), match.group(2)
-        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[unit]: amount})
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"not a time: {text!r} (use ISO 8601 like 2024-05-01T10:00Z, or 30m, 2h, 7d)") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class ReplayFilter:
-    """Which letters to replay. Empty filter: all."""
-
-    table: str | None = None
-    """``Table`` or ``Database.Table`` of the letter's destination."""
-    route: str | None = None
-    """The route (topic pattern) the letter matched; for letters that name no route (whole
-    batches that failed in the sink), the record's topic must match this pattern."""
-    since: datetime | None = None
-    """Dead-lettered at or after this time."""
-    until: datetime | None = None
-    """Dead-lettered before this time."""
-
-    def matches(self, letter: DeadLetter) -> bool:
-        """Whether the letter passes every given criterion."""
-        if self.table is not None:
-            dest = letter.destination
-            if dest is None or self.table not in (dest.table, f"{dest.database}.{dest.table}"):
-                return False
-        if self.route is not None:
-            if letter.route is not None:
-                if letter.route != self.route:
-                    return False
-            elif not fnmatchcase(letter.record.topic, self.route):
-                return False
-        if self.since is not None and letter.time < self.since:
-            return False
-        return not (self.until is not None and letter.time >= self.until)
+ReplayFilter = LetterFilter
+"""Which letters to replay (the filter ``deadletters list`` and ``show`` use too)."""
 
 
 @dataclass
@@ -185,6 +141,13 @@ def pipeline_reingest(pipeline: Pipeline) -> Reingest:
     return run
 
 
+def replayed_indices(marks: ReplayMarks, set_id: str, digest: str) -> set[int]:
+    """The indices of a set's letters a replay took, as its mark says, if the mark is of the
+    set's content ``digest`` (:func:`fingerprint`); a set rewritten since has none."""
+    mark = marks.get_mark(set_id)
+    return set(mark.get("replayed", ())) if mark and mark.get("fingerprint") == digest else set()
+
+
 def iter_selected(
     store: DeadLetterStore, marks: ReplayMarks, flt: ReplayFilter
 ) -> Iterator[tuple[str, list[DeadLetter], str, set[int], list[int]]]:
@@ -194,8 +157,7 @@ def iter_selected(
         if not letters:
             continue
         digest = fingerprint(letters)
-        mark = marks.get_mark(set_id)
-        already: set[int] = set(mark.get("replayed", ())) if mark and mark.get("fingerprint") == digest else set()
+        already = replayed_indices(marks, set_id, digest)
         todo = [i for i, letter in enumerate(letters) if i not in already and flt.matches(letter)]
         yield set_id, letters, digest, already, todo
 

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from shared.cli.adx import replay, status
+from shared.cli.deadletters import replay
+from shared.cli.status import status
 from shared.deadletters.blob import BlobDeadLetterStore
 from shared.deadletters.local import LocalDeadLetterStore
 from shared.deadletters.replay import LocalReplayMarks, ReplayFilter, parse_when
