@@ -1,6 +1,7 @@
-# The function app on the official Azure Functions Python image (Functions host 4, Python 3.11).
+# The function app on the official Azure Functions Python image (Functions host 4, Python 3.13:
+# azure-functions 2.x and the app-pinned azure-functions-runtime from requirements.txt).
 # Build: docker build -t kafka-adx-func .   Run: see docker-compose.yml and docs/function-app.md.
-FROM mcr.microsoft.com/azure-functions/python:4-python3.11
+FROM mcr.microsoft.com/azure-functions/python:4-python3.13
 
 ENV AzureWebJobsScriptRoot=/home/site/wwwroot \
     AzureFunctionsJobHost__Logging__Console__IsEnabled=true \

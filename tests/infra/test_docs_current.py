@@ -111,29 +111,35 @@ def test_the_anchor_rule_is_githubs() -> None:
 
 
 def test_the_supported_python_versions_agree() -> None:
-    """requires-python is what runs (3.11 for datetime.UTC, below 3.13 for azure-functions 1.x);
-    the Makefile's check, the README and the tools' target version say the same."""
+    """requires-python is what runs (3.11 for datetime.UTC, up to 3.13, the newest the Functions
+    platform runs: azure-functions 1.x below it, 2.x with azure-functions-runtime on it); the
+    Makefile's check, the README and the tools' target version say the same."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
-    assert project["project"]["requires-python"] == ">=3.11,<3.13"
+    assert project["project"]["requires-python"] == ">=3.11,<3.14"
     assert project["tool"]["mypy"]["python_version"] == "3.11"
     assert project["tool"]["ruff"]["target-version"] == "py311"
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
-    assert "(3, 11) <= v < (3, 13)" in makefile
-    assert "kafka-adx needs Python 3.11 or 3.12" in makefile
-    assert "Python 3.11 or 3.12" in (REPO / "README.md").read_text(encoding="utf-8")
-    assert (3, 11) <= sys.version_info[:2] < (3, 13)
+    assert "(3, 11) <= v < (3, 14)" in makefile
+    assert "kafka-adx needs Python 3.11, 3.12 or 3.13" in makefile
+    assert re.search(r"Python 3\.11(, 3\.12)? or 3\.1[23]", (REPO / "README.md").read_text(encoding="utf-8"))
+    assert (3, 11) <= sys.version_info[:2] < (3, 14)
+
+
+def _fake_python(path: Path, version: tuple[int, int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "#!/bin/sh\n"
+        f"exec {sys.executable} -c \"import sys; sys.version_info = {(*version, 0, 'final', 0)}; exec(sys.argv[1])\" \"$2\"\n",
+        encoding="utf-8",
+    )
+    path.chmod(0o755)
 
 
 def test_make_stops_on_an_unsupported_interpreter_with_the_remedy(tmp_path: Path) -> None:
     """``make venv`` with a Python 3.10 (this interpreter, claiming to be 3.10) stops at the version
     check with the supported range and the remedy, before it creates or installs anything."""
     fake = tmp_path / "python3.10"
-    fake.write_text(
-        "#!/bin/sh\n"
-        f"exec {sys.executable} -c \"import sys; sys.version_info = (3, 10, 13, 'final', 0); exec(sys.argv[1])\" \"$2\"\n",
-        encoding="utf-8",
-    )
-    fake.chmod(0o755)
+    _fake_python(fake, (3, 10))
     venv = tmp_path / "venv"
     proc = subprocess.run(
         ["make", "-s", "-C", str(REPO), "venv", f"PYTHON={fake}", f"VENV={venv}"],
@@ -142,10 +148,31 @@ def test_make_stops_on_an_unsupported_interpreter_with_the_remedy(tmp_path: Path
         check=False,
     )
     assert proc.returncode != 0
-    assert "kafka-adx needs Python 3.11 or 3.12" in proc.stderr and "is 3.10" in proc.stderr, proc.stderr
+    assert "kafka-adx needs Python 3.11, 3.12 or 3.13" in proc.stderr and "is 3.10" in proc.stderr, proc.stderr
     assert "make PYTHON=python3.12" in proc.stderr
     assert "pip" not in proc.stderr
     assert not venv.exists()
+
+
+def test_make_finds_a_supported_interpreter_on_path_or_under_pyenv(tmp_path: Path) -> None:
+    """scripts/find-python.sh (the Makefile's PYTHON and PYTHON313): python3 only when its version
+    is wanted, then pythonX.Y on PATH, then pyenv's versions, newest patch first; nothing when none."""
+    bin_dir, pyenv = tmp_path / "bin", tmp_path / "pyenv"
+    _fake_python(bin_dir / "python3", (3, 10))
+    _fake_python(pyenv / "versions" / "3.13.0" / "bin" / "python3.13", (3, 13))
+    _fake_python(pyenv / "versions" / "3.13.10" / "bin" / "python3.13", (3, 13))
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "PYENV_ROOT": str(pyenv), "HOME": str(tmp_path)}
+
+    def find(*versions: str) -> str:
+        proc = subprocess.run(["sh", str(REPO / "scripts" / "find-python.sh"), *versions],
+                              capture_output=True, text=True, check=True, env=env)  # fmt: skip
+        return proc.stdout.strip()
+
+    assert find("3.13") == str(pyenv / "versions" / "3.13.10" / "bin" / "python3.13")
+    assert find("3.10") == str(bin_dir / "python3")
+    _fake_python(bin_dir / "python3.12", (3, 12))
+    assert find("3.12", "3.11", "3.13") == str(bin_dir / "python3.12")
+    assert find("3.9") == ""
 
 
 # --- the README -------------------------------------------------------------------------------
