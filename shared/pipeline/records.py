@@ -11,9 +11,15 @@ SourceKind = Literal["kafka", "eventhub", "file"]
 Header = tuple[str, bytes | None]
 
 
-@dataclass(frozen=True, slots=True)
+# Not ``frozen``: a frozen dataclass sets each of the ten fields with ``object.__setattr__``
+# (~1.1 us a record on CPython 3.11, against ~0.2 us for plain slot stores), and every record
+# of every source is built once. Treat a record as immutable all the same (nothing assigns to
+# one; ``dataclasses.replace`` makes a changed copy); ``unsafe_hash`` keeps it hashable by its
+# fields, as the frozen class was.
+@dataclass(slots=True, unsafe_hash=True)
 class Record:
-    """One message as it arrived, before any decoding.
+    """One message as it arrived, before any decoding (immutable by convention: never assign
+    to a field, use ``dataclasses.replace``).
 
     ``offset`` is the Kafka offset, the Event Hubs sequence number, or the 1-based line/row
     number of a file. ``timestamp`` is the producer/broker timestamp (Kafka) or the enqueued
