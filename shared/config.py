@@ -35,7 +35,7 @@ NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=1024)]
 """A table, column, database or mapping name: only characters that cannot inject KQL."""
 
-Format = Literal["csv", "tsv", "psv", "scsv", "sohsv", "json", "multijson", "txt", "raw"]
+Format = Literal["csv", "tsv", "psv", "scsv", "sohsv", "json", "multijson", "txt", "raw", "avro", "jsonschema"]
 ApplyMode = Literal["server", "client"]
 IngestionMode = Literal["queued", "streaming"]
 MappingRef = Literal["file", "external"]
@@ -54,6 +54,19 @@ DELIMITERS: dict[str, str] = {"csv": ",", "tsv": "\t", "psv": "|", "scsv": ";", 
 
 JSON_FORMATS = frozenset({"json", "multijson"})
 TEXT_FORMATS = frozenset({"txt", "raw"})
+SCHEMA_FORMATS = frozenset({"avro", "jsonschema"})
+"""Formats whose records name a schema in a registry (Confluent wire format, or the Azure Schema
+Registry's ``avro/binary+<id>`` content type). ADX cannot read them, so kafka-adx decodes them and
+always applies the mapping itself (``apply_mapping: client``, a ``json`` mapping over the
+decoded value): see docs/formats.md."""
+
+
+def _client_for_schema_formats(data: Any) -> Any:
+    """Before validation: a route or target in a schema format applies its mapping client side
+    unless it says otherwise (and :meth:`IngestionConfig._check_target` refuses ``server``)."""
+    if isinstance(data, dict) and data.get("format") in SCHEMA_FORMATS and data.get("apply_mapping") is None:
+        return {**data, "apply_mapping": "client"}
+    return data
 
 _Frozen = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -399,7 +412,10 @@ class Target(BaseModel):
     mapping_ref: MappingRef = "file"
     """``external``: ``mapping`` lives only in the cluster (as on :attr:`Route.mapping_ref`)."""
     apply_mapping: ApplyMode | None = None
-    """Where the mapping is applied (default: as the route)."""
+    """Where the mapping is applied (default: as the route; ``client`` for ``avro`` and
+    ``jsonschema``)."""
+
+    _schema_formats_client = model_validator(mode="before")(_client_for_schema_formats)
 
 
 class Route(BaseModel):
@@ -423,7 +439,8 @@ class Route(BaseModel):
     (server side), kafka-adx neither creates nor alters it and cannot check records against it."""
     apply_mapping: ApplyMode | None = None
     """``server`` (ADX applies the named mapping) or ``client`` (the function does, and sends
-    CSV rows). Default: client when the mapping reads metadata, else server."""
+    CSV rows). Default: client when the mapping reads metadata or the format is ``avro`` or
+    ``jsonschema`` (which only kafka-adx decodes), else server."""
     ingestion: IngestionMode = "queued"
     """Queued (batched) or streaming ingestion."""
     dedup: bool = False
@@ -433,6 +450,8 @@ class Route(BaseModel):
     header_routing: tuple[Target, ...] = ()
     """Allow-list for routing by the ``Table``/``Database``/``Format``/``IngestionMappingReference``
     headers. Empty: those headers are ignored."""
+
+    _schema_formats_client = model_validator(mode="before")(_client_for_schema_formats)
 
 
 class Limits(BaseModel):
@@ -521,6 +540,10 @@ class IngestionConfig(BaseModel):
                 f"{where}: table {table_name!r} is not declared under tables (declare it; a table that lives only "
                 f"in the cluster: tables.{table_name}: {{external: true}})"
             )
+        if fmt in SCHEMA_FORMATS and apply == "server":
+            raise ValueError(
+                f"{where}: format {fmt!r} is decoded by kafka-adx (ADX cannot read it), so apply_mapping must be client"
+            )
         if mapping_name is None:
             if mapping_ref == "external":
                 raise ValueError(f"{where}: mapping_ref: external needs the mapping's name (mapping: <name>)")
@@ -548,7 +571,7 @@ class IngestionConfig(BaseModel):
                 f"{where}: table {table_name!r} has no mapping {mapping_name!r} (it has: {known}; a mapping that "
                 "lives only in the cluster: mapping_ref: external on the route)"
             )
-        expected = "json" if fmt in JSON_FORMATS else "csv"
+        expected = "json" if fmt in JSON_FORMATS or fmt in SCHEMA_FORMATS else "csv"
         if mapping.kind != expected:
             raise ValueError(f"{where}: format {fmt!r} needs a {expected} mapping, {mapping_name!r} is {mapping.kind}")
         if mapping.uses_metadata and apply == "server":

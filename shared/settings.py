@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from shared.errors import ConfigError
 
@@ -26,6 +26,11 @@ SETTING_NAMES: dict[str, str] = {
     "DEADLETTER_BLOB_URI": "container URI for dead letters; unset means the local folder",
     "LOCAL_DB": "DuckDB file of local mode",
     "LOCAL_DEADLETTER_DIR": "dead-letter folder of local mode",
+    "SCHEMA_REGISTRY_URL": "Confluent-compatible schema registry of the avro/jsonschema routes (comma-separated URLs)",
+    "SCHEMA_REGISTRY_USERNAME": "schema registry basic-auth user (Confluent Cloud: the API key)",
+    "SCHEMA_REGISTRY_PASSWORD": "schema registry basic-auth password (Confluent Cloud: the API secret); a Key Vault reference in Azure",
+    "SCHEMA_REGISTRY_TIMEOUT": "seconds one schema registry request may take before it counts as a transient failure",
+    "AZURE_SCHEMA_REGISTRY_NAMESPACE": "Event Hubs namespace (host name) whose Azure Schema Registry serves avro/binary+<id> records; signs in as ADX_AUTH",
 }
 """Core settings read by :class:`Settings` (trigger settings are listed by the function app)."""
 
@@ -51,6 +56,19 @@ class Settings(BaseModel):
     """LOCAL_DB: DuckDB file of local mode."""
     local_deadletter_dir: Path = Path(".local/deadletter")
     """LOCAL_DEADLETTER_DIR: dead-letter folder of local mode."""
+    schema_registry_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    """SCHEMA_REGISTRY_URL: the Confluent-compatible registry (Confluent, Apicurio's
+    ``/apis/ccompat/v7``, Redpanda, Karapace); unset means no avro/jsonschema route can decode a
+    Confluent wire-format record (each such record is dead-lettered naming this setting)."""
+    schema_registry_username: str | None = None
+    """SCHEMA_REGISTRY_USERNAME: basic-auth user of the registry."""
+    schema_registry_password: SecretStr | None = None
+    """SCHEMA_REGISTRY_PASSWORD: basic-auth password of the registry (kept out of reprs and logs)."""
+    schema_registry_timeout: float = Field(default=10.0, gt=0)
+    """SCHEMA_REGISTRY_TIMEOUT: seconds per registry request; slower counts as unreachable."""
+    azure_schema_registry_namespace: str | None = Field(default=None, pattern=r"^\S+$")
+    """AZURE_SCHEMA_REGISTRY_NAMESPACE: fully qualified Event Hubs namespace of the Azure Schema
+    Registry (``<name>.servicebus.windows.net``); the credential is ADX_AUTH's."""
 
     @property
     def local_mode(self) -> bool:
@@ -103,4 +121,9 @@ _FIELD_TO_SETTING = {
     "deadletter_blob_uri": "DEADLETTER_BLOB_URI",
     "local_db": "LOCAL_DB",
     "local_deadletter_dir": "LOCAL_DEADLETTER_DIR",
+    "schema_registry_url": "SCHEMA_REGISTRY_URL",
+    "schema_registry_username": "SCHEMA_REGISTRY_USERNAME",
+    "schema_registry_password": "SCHEMA_REGISTRY_PASSWORD",
+    "schema_registry_timeout": "SCHEMA_REGISTRY_TIMEOUT",
+    "azure_schema_registry_namespace": "AZURE_SCHEMA_REGISTRY_NAMESPACE",
 }

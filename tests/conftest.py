@@ -11,7 +11,7 @@ from shared.config import IngestionConfig, load_config
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.azurite"]
+pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.azurite", "tests.fixtures.registry"]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,107 @@
+"""The pipeline encoder of the schema formats (``avro``, ``jsonschema``): find the record's schema
+id, decode the value with that schema, then map it exactly as a JSON record is client-mapped
+(``$.path`` over the decoded value, the ADX types, the same dead-letter rules) into the CSV row
+the batch carries.
+
+What happens to a record (the delivery contract, docs/formats.md):
+
+- no magic byte / content type, an unknown schema id, bytes that do not decode with their
+  schema, a value that does not convert to its column: :class:`RecordError` (dead-lettered,
+  the reason names the schema id and the decoder's error or the column);
+- the registry cannot answer: :class:`RegistryUnavailable` (transient, the batch is retried).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from shared.config import IngestionConfig
+from shared.errors import RecordError
+from shared.formats import wire
+from shared.formats.avro import parse_avro
+from shared.formats.json_schema import parse_json_schema
+from shared.formats.registry import (
+    RegisteredSchema,
+    Registries,
+    SchemaCache,
+    SchemaSource,
+    UnknownSchema,
+    registries_from,
+)
+from shared.mapping.compiled import CompiledMapping
+from shared.pipeline.destination import Destination
+from shared.pipeline.records import Record
+
+
+class Decoder(Protocol):
+    """A parsed schema that decodes the payload of one record."""
+
+    def decode(self, payload: bytes | memoryview) -> Any:
+        """The decoded value, or :class:`RecordError`."""
+        ...
+
+
+Parser = Callable[[RegisteredSchema], Decoder]
+
+_PARSERS: dict[str, Parser] = {"avro": parse_avro, "jsonschema": parse_json_schema}
+
+_NOT_CONFIGURED = {
+    "confluent": "no Confluent-compatible schema registry is configured (set SCHEMA_REGISTRY_URL)",
+    "azure": "no Azure Schema Registry is configured (set AZURE_SCHEMA_REGISTRY_NAMESPACE, and an ADX_AUTH "
+             "that signs in)",
+}  # fmt: skip
+
+
+_CACHES: dict[tuple[int, Parser], SchemaCache[Decoder]] = {}
+
+
+def schema_cache(source: SchemaSource, parse: Parser) -> SchemaCache[Decoder]:
+    """The process-wide cache of one registry's schemas as one format parses them: every
+    destination of a process shares it, so each id is fetched and parsed once. (Keyed by the
+    source's identity; the cache holds the source, so that identity is never reused.)"""
+    key = (id(source), parse)
+    cache = _CACHES.get(key)
+    if cache is None:
+        cache = _CACHES[key] = SchemaCache(source, parse)
+    return cache
+
+
+class SchemaMapped:
+    """Encoder of an ``avro`` or ``jsonschema`` destination (always client-mapped)."""
+
+    def __init__(self, config: IngestionConfig, dest: Destination, registries: Registries | None = None) -> None:
+        if registries is None:
+            from shared.settings import Settings
+
+            registries = registries_from(Settings.from_env())
+        table = config.tables[dest.table]
+        mapping = config.declared_mapping(dest.table, dest.mapping)
+        self.mapping = CompiledMapping(table, mapping, "json", strict=dest.validate)
+        parse = _PARSERS[dest.format]
+        self.azure_avro = dest.format == "avro"
+        self.caches: dict[str, SchemaCache[Decoder] | None] = {
+            "confluent": schema_cache(registries.confluent, parse) if registries.confluent else None,
+            "azure": schema_cache(registries.azure, parse) if registries.azure and self.azure_avro else None,
+        }
+
+    def decode(self, record: Record) -> tuple[str, Any]:
+        """(schema id, decoded value) of one record."""
+        framed = wire.split(record, azure=self.azure_avro)
+        cache = self.caches[framed.registry]
+        if cache is None:
+            raise RecordError(f"schema id {framed.schema_id}: {_NOT_CONFIGURED[framed.registry]}", stage="decode")
+        try:
+            decoder = cache.get(framed.schema_id)
+        except UnknownSchema as exc:
+            raise RecordError(f"schema id {framed.schema_id}: {exc}", stage="decode") from None
+        return framed.schema_id, decoder.decode(framed.payload)
+
+    def encode(self, record: Record) -> bytes:
+        """The decoded record as one CSV row in table column order."""
+        schema_id, value = self.decode(record)
+        try:
+            line = self.mapping.csv_line(value, record, f"{record.topic}/{record.partition}")
+        except RecordError as exc:
+            raise RecordError(f"schema id {schema_id}: {exc.reason}", stage=exc.stage, field=exc.field) from None
+        return line.encode("utf-8")

@@ -1,0 +1,270 @@
+"""Schemas by id from a schema registry, fetched once per process.
+
+Two registries: a Confluent-compatible one (Confluent, Apicurio's ``/apis/ccompat/v7``,
+Karapace, Redpanda), read with confluent-kafka's :class:`SchemaRegistryClient`, and the Azure
+Schema Registry of an Event Hubs namespace, read with azure-schemaregistry's client signed in
+with the one credential factory (:mod:`shared.credentials`).
+
+The delivery contract's split is made here, once:
+
+- the registry answered that the id does not exist (404), or the schema it returned cannot be
+  parsed: :class:`UnknownSchema`, and the record that names it is dead-lettered (the data, or
+  its producer, is what is wrong);
+- the registry could not answer (connection refused, timeout, 5xx, 429, refused credentials):
+  :class:`RegistryUnavailable`, a :class:`TransientError`: the batch is retried, never
+  dead-lettered record by record as if the data were bad.
+
+A schema is fetched once per id and process (:class:`SchemaCache`); an unknown id is
+remembered for :data:`UNKNOWN_TTL` seconds, so a topic full of records naming a missing id
+does not ask the registry once per record.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
+
+from shared.errors import TransientError, describe
+from shared.redact import register_secret
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
+
+log = logging.getLogger("kafka_adx.formats")
+
+SchemaKind = Literal["AVRO", "JSON", "PROTOBUF"]
+
+UNKNOWN_TTL = 60.0
+"""Seconds an id the registry did not know is answered from memory (a producer may register it
+in the meantime; ids are never reused)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredSchema:
+    """A schema as the registry returned it."""
+
+    schema_id: str
+    """The id records carry: a number for a Confluent registry, a hex id for Azure's."""
+    kind: SchemaKind
+    """AVRO, JSON or PROTOBUF."""
+    text: str
+    """The schema definition (JSON text for Avro and JSON Schema)."""
+
+
+class UnknownSchema(Exception):
+    """The registry does not have the schema (or returned one that cannot be used): the record
+    naming it is bad."""
+
+
+class RegistryUnavailable(TransientError):
+    """The registry could not answer now: worth retrying the whole batch."""
+
+
+class SchemaSource(Protocol):
+    """Where schemas come from: one registry."""
+
+    name: str
+    """What to call the registry in messages (no credential in it)."""
+
+    def fetch(self, schema_id: str) -> RegisteredSchema:
+        """The schema of ``schema_id``; raises :class:`UnknownSchema` or :class:`RegistryUnavailable`."""
+        ...
+
+
+def _http_errors() -> tuple[type[BaseException], ...]:
+    # confluent-kafka talks through httpx2 on Python >= 3.10: its transport errors (refused,
+    # reset, timed out) mean the registry did not answer.
+    import httpx2
+
+    return (httpx2.HTTPError, OSError)
+
+
+_RETRIABLE_4XX = frozenset({401, 403, 408, 429})
+"""Client-error statuses that say nothing about the record: a timeout, throttling, or credentials
+the registry refused (fixing the settings makes the same record decode)."""
+
+
+_KINDS: dict[str, SchemaKind] = {"AVRO": "AVRO", "JSON": "JSON", "PROTOBUF": "PROTOBUF"}
+
+
+class ConfluentSource:
+    """A Confluent-compatible registry, through confluent-kafka's client (which caches by id)."""
+
+    def __init__(self, client: Any, name: str = "schema registry") -> None:
+        self.client = client
+        self.name = name
+        self._transport_errors = _http_errors()
+
+    @classmethod
+    def connect(
+        cls, url: str, *, username: str | None = None, password: str | None = None, timeout: float = 10.0
+    ) -> ConfluentSource:
+        """A client of the registry at ``url`` (comma-separated URLs fail over), with basic auth
+        when ``username`` is given. Few quick retries: the pipeline retries the whole batch."""
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+
+        conf: dict[str, Any] = {
+            "url": url,
+            "timeout": timeout,
+            "max.retries": 1,
+            "retries.wait.ms": 200,
+            "retries.max.wait.ms": 1000,
+        }
+        if username:
+            register_secret(password)
+            conf["basic.auth.user.info"] = f"{username}:{password or ''}"
+        return cls(SchemaRegistryClient(conf), name=f"schema registry {url.split(',')[0]}")
+
+    def fetch(self, schema_id: str) -> RegisteredSchema:
+        """GET /schemas/ids/{id}, sorted into the two kinds of failure."""
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        try:
+            schema = self.client.get_schema(int(schema_id))
+        except SchemaRegistryError as exc:
+            status = exc.http_status_code
+            if status in _RETRIABLE_4XX or status >= 500 or status < 400:
+                raise RegistryUnavailable(f"{self.name} answered HTTP {status}: {exc.error_message}") from None
+            raise UnknownSchema(f"{self.name} has no schema id {schema_id} (HTTP {status}: {exc.error_message})") from None
+        except self._transport_errors as exc:
+            raise RegistryUnavailable(f"{self.name} unreachable: {describe(exc)}") from None
+        kind = _KINDS.get((schema.schema_type or "AVRO").upper())
+        if kind is None:
+            raise UnknownSchema(f"schema id {schema_id} has type {schema.schema_type}, which kafka-adx does not read")
+        return RegisteredSchema(schema_id, kind, schema.schema_str)
+
+
+class AzureSource:
+    """The Azure Schema Registry of an Event Hubs namespace (schemas by id, Avro)."""
+
+    def __init__(self, client: Any, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    @classmethod
+    def connect(cls, namespace: str, credential: Any, **kwargs: Any) -> AzureSource:
+        """A client of ``namespace``'s registry signed in with ``credential``."""
+        from azure.schemaregistry import SchemaRegistryClient
+
+        client = SchemaRegistryClient(fully_qualified_namespace=namespace, credential=credential, **kwargs)
+        return cls(client, name=f"Azure Schema Registry {namespace}")
+
+    def fetch(self, schema_id: str) -> RegisteredSchema:
+        """GET /$schemaGroups/$schemas/{id}, sorted into the two kinds of failure."""
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ResourceNotFoundError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        try:
+            schema = self.client.get_schema(schema_id)
+        except ResourceNotFoundError:
+            raise UnknownSchema(f"{self.name} has no schema id {schema_id}") from None
+        except (ClientAuthenticationError, ServiceRequestError, ServiceResponseError) as exc:
+            raise RegistryUnavailable(f"{self.name} unreachable: {describe(exc)}") from None
+        except HttpResponseError as exc:
+            status = exc.status_code or 0
+            if status in _RETRIABLE_4XX or status >= 500 or status < 400:
+                raise RegistryUnavailable(f"{self.name}: {describe(exc)}") from None
+            raise UnknownSchema(f"{self.name} refused schema id {schema_id}: {describe(exc)}") from None
+        fmt = str(getattr(schema.properties, "format", "Avro")).upper()
+        if fmt != "AVRO":
+            raise UnknownSchema(f"schema id {schema_id} has format {fmt}, which kafka-adx does not read")
+        return RegisteredSchema(schema_id, "AVRO", schema.definition)
+
+
+T = TypeVar("T")
+
+
+class SchemaCache(Generic[T]):
+    """Parsed schemas by id, process-wide for one registry: each id is fetched and parsed once.
+
+    ``parse`` turns a :class:`RegisteredSchema` into what decoding needs (a parsed Avro schema, a
+    JSON Schema validator); it raises :class:`UnknownSchema` for a schema it cannot use.
+    """
+
+    def __init__(self, source: SchemaSource, parse: Callable[[RegisteredSchema], T]) -> None:
+        self.source = source
+        self.parse = parse
+        self._parsed: dict[str, T] = {}
+        self._unknown: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self.fetches = 0
+        """How many times the registry was asked (for tests and the bench)."""
+
+    def get(self, schema_id: str) -> T:
+        """The parsed schema of ``schema_id``; :class:`UnknownSchema` or :class:`RegistryUnavailable`."""
+        parsed = self._parsed.get(schema_id)
+        if parsed is not None:
+            return parsed
+        with self._lock:  # one fetch per id even when trigger invocations run in threads
+            parsed = self._parsed.get(schema_id)
+            if parsed is not None:
+                return parsed
+            known = self._unknown.get(schema_id)
+            if known is not None and known[1] > time.monotonic():
+                raise UnknownSchema(known[0])
+            self.fetches += 1
+            try:
+                parsed = self.parse(self.source.fetch(schema_id))
+            except UnknownSchema as exc:
+                self._unknown[schema_id] = (str(exc), time.monotonic() + UNKNOWN_TTL)
+                raise
+            self._parsed[schema_id] = parsed
+            log.info("schema id %s read from %s", schema_id, self.source.name)
+            return parsed
+
+
+@dataclass(frozen=True)
+class Registries:
+    """The registries a process can read: either may be absent (not configured)."""
+
+    confluent: SchemaSource | None = None
+    azure: SchemaSource | None = None
+
+
+def registries_from(settings: Settings) -> Registries:
+    """The registries the settings configure (SCHEMA_REGISTRY_*, AZURE_SCHEMA_REGISTRY_NAMESPACE),
+    created once per process for equal settings."""
+    password = settings.schema_registry_password.get_secret_value() if settings.schema_registry_password else None
+    return _registries(
+        settings.schema_registry_url,
+        settings.schema_registry_username,
+        password,
+        settings.schema_registry_timeout,
+        settings.azure_schema_registry_namespace,
+        settings.adx_auth,
+        settings.azure_client_id,
+    )
+
+
+@lru_cache(maxsize=8)
+def _registries(
+    url: str | None,
+    username: str | None,
+    password: str | None,
+    timeout: float,
+    namespace: str | None,
+    auth: Literal["managed-identity", "default", "none"],
+    client_id: str | None,
+) -> Registries:
+    confluent = ConfluentSource.connect(url, username=username, password=password, timeout=timeout) if url else None
+    azure = None
+    if namespace:
+        from shared.credentials import make_credential
+
+        credential = make_credential(auth, client_id)
+        if credential is not None:
+            azure = AzureSource.connect(namespace, credential)
+        else:
+            log.warning("AZURE_SCHEMA_REGISTRY_NAMESPACE is set but ADX_AUTH is none: the Azure Schema Registry "
+                        "needs Entra ID, so avro/binary+<id> records cannot be decoded")  # fmt: skip
+    return Registries(confluent=confluent, azure=azure)
