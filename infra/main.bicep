@@ -125,8 +125,19 @@ param retryMinInterval string = '00:00:10'
 @description('Longest retry delay (hh:mm:ss).')
 param retryMaxInterval string = '00:05:00'
 
+@description('Python version of the function app (KAFKA_ADX_PYTHON_VERSION). Flex Consumption offers 3.10-3.13 (Get-AzFunctionAppFlexConsumptionRuntime); the app supports 3.11 and later.')
+@allowed([
+  '3.11'
+  '3.12'
+  '3.13'
+])
+param pythonVersion string = '3.13'
+
 @description('Private networking: VNet integration for the app, private endpoints for storage, Event Hubs and Key Vault, public endpoints closed.')
 param enablePrivateNetworking bool = false
+
+@description('With private networking: a NAT gateway with a static public IP on the app subnet (KAFKA_ADX_NAT_GATEWAY), so the app reaches ADX, Application Insights and a Kafka broker from one fixed address that their IP allow lists can name. Without it those public endpoints are reached from the platform\'s outbound addresses.')
+param enableNatGateway bool = false
 
 var abbrs = loadJsonContent('abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -203,6 +214,8 @@ module network 'modules/network.bicep' = if (enablePrivateNetworking) {
   params: {
     name: '${abbrs.networkVirtualNetworks}${resourceToken}'
     nsgNamePrefix: '${abbrs.networkNetworkSecurityGroups}${resourceToken}-'
+    enableNatGateway: enableNatGateway
+    natNamePrefix: '${abbrs.networkNatGateways}${resourceToken}'
     location: location
     tags: tags
   }
@@ -344,7 +357,7 @@ module eventHubsEndpoint 'modules/private-endpoint.bicep' = if (enablePrivateNet
     tags: tags
     serviceId: eventHubsNamespace.outputs.id
     groupId: 'namespace'
-    dnsZoneName: 'privatelink.servicebus.windows.net'
+    dnsZoneName: eventHubsNamespace.outputs.privateDnsZoneName
     vnetId: network.outputs.id
     subnetId: network.outputs.privateEndpointSubnetId
   }
@@ -359,7 +372,7 @@ module keyVaultEndpoint 'modules/private-endpoint.bicep' = if (enablePrivateNetw
     tags: tags
     serviceId: keyVault.outputs.id
     groupId: 'vault'
-    dnsZoneName: 'privatelink.vaultcore.azure.net'
+    dnsZoneName: keyVault.outputs.privateDnsZoneName
     vnetId: network.outputs.id
     subnetId: network.outputs.privateEndpointSubnetId
   }
@@ -375,7 +388,8 @@ module functionApp 'modules/functionapp.bicep' = {
     tags: tags
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
-    storageAccountName: storage.outputs.name
+    storageBlobServiceUri: storage.outputs.blobEndpoint
+    storageQueueServiceUri: storage.outputs.queueEndpoint
     deploymentContainerUri: storage.outputs.deploymentContainerUri
     deadLetterContainerUri: storage.outputs.deadLetterContainerUri
     appInsightsConnectionString: monitoring.outputs.connectionString
@@ -398,6 +412,7 @@ module functionApp 'modules/functionapp.bicep' = {
     retryMinInterval: retryMinInterval
     retryMaxInterval: retryMaxInterval
     appSubnetId: enablePrivateNetworking ? network.outputs.appSubnetId : ''
+    pythonVersion: pythonVersion
   }
   dependsOn: [
     blobEndpoint
@@ -420,4 +435,6 @@ output ADX_ENGINE_URI string = adx.outputs.engineUri
 output DEADLETTER_BLOB_URI string = storage.outputs.deadLetterContainerUri
 output EVENTHUB_NAMESPACE string = useExistingEventHub ? existingEventHubNamespace : eventHubsNamespace.outputs.name
 output EVENTHUB_NAME string = triggerEventHubs
+// The app's fixed outbound address (private networking with the NAT gateway; empty otherwise).
+output FUNCTION_OUTBOUND_IP string = enablePrivateNetworking && enableNatGateway ? network.outputs.natPublicIp : ''
 output KAFKA_BOOTSTRAP_SERVERS string = useExistingEventHub ? existingEventHub.outputs.kafkaBootstrapServers : eventHubsNamespace.outputs.kafkaBootstrapServers

@@ -6,12 +6,19 @@
    without a user name or password, a protocol that does not match the mechanism (SASL over
    ``sasl_*`` only), unknown protocol or mechanism names, and malformed resource ids of an
    existing ADX database (KAFKA_ADX_ADX_DATABASE_ID) or event hub (KAFKA_ADX_EVENTHUB_ID).
-2. Regenerates infra/kql/database.kql and mappings.kql from ingestion.yaml with the project's
+2. With private networking (KAFKA_ADX_PRIVATE_NETWORKING=true), registers the ``Microsoft.App``
+   resource provider in the subscription when it is not registered: Flex Consumption's VNet
+   integration delegates its subnet to Microsoft.App/environments, and Resource Manager registers
+   only the providers of the resource types a template deploys, which Microsoft.App is not. It
+   uses the Azure CLI (``az``) when one is on PATH and signed in; without it the hook says what to
+   run and goes on (a subscription that registered it once needs nothing).
+3. Regenerates infra/kql/database.kql and mappings.kql from ingestion.yaml with the project's
    virtual environment (``make venv``: .venv/bin/python, or .venv\\Scripts\\python.exe on
    Windows), so the deployed tables and mappings are those of the file being deployed.
 
 azd hands a hook the environment's values (``azd env set``) as environment variables; a value
-left unset gets the default of infra/main.parameters.json. ``--no-generate`` only checks.
+left unset gets the default of infra/main.parameters.json. ``--no-generate`` only checks (no
+provider registration, no generation).
 Exit status: 0 when everything is fine, 1 with each problem on stderr otherwise.
 """
 
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -30,7 +38,15 @@ REPO = Path(__file__).resolve().parent.parent
 PROTOCOLS = ("sasl_ssl", "ssl", "sasl_plaintext", "plaintext")
 MECHANISMS = ("none", "plain", "scram-sha-256", "scram-sha-512", "gssapi")
 # Defaults of infra/main.parameters.json (``${KAFKA_PROTOCOL=sasl_ssl}``...).
-DEFAULTS = {"KAFKA_PROTOCOL": "sasl_ssl", "KAFKA_SASL_MECHANISM": "plain"}
+DEFAULTS = {
+    "KAFKA_PROTOCOL": "sasl_ssl",
+    "KAFKA_SASL_MECHANISM": "plain",
+    "KAFKA_ADX_PRIVATE_NETWORKING": "false",
+    "KAFKA_ADX_NAT_GATEWAY": "false",
+}
+BOOLEANS = ("KAFKA_ADX_PRIVATE_NETWORKING", "KAFKA_ADX_NAT_GATEWAY")
+# The resource provider behind Flex Consumption's subnet delegation (Microsoft.App/environments).
+APP_PROVIDER = "Microsoft.App"
 
 _SEGMENT = r"[^/]+"
 ADX_DATABASE_ID = re.compile(
@@ -100,6 +116,14 @@ def problems(env: Mapping[str, str]) -> list[str]:
                 f"KAFKA_ADX_ADX_DATABASE_ID: names database {adx_id.rsplit('/', 1)[1]!r} but ingestion.yaml "
                 f"ingests into {wanted!r} (its `database`): point at that database or change the file"
             )
+    for name in BOOLEANS:
+        if _value(env, name).lower() not in ("true", "false"):
+            found.append(f"{name}: {_value(env, name)!r} is not true or false")
+    if _flag(env, "KAFKA_ADX_NAT_GATEWAY") and not _flag(env, "KAFKA_ADX_PRIVATE_NETWORKING"):
+        found.append(
+            "KAFKA_ADX_NAT_GATEWAY: the NAT gateway sits on the app's VNet integration subnet, which exists only "
+            "with KAFKA_ADX_PRIVATE_NETWORKING=true"
+        )
     hub_id = _value(env, "KAFKA_ADX_EVENTHUB_ID")
     if hub_id and not EVENTHUB_ID.match(hub_id):
         found.append(
@@ -107,6 +131,56 @@ def problems(env: Mapping[str, str]) -> list[str]:
             "(/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.EventHub/namespaces/<ns>/eventhubs/<hub>)"
         )
     return found
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    """Whether the boolean azd variable ``name`` is true."""
+    return _value(env, name).lower() == "true"
+
+
+def az_provider_command(action: str, env: Mapping[str, str]) -> list[str]:
+    """The Azure CLI command that shows or registers Microsoft.App in the azd environment's
+    subscription (AZURE_SUBSCRIPTION_ID; unset: the CLI's current one)."""
+    command = ["provider", action, "--namespace", APP_PROVIDER]
+    command += ["--query", "registrationState", "-o", "tsv"] if action == "show" else ["--wait"]
+    subscription = _value(env, "AZURE_SUBSCRIPTION_ID")
+    return command + (["--subscription", subscription] if subscription else [])
+
+
+def _run_az(az: str, action: str, env: Mapping[str, str], timeout: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [az, *az_provider_command(action, env)], capture_output=True, text=True, check=False, timeout=timeout
+    )
+
+
+def register_app_provider(env: Mapping[str, str], az: str | None) -> tuple[bool, str]:
+    """Make sure Microsoft.App is registered when private networking is on. Returns (ok, message):
+    not ok only when a registration was attempted and failed; a missing or signed-out ``az`` is
+    reported with the command to run, and the deployment goes on."""
+    if not _flag(env, "KAFKA_ADX_PRIVATE_NETWORKING"):
+        return True, ""
+    manual = " ".join(["az", *az_provider_command("register", env)])
+    if az is None:
+        return True, (
+            f"private networking needs the {APP_PROVIDER} resource provider registered in the subscription; "
+            f"the Azure CLI is not on PATH, so this hook cannot check it. If the deployment fails on the "
+            f"subnet delegation, run once: {manual}"
+        )
+    shown = _run_az(az, "show", env, timeout=120)
+    if shown.returncode != 0:
+        return True, (
+            f"could not read the {APP_PROVIDER} registration with the Azure CLI (is it signed in to this "
+            f"subscription? az login); if the deployment fails on the subnet delegation, run once: {manual}"
+        )
+    if shown.stdout.strip() == "Registered":
+        return True, ""
+    registered = _run_az(az, "register", env, timeout=900)  # --wait: until the registration is done
+    if registered.returncode != 0:
+        return False, (
+            f"registering {APP_PROVIDER} failed (it needs the Microsoft.App/register/action permission, which "
+            f"Contributor and Owner include): {registered.stderr.strip()[:500]}"
+        )
+    return True, f"registered the {APP_PROVIDER} resource provider (private networking's subnet delegation)"
 
 
 def ingestion_database(config: Path | None = None) -> str | None:
@@ -140,6 +214,11 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
         return 1
     if args.no_generate:
         return 0
+    ok, message = register_app_provider(os.environ if env is None else env, shutil.which("az"))
+    if message:
+        print(f"preprovision: {message}", file=sys.stderr)
+    if not ok:
+        return 1
     python = venv_python()
     if not python.exists():
         print(

@@ -42,8 +42,11 @@ resource receiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
+// serviceBusEndpoint is https://<namespace>.<the cloud's Service Bus suffix>:443/: the host the
+// trigger connects to, in any cloud.
+var namespaceHost = split(split(namespace.properties.serviceBusEndpoint, '//')[1], ':')[0]
+
 output id string = hub.id
 output name string = hub.name
-// serviceBusEndpoint is https://<namespace>.<suffix>:443/: the host the trigger connects to.
-output fullyQualifiedNamespace string = split(split(namespace.properties.serviceBusEndpoint, '//')[1], ':')[0]
-output kafkaBootstrapServers string = '${split(split(namespace.properties.serviceBusEndpoint, '//')[1], ':')[0]}:9093'
+output fullyQualifiedNamespace string = namespaceHost
+output kafkaBootstrapServers string = '${namespaceHost}:9093'

@@ -82,7 +82,14 @@ resource userSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!
   }
 }
 
+// serviceBusEndpoint is https://<namespace>.<the cloud's Service Bus suffix>:443/: the host the
+// trigger and Kafka clients connect to, in any cloud (no public-cloud name is written here).
+var namespaceHost = split(split(namespace.properties.serviceBusEndpoint, '//')[1], ':')[0]
+
 output id string = namespace.id
 output name string = namespace.name
-output fullyQualifiedNamespace string = '${namespace.name}.servicebus.windows.net'
-output kafkaBootstrapServers string = '${namespace.name}.servicebus.windows.net:9093'
+output fullyQualifiedNamespace string = namespaceHost
+output kafkaBootstrapServers string = '${namespaceHost}:9093'
+// The namespace's private DNS zone is privatelink.<that suffix> in every cloud
+// (learn.microsoft.com/azure/private-link/private-endpoint-dns).
+output privateDnsZoneName string = 'privatelink.${substring(namespaceHost, length(namespace.name) + 1)}'

@@ -1,4 +1,4 @@
-// The function app on Flex Consumption (Linux, Python 3.11). Every connection is identity-based
+// The function app on Flex Consumption (Linux, Python pythonVersion). Every connection is identity-based
 // with the user-assigned identity: AzureWebJobsStorage, the Event Hubs trigger, ADX, Application
 // Insights and Key Vault references. No key, connection string or publishing password exists.
 
@@ -23,8 +23,11 @@ param identityId string
 @description('Client id of the user-assigned identity.')
 param identityClientId string
 
-@description('Storage account of AzureWebJobsStorage.')
-param storageAccountName string
+@description('Blob service URI of the AzureWebJobsStorage account (its primaryEndpoints.blob).')
+param storageBlobServiceUri string
+
+@description('Queue service URI of the AzureWebJobsStorage account (its primaryEndpoints.queue).')
+param storageQueueServiceUri string
 
 @description('Container URI of the deployment package.')
 param deploymentContainerUri string
@@ -41,7 +44,7 @@ param adxIngestUri string
 @description('ADX engine URI.')
 param adxEngineUri string
 
-@description('Event Hubs namespace host name (<ns>.servicebus.windows.net).')
+@description('Event Hubs namespace host name, from the namespace\'s serviceBusEndpoint.')
 param eventHubsNamespaceHost string
 
 @description('Event hub(s) the trigger reads, comma-separated (one function per event hub).')
@@ -127,6 +130,14 @@ param instanceMemoryMB int = 2048
 @description('Subnet for VNet integration (empty: none).')
 param appSubnetId string = ''
 
+@description('Python version of the app on Flex Consumption (functionAppConfig.runtime.version); Flex offers 3.10 to 3.13, the project supports 3.11 and later.')
+@allowed([
+  '3.11'
+  '3.12'
+  '3.13'
+])
+param pythonVersion string = '3.13'
+
 var enableKafkaTrigger = !empty(kafkaBrokers)
 // Comparisons sit in variables: pycep misparses `a == b ? x : y`.
 var kafkaNoSasl = kafkaSaslMechanism == 'none'
@@ -139,9 +150,17 @@ var kafkaUsesCredentials = kafkaUsesSasl && !kafkaGssapi
 // them against the code. Flex Consumption sets the runtime itself: no FUNCTIONS_WORKER_RUNTIME
 // or FUNCTIONS_EXTENSION_VERSION here (the platform rejects them).
 var platformSettings = [
+  // The service URIs, not __accountName: the host infers the endpoints from an account name
+  // only in the public cloud without custom DNS (Functions reference, "Connecting to host storage
+  // with an identity"). Blob and queue: the services the identity has roles on and that get
+  // private endpoints.
   {
-    name: 'AzureWebJobsStorage__accountName'
-    value: storageAccountName
+    name: 'AzureWebJobsStorage__blobServiceUri'
+    value: storageBlobServiceUri
+  }
+  {
+    name: 'AzureWebJobsStorage__queueServiceUri'
+    value: storageQueueServiceUri
   }
   {
     name: 'AzureWebJobsStorage__credential'
@@ -331,7 +350,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       }
       runtime: {
         name: 'python'
-        version: '3.11'
+        version: pythonVersion
       }
     }
     siteConfig: {

@@ -85,6 +85,10 @@ resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 
 output id string = vault.id
 output name string = vault.name
+// Key Vault's private DNS zone is privatelink.vaultcore.<suffix> where the vaults themselves are
+// <name>.vault.<suffix> (environment().suffixes.keyvaultDns): so in the public cloud, Azure China
+// and Azure Government alike (learn.microsoft.com/azure/private-link/private-endpoint-dns).
+output privateDnsZoneName string = 'privatelink${replace(environment().suffixes.keyvaultDns, '.vault.', '.vaultcore.')}'
 // Versionless URIs: a rotated secret is picked up without redeploying.
 output kafkaUsernameSecretUri string = usernameSecret.properties.secretUri
 output kafkaPasswordSecretUri string = passwordSecret.properties.secretUri

@@ -1,6 +1,9 @@
 // Optional private networking: a virtual network with a subnet for the function app's VNet
 // integration (delegated to Microsoft.App/environments, as Flex Consumption requires) and a
-// subnet for private endpoints. Both subnets have a network security group.
+// subnet for private endpoints. Both subnets have a network security group. Optionally a NAT
+// gateway with one static public IP on the app subnet: the app's outbound traffic to public
+// endpoints (ADX, Application Insights, Entra ID, a Kafka broker) then leaves from that one
+// address, which a broker's or cluster's IP allow list can name (docs/deploy.md, outbound access).
 
 @description('Virtual network name.')
 param name string
@@ -23,6 +26,12 @@ param appSubnetPrefix string = '10.40.1.0/24'
 @description('Subnet of the private endpoints.')
 param privateEndpointSubnetPrefix string = '10.40.2.0/24'
 
+@description('Put a NAT gateway with a static public IP on the app subnet (a fixed outbound address).')
+param enableNatGateway bool = false
+
+@description('Name prefix of the NAT gateway and its public IP.')
+param natNamePrefix string = '${name}-nat'
+
 resource appNsg 'Microsoft.Network/networkSecurityGroups@2024-01-01' = {
   name: '${nsgNamePrefix}app'
   location: location
@@ -40,6 +49,41 @@ resource endpointNsg 'Microsoft.Network/networkSecurityGroups@2024-01-01' = {
     securityRules: []
   }
 }
+
+resource natIp 'Microsoft.Network/publicIPAddresses@2024-01-01' = if (enableNatGateway) {
+  name: '${natNamePrefix}-ip'
+  location: location
+  tags: tags
+  sku: {
+    name: 'Standard'
+  }
+  properties: {
+    publicIPAllocationMethod: 'Static'
+    publicIPAddressVersion: 'IPv4'
+  }
+}
+
+resource nat 'Microsoft.Network/natGateways@2024-01-01' = if (enableNatGateway) {
+  name: natNamePrefix
+  location: location
+  tags: tags
+  sku: {
+    name: 'Standard'
+  }
+  properties: {
+    idleTimeoutInMinutes: 4
+    publicIpAddresses: [
+      {
+        id: natIp.id
+      }
+    ]
+  }
+}
+
+// The app subnet's NAT gateway reference, or none.
+var appSubnetNat = enableNatGateway ? {
+  id: nat.id
+} : null
 
 resource vnet 'Microsoft.Network/virtualNetworks@2024-01-01' = {
   name: name
@@ -59,6 +103,7 @@ resource vnet 'Microsoft.Network/virtualNetworks@2024-01-01' = {
           networkSecurityGroup: {
             id: appNsg.id
           }
+          natGateway: appSubnetNat
           delegations: [
             {
               name: 'flex-consumption'
@@ -86,3 +131,5 @@ resource vnet 'Microsoft.Network/virtualNetworks@2024-01-01' = {
 output id string = vnet.id
 output appSubnetId string = '${vnet.id}/subnets/app'
 output privateEndpointSubnetId string = '${vnet.id}/subnets/private-endpoints'
+// The app's outbound address with the NAT gateway (empty without).
+output natPublicIp string = enableNatGateway ? natIp.properties.ipAddress : ''

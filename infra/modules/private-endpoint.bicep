@@ -16,7 +16,7 @@ param serviceId string
 @description('Sub-resource (group id): blob, queue, namespace, vault.')
 param groupId string
 
-@description('Private DNS zone, e.g. privatelink.blob.core.windows.net.')
+@description('Private DNS zone of the sub-resource, privatelink.<service>.<the cloud\'s suffix> (computed from environment() or the service\'s own endpoint by the caller).')
 param dnsZoneName string
 
 @description('Virtual network to link the zone to.')

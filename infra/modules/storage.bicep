@@ -158,5 +158,6 @@ resource userBlobContributor 'Microsoft.Authorization/roleAssignments@2022-04-01
 output id string = storage.id
 output name string = storage.name
 output blobEndpoint string = storage.properties.primaryEndpoints.blob
+output queueEndpoint string = storage.properties.primaryEndpoints.queue
 output deploymentContainerUri string = '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
 output deadLetterContainerUri string = '${storage.properties.primaryEndpoints.blob}${deadLetterContainerName}'

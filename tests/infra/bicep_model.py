@@ -8,6 +8,7 @@ tell them apart where it matters.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from functools import cache
@@ -146,3 +147,83 @@ def property_path(expr: Any) -> list[str] | None:
 
 
 SKIP_COMMENT = re.compile(r"//\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?$")
+
+
+# --- a tiny evaluator of the templates' variables -------------------------------------------------
+
+_INTERPOLATION = re.compile(r"\$\{(\w+)\}")
+
+
+def evaluate(expr: Any, parsed: dict[str, Any], values: dict[str, Any]) -> Any:
+    """Value of ``expr`` given parameter ``values`` (missing ones: their defaults). Knows what the
+    deployment switches and the app settings use: &&, ||, !, ==, !=, ?:, empty(), split(),
+    string(), [index] and ``${name}`` interpolation of a parameter or variable."""
+    params = parsed.get("parameters", {})
+    variables = parsed.get("variables", {})
+    if isinstance(expr, str):
+        if expr in values:
+            return values[expr]
+        if expr in params:
+            return params[expr].get("default")
+        if expr in variables:
+            return evaluate(variables[expr]["value"], parsed, values)
+        # A string literal; pycep keeps '${name}' interpolations inside it as text. A name
+        # without a value (a required parameter not given) stays as it is.
+        return _INTERPOLATION.sub(lambda m: _interpolated(m, parsed, values), expr)
+    if isinstance(expr, (bool, int, list)) or expr is None:
+        return expr
+    if "operator" not in expr and "function" not in expr:
+        return expr  # an object literal, its members left as written
+    if "operator" in expr:
+        kind = expr["operator"]["type"]
+        ops = expr["operator"]["operands"]
+        if kind == "and":
+            return evaluate(ops["operand_1"], parsed, values) and evaluate(ops["operand_2"], parsed, values)
+        if kind == "or":
+            return evaluate(ops["operand_1"], parsed, values) or evaluate(ops["operand_2"], parsed, values)
+        if kind == "not":
+            return not evaluate(ops["bool_value"], parsed, values)
+        if kind == "equals":
+            return evaluate(ops["operand_1"], parsed, values) == evaluate(ops["operand_2"], parsed, values)
+        if kind == "not_equals":
+            return evaluate(ops["operand_1"], parsed, values) != evaluate(ops["operand_2"], parsed, values)
+        if kind == "conditional":
+            branch = "true_value" if evaluate(ops["condition"], parsed, values) else "false_value"
+            return evaluate(ops[branch], parsed, values)
+        if kind == "index_accessor":
+            return evaluate(ops["operand_1"], parsed, values)[evaluate(ops["operand_2"], parsed, values)]
+    if "function" in expr:
+        kind = expr["function"]["type"]
+        args = expr["function"]["parameters"]
+        if kind == "empty":
+            return not evaluate(args["item_to_test"], parsed, values)
+        if kind == "split":
+            return str(evaluate(args["input_string"], parsed, values)).split(args["delimiter"])
+        if kind == "string":
+            value = evaluate(args["value_to_convert"], parsed, values)
+            return str(value).lower() if isinstance(value, bool) else str(value)
+    raise AssertionError(f"the test's evaluator does not know {json.dumps(expr)[:200]}")
+
+
+def _interpolated(match: re.Match[str], parsed: dict[str, Any], values: dict[str, Any]) -> str:
+    value = evaluate(match.group(1), parsed, values)
+    return match.group(0) if value is None else str(value)
+
+
+def render_app_settings(values: dict[str, Any]) -> dict[str, str]:
+    """The app settings functionapp.bicep produces for the module parameter ``values`` (missing
+    ones: their defaults): the ``concat`` of the settings groups, each group and each value
+    evaluated. Setting names must be literals and appear once."""
+    path = INFRA / "modules" / "functionapp.bicep"
+    parsed = parse(path)
+    _, site = next(resources(parsed, "Microsoft.Web/sites"))
+    expr = body(site)["properties"]["siteConfig"]["appSettings"]
+    call = function_call(expr)
+    assert call is not None and call[0] == "concat", expr
+    settings: dict[str, str] = {}
+    for part in call[1].values():
+        for item in evaluate(part, parsed, values):
+            name = item["name"]
+            assert name not in settings, f"app setting {name} is set twice"
+            settings[name] = str(evaluate(item["value"], parsed, values))
+    return settings

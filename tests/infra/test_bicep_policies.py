@@ -182,7 +182,7 @@ def test_identity_is_database_ingestor_and_script_is_generated() -> None:
 # --- function app ---------------------------------------------------------------------------------
 
 
-def test_function_app_runs_python_311_on_flex_consumption() -> None:
+def test_function_app_runs_python_on_flex_consumption() -> None:
     _, _, plan = one_resource("Microsoft.Web/serverfarms")
     assert body(plan)["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
     _, _, site = one_resource("Microsoft.Web/sites")
@@ -190,7 +190,8 @@ def test_function_app_runs_python_311_on_flex_consumption() -> None:
     assert config["kind"] == "functionapp,linux"
     assert config["identity"]["type"] == "UserAssigned"
     properties = config["properties"]
-    assert properties["functionAppConfig"]["runtime"] == {"name": "python", "version": "3.11"}
+    # The version is a parameter (tests/infra/test_clouds_and_versions.py pins its default).
+    assert properties["functionAppConfig"]["runtime"] == {"name": "python", "version": "pythonVersion"}
     deployment = properties["functionAppConfig"]["deployment"]["storage"]
     assert deployment["authentication"]["type"] == "UserAssignedIdentity"
     assert properties["httpsOnly"] is True
@@ -210,6 +211,10 @@ def test_basic_publishing_credentials_are_disabled() -> None:
 def test_connections_are_identity_based() -> None:
     settings = app_settings()
     assert "AzureWebJobsStorage" not in settings  # a connection string would need a key
+    # Service URIs, which work in every cloud; __accountName infers public-cloud endpoints.
+    assert settings["AzureWebJobsStorage__blobServiceUri"] == "storageBlobServiceUri"
+    assert settings["AzureWebJobsStorage__queueServiceUri"] == "storageQueueServiceUri"
+    assert "AzureWebJobsStorage__accountName" not in settings
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
     assert settings["AzureWebJobsStorage__clientId"] == "identityClientId"
     assert settings["EventHubConnection__credential"] == "managedidentity"

@@ -13,7 +13,6 @@ from its parameters:
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.infra.azd_hooks import run_hook
 from tests.infra.bicep_model import (
     INFRA,
     MAIN,
@@ -30,9 +30,11 @@ from tests.infra.bicep_model import (
     all_resources,
     bicep_files,
     body,
+    evaluate,
     parse,
     property_path,
     rel,
+    render_app_settings,
     resources,
 )
 
@@ -43,52 +45,6 @@ ADX_DB_ID = (
 )
 HUB_ID = "/subscriptions/2222/resourceGroups/rg-stream/providers/Microsoft.EventHub/namespaces/corpns/eventhubs/events"
 EVENT_HUBS_DATA_RECEIVER = "a638d3c7-ab3a-418d-83e6-5f17a39d4fde"
-
-
-# --- a tiny evaluator of main.bicep's variables ----------------------------------------------------
-
-
-def evaluate(expr: Any, parsed: dict[str, Any], values: dict[str, Any]) -> Any:
-    """Value of ``expr`` given parameter ``values`` (missing ones: their defaults). Knows what the
-    deployment switches use: &&, ||, !, ==, ?:, empty(), split() and [index]."""
-    params = parsed.get("parameters", {})
-    variables = parsed.get("variables", {})
-    if isinstance(expr, str):
-        if expr in values:
-            return values[expr]
-        if expr in params:
-            return params[expr].get("default")
-        if expr in variables:
-            return evaluate(variables[expr]["value"], parsed, values)
-        return expr  # a string literal
-    if isinstance(expr, (bool, int, list)) or expr is None:
-        return expr
-    if "operator" in expr:
-        kind = expr["operator"]["type"]
-        ops = expr["operator"]["operands"]
-        if kind == "and":
-            return evaluate(ops["operand_1"], parsed, values) and evaluate(ops["operand_2"], parsed, values)
-        if kind == "or":
-            return evaluate(ops["operand_1"], parsed, values) or evaluate(ops["operand_2"], parsed, values)
-        if kind == "not":
-            return not evaluate(ops["bool_value"], parsed, values)
-        if kind == "equals":
-            return evaluate(ops["operand_1"], parsed, values) == evaluate(ops["operand_2"], parsed, values)
-        if kind == "not_equals":
-            return evaluate(ops["operand_1"], parsed, values) != evaluate(ops["operand_2"], parsed, values)
-        if kind == "conditional":
-            branch = "true_value" if evaluate(ops["condition"], parsed, values) else "false_value"
-            return evaluate(ops[branch], parsed, values)
-        if kind == "index_accessor":
-            return evaluate(ops["operand_1"], parsed, values)[evaluate(ops["operand_2"], parsed, values)]
-    if "function" in expr:
-        kind = expr["function"]["type"]
-        args = expr["function"]["parameters"]
-        if kind == "empty":
-            return not evaluate(args["item_to_test"], parsed, values)
-        if kind == "split":
-            return str(evaluate(args["input_string"], parsed, values)).split(args["delimiter"])
-    raise AssertionError(f"the test's evaluator does not know {json.dumps(expr)[:200]}")
 
 
 def main_var(name: str, **values: Any) -> Any:
@@ -307,17 +263,7 @@ def test_principal_type_comes_from_azd_everywhere() -> None:
 
 def _app_settings_for(**values: Any) -> set[str]:
     """Names of the app settings functionapp.bicep emits for those parameter values."""
-    path = MODULES / "functionapp.bicep"
-    parsed = parse(path)
-    _, site = next(resources(parsed, "Microsoft.Web/sites"))
-    expr = body(site)["properties"]["siteConfig"]["appSettings"]
-    names: set[str] = set()
-    for part in expr["function"]["parameters"].values():
-        items = evaluate(part, parsed, values)
-        if isinstance(items, str):
-            items = parsed["variables"][items]["value"]
-        names |= {item["name"] for item in items}
-    return names
+    return set(render_app_settings(values))
 
 
 def test_kafka_without_sasl_emits_no_credential_settings_and_no_key_vault() -> None:
@@ -373,15 +319,7 @@ def test_kafka_protocol_and_mechanism_match_the_apps_settings() -> None:
 
 def _hook(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """The hook as azd runs it: the azd environment's values as environment variables."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "AZURE_"))}
-    return subprocess.run(
-        [sys.executable, str(HOOK), "--no-generate"],
-        env={**base, "AZURE_ENV_NAME": "dev", **env},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    return run_hook("preprovision", env, "--no-generate")
 
 
 def test_the_hook_refuses_empty_credentials_with_sasl() -> None:
@@ -469,14 +407,8 @@ def test_every_hook_has_posix_and_windows_variants(hook: str) -> None:
 
 
 def test_azd_down_is_refused_when_the_deployment_reaches_into_existing_resources() -> None:
-    down = REPO / "scripts" / "predown.py"
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "AZURE_"))}
-
     def run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, str(down)], env={**base, "AZURE_ENV_NAME": "dev", **env},
-            capture_output=True, text=True, check=False, timeout=60,
-        )  # fmt: skip
+        return run_hook("predown", env)
 
     assert run({}).returncode == 0
     assert run({"KAFKA_ADX_ADX_DATABASE_ID": ""}).returncode == 0
