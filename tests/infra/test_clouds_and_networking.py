@@ -245,3 +245,29 @@ def test_every_api_version_is_the_one_the_deploy_guide_records() -> None:
     section = deploy.split("## API versions", 1)[1].split("\n## ", 1)[0]
     recorded = dict(re.findall(r"^\| `([A-Za-z.]+/[A-Za-z/]+)` \| ([0-9-]+) \| .+ \|$", section, re.MULTILINE))
     assert recorded == {type_: next(iter(versions)) for type_, versions in used.items()}
+
+
+def test_every_allowed_python_version_is_one_the_app_installs_on() -> None:
+    """Flex's remote build installs requirements.txt with the app's Python: every version the
+    Bicep allows must be inside requires-python, and from 3.13 the requirements must select
+    azure-functions 2.x and the app-pinned runtime library (1.x stops below 3.13; FACTS.md)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+
+    requires = SpecifierSet(tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["requires-python"])
+    lines = [line.split("#")[0].strip() for line in (REPO / "requirements.txt").read_text(encoding="utf-8").splitlines()]
+    requirements = [Requirement(line) for line in lines if line]
+    param = parse(MODULES / "functionapp.bicep")["parameters"]["pythonVersion"]
+    for version in next(d["argument"] for d in param["decorators"] if d["type"] == "allowed"):
+        assert version in requires, (version, str(requires))
+        selected = {
+            r.name: r.specifier
+            for r in requirements
+            if r.marker is None or r.marker.evaluate({"python_version": version, "python_full_version": f"{version}.0"})
+        }
+        functions = selected["azure-functions"]
+        major = 2 if tuple(map(int, version.split("."))) >= (3, 13) else 1
+        assert all(s.version.startswith(f"{major}.") for s in functions), (version, str(functions))
+        assert ("azure-functions-runtime" in selected) is (major == 2), (version, sorted(selected))
