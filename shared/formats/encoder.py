@@ -80,6 +80,7 @@ class SchemaMapped:
         self.mapping = CompiledMapping(table, mapping, "json", strict=dest.validate)
         parse = _PARSERS[dest.format]
         self.azure_avro = dest.format == "avro"
+        self.registries = registries
         self.caches: dict[str, SchemaCache[Decoder] | None] = {
             "confluent": schema_cache(registries.confluent, parse) if registries.confluent else None,
             "azure": schema_cache(registries.azure, parse) if registries.azure and self.azure_avro else None,
@@ -90,7 +91,8 @@ class SchemaMapped:
         framed = wire.split(record, azure=self.azure_avro)
         cache = self.caches[framed.registry]
         if cache is None:
-            raise RecordError(f"schema id {framed.schema_id}: {_NOT_CONFIGURED[framed.registry]}", stage="decode")
+            why = self.registries.problem(framed.registry) or _NOT_CONFIGURED[framed.registry]
+            raise RecordError(f"schema id {framed.schema_id}: {why}", stage="decode")
         try:
             decoder = cache.get(framed.schema_id)
         except UnknownSchema as exc:

@@ -108,6 +108,8 @@ class ConfluentSource:
         when ``username`` is given. Few quick retries: the pipeline retries the whole batch."""
         from confluent_kafka.schema_registry import SchemaRegistryClient
 
+        # httpx2 logs every request at INFO: one line per schema fetch is ours to log.
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
         conf: dict[str, Any] = {
             "url": url,
             "timeout": timeout,
@@ -229,6 +231,12 @@ class Registries:
 
     confluent: SchemaSource | None = None
     azure: SchemaSource | None = None
+    problems: tuple[tuple[str, str], ...] = ()
+    """(registry, why it is absent though configured): what a dead letter then says."""
+
+    def problem(self, registry: str) -> str | None:
+        """Why ``registry`` (``confluent`` or ``azure``) is configured but cannot be used."""
+        return next((why for name, why in self.problems if name == registry), None)
 
 
 def registries_from(settings: Settings) -> Registries:
@@ -256,8 +264,17 @@ def _registries(
     auth: Literal["managed-identity", "default", "none"],
     client_id: str | None,
 ) -> Registries:
-    confluent = ConfluentSource.connect(url, username=username, password=password, timeout=timeout) if url else None
-    azure = None
+    confluent: SchemaSource | None = None
+    azure: SchemaSource | None = None
+    problems: list[tuple[str, str]] = []
+    if url:
+        try:
+            confluent = ConfluentSource.connect(url, username=username, password=password, timeout=timeout)
+        except ImportError as exc:
+            # The function app's package leaves confluent-kafka to the command line
+            # (requirements-cli.txt): say so in each dead letter rather than fail the batch.
+            problems.append(("confluent", f"SCHEMA_REGISTRY_URL is set but its client is not installed here "
+                                          f"(pip install 'confluent-kafka[schemaregistry]'): {exc}"))  # fmt: skip
     if namespace:
         from shared.credentials import make_credential
 
@@ -265,6 +282,8 @@ def _registries(
         if credential is not None:
             azure = AzureSource.connect(namespace, credential)
         else:
-            log.warning("AZURE_SCHEMA_REGISTRY_NAMESPACE is set but ADX_AUTH is none: the Azure Schema Registry "
-                        "needs Entra ID, so avro/binary+<id> records cannot be decoded")  # fmt: skip
-    return Registries(confluent=confluent, azure=azure)
+            problems.append(("azure", "AZURE_SCHEMA_REGISTRY_NAMESPACE is set but ADX_AUTH is none: the Azure "
+                                      "Schema Registry needs Entra ID"))  # fmt: skip
+    for _, why in problems:
+        log.error("%s", why)
+    return Registries(confluent=confluent, azure=azure, problems=tuple(problems))
