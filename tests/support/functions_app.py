@@ -71,3 +71,14 @@ class LocalApp:
         """Every dead letter written so far."""
         store = LocalDeadLetterStore(self.deadletter_dir)
         return [letter for set_id in store.sets() for letter in store.read(set_id)]
+
+
+def blob_dead_letters(container_uri: str) -> list[DeadLetter]:
+    """Every dead letter in a blob container (SAS URI), read back with a fresh store."""
+    from shared.deadletters.blob import BlobDeadLetterStore
+
+    store = BlobDeadLetterStore.from_url(container_uri, retries=1, backoff=0.05, timeout=5)
+    try:
+        return [letter for set_id in store.sets() for letter in store.read(set_id)]
+    finally:
+        store.close()

@@ -1,11 +1,29 @@
-"""What the Functions host sends the Python worker, built with the real ``azure.functions``
-converters (FACTS.md): trigger data and metadata as ``meta.Datum`` values, decoded by
-``KafkaTriggerConverter`` / ``EventHubTriggerConverter`` exactly as the worker decodes them.
+"""What the Functions host sends the Python worker for the Kafka and Event Hubs triggers
+(cardinality many), built once as the host serialises it (:data:`Wire` values) and handed over two
+ways: decoded by the real ``azure.functions`` converters (``KafkaTriggerConverter`` /
+``EventHubTriggerConverter``) into the events the function receives, or turned into the protobuf
+``TypedData`` of an ``InvocationRequest`` for the runtime tests (:mod:`tests.support.runtime_host`).
 
-Serialisation follows the extensions' sources: .NET ``byte[]`` becomes base64 text, a UTC
-``DateTime`` an ISO string with up to 7 fractional digits and ``Z`` (Kafka), the Event Hubs
-enqueued time a string without offset; string arrays and long arrays travel as protobuf
-collections (here: any object with ``.string`` / ``.bytes`` / ``.sint64``), the rest as JSON.
+The rules, from the sources (paths in Azure/azure-functions-host at 89dc438, the Kafka extension
+Azure/azure-functions-kafka-extension at f4fd2bb, the Event Hubs extension in
+Azure/azure-sdk-for-net):
+
+- which binding data exists: ``KafkaTriggerBindingStrategy.AddBindingData`` (Kafka extension,
+  src/Microsoft.Azure.WebJobs.Extensions.Kafka/Trigger/KafkaTriggerBindingStrategy.cs: Partition,
+  Offset, Timestamp, Topic, Key, Headers, LeaderEpoch and IsPartitionEOF arrays) and
+  ``EventHubTriggerBindingStrategy.AddBindingData`` (sdk/eventhub/Microsoft.Azure.WebJobs.
+  Extensions.EventHubs/src/Triggers/EventHubTriggerBindingStrategy.cs: PartitionKey, Offset,
+  SequenceNumber, EnqueuedTimeUtc, Properties and SystemProperties arrays, PartitionContext);
+- how each value travels: ``GrpcMessageConversionExtensions.ToRpc`` (host,
+  src/WebJobs.Script.Grpc/MessageExtensions/GrpcMessageConversionExtensions.cs): ``byte[][]`` as
+  ``collection_bytes`` without its null entries, ``string[]`` as ``collection_string`` without its
+  null *and empty* entries (the Python worker does not advertise
+  ``IncludeEmptyEntriesInMessagePayload``), ``long[]`` as ``collection_sint64``, anything else as
+  Newtonsoft JSON (``byte[]`` as base64, a UTC ``DateTime`` with ``Z``, an Unspecified one without
+  offset, a ``DateTimeOffset`` with ``+00:00``). So a collection is not index-aligned with the
+  batch when the batch holds a null or empty entry;
+- binding data whose value is null is not sent at all (``ScriptInvocationContextExtensions.
+  ShouldSkipBindingData``, src/WebJobs.Script.Grpc/Extensions/ScriptInvocationContextExtensions.cs).
 """
 
 from __future__ import annotations
@@ -51,6 +69,46 @@ def dotnet_utc(ts: datetime) -> str:
 def dotnet_unspecified(ts: datetime) -> str:
     """``DateTimeOffset.DateTime`` (kind Unspecified) as Newtonsoft writes it: no offset."""
     return dotnet_utc(ts)[:-1]
+
+
+def dotnet_offset(ts: datetime) -> str:
+    """A UTC ``DateTimeOffset`` as Newtonsoft writes it: ``+00:00``, not ``Z``."""
+    return dotnet_utc(ts)[:-1] + "+00:00"
+
+
+Wire = tuple[str, Any]
+"""One value as the host serialises it for the worker: ``("collection_bytes", [bytes])``,
+``("collection_string", [str])``, ``("collection_sint64", [int])`` or ``("json", text)``."""
+
+
+def host_bytes_array(values: Sequence[bytes | None]) -> Wire:
+    """``byte[][]``: null entries are left out (``ToRpcByteArray``)."""
+    return "collection_bytes", [v for v in values if v is not None]
+
+
+def host_string_array(values: Sequence[str | None]) -> Wire:
+    """``string[]``: null and empty entries are left out (``ToRpcStringArray`` without
+    ``IncludeEmptyEntriesInMessagePayload``)."""
+    return "collection_string", [v for v in values if v]
+
+
+def host_long_array(values: Sequence[int]) -> Wire:
+    """``long[]`` (``ToRpcLongArray``)."""
+    return "collection_sint64", list(values)
+
+
+def host_json(value: Any) -> Wire:
+    """Any other object: ``JsonConvert.SerializeObject(value, Formatting.None)``."""
+    return "json", json.dumps(value, separators=(",", ":"))
+
+
+def datum(wire: Wire) -> Datum:
+    """A wire value as the worker's ``meta.Datum`` (what the converters decode)."""
+    kind, value = wire
+    if kind == "json":
+        return Datum(value, "json")
+    field_name = kind.removeprefix("collection_")
+    return Datum(Collection(**{field_name: value}), kind)
 
 
 # --------------------------------------------------------------------------- Kafka
@@ -99,24 +157,36 @@ class KafkaMessage:
         )
 
 
+def kafka_trigger_data(
+    messages: Sequence[KafkaMessage], *, data_type: str = "binary", key_type: str = "binary"
+) -> tuple[Wire, dict[str, Wire]]:
+    """A Kafka trigger batch as the host sends it: the body and the trigger metadata."""
+    if data_type == "binary":
+        # A null value (a tombstone) becomes an empty byte[] before the host sees it
+        # (KafkaEventDataConvertManager.ConvertToByteArray, src/.../Trigger/KafkaEventDataConvertManager.cs),
+        # so it stays in the collection and the function sees empty bytes.
+        body = host_bytes_array([m.value or b"" for m in messages])
+    else:
+        body = host_string_array([m.envelope(key_type) for m in messages])
+    metadata = {
+        "PartitionArray": host_json([m.partition for m in messages]),
+        "OffsetArray": host_long_array([m.offset for m in messages]),
+        "TimestampArray": host_json([dotnet_utc(m.timestamp) for m in messages]),
+        "TopicArray": host_string_array([m.topic for m in messages]),
+        "KeyArray": host_json([m.dotnet_key(key_type) for m in messages]),
+        "HeadersArray": host_json([m.dotnet_headers() for m in messages]),
+        "LeaderEpochArray": host_json([0 for _ in messages]),
+        "IsPartitionEOFArray": host_json([False for _ in messages]),
+    }
+    return body, metadata
+
+
 def kafka_events(
     messages: Sequence[KafkaMessage], *, data_type: str = "binary", key_type: str = "binary"
 ) -> list[func.KafkaEvent]:
     """A Kafka trigger batch (cardinality many) as the worker hands it to the function."""
-    if data_type == "binary":
-        # A null value cannot travel in a bytes collection: the function sees empty bytes.
-        body = Datum(Collection(bytes=[m.value or b"" for m in messages]), "collection_bytes")
-    else:
-        body = Datum(Collection(string=[m.envelope(key_type) for m in messages]), "collection_string")
-    metadata = {
-        "OffsetArray": Datum(Collection(sint64=[m.offset for m in messages]), "collection_sint64"),
-        "TopicArray": Datum(Collection(string=[m.topic for m in messages]), "collection_string"),
-        "PartitionArray": Datum(json.dumps([m.partition for m in messages]), "json"),
-        "KeyArray": Datum(json.dumps([m.dotnet_key(key_type) for m in messages]), "json"),
-        "TimestampArray": Datum(json.dumps([dotnet_utc(m.timestamp) for m in messages]), "json"),
-        "HeadersArray": Datum(json.dumps([m.dotnet_headers() for m in messages]), "json"),
-    }
-    events = KafkaTriggerConverter.decode(body, trigger_metadata=metadata)
+    body, metadata = kafka_trigger_data(messages, data_type=data_type, key_type=key_type)
+    events = KafkaTriggerConverter.decode(datum(body), trigger_metadata={k: datum(v) for k, v in metadata.items()})
     assert isinstance(events, list)
     return events
 
@@ -147,7 +217,7 @@ class HubEvent:
         props: dict[str, Any] = {
             "x-opt-sequence-number": self.sequence_number,
             "x-opt-offset": str(self.sequence_number * 1024),
-            "x-opt-enqueued-time": dotnet_utc(self.enqueued),
+            "x-opt-enqueued-time": dotnet_offset(self.enqueued),  # a DateTimeOffset
         }
         if self.partition_key is not None:
             props["x-opt-partition-key"] = self.partition_key
@@ -163,10 +233,9 @@ class HubEvent:
         return props
 
 
-def eventhub_events(events: Sequence[HubEvent], *, event_hub: str = "storm-events-json",
-                    partition: str = "3") -> list[func.EventHubEvent]:
-    """An Event Hubs trigger batch (cardinality many, binary) as the worker hands it over."""
-    body = Datum(Collection(bytes=[e.body for e in events]), "collection_bytes")
+def eventhub_trigger_data(events: Sequence[HubEvent], *, event_hub: str = "storm-events-json",
+                          partition: str = "3") -> tuple[Wire, dict[str, Wire]]:
+    """An Event Hubs trigger batch (cardinality many, binary) as the host sends it."""
     context = {
         "FullyQualifiedNamespace": "kafka-adx-test.servicebus.windows.net",
         "EventHubName": event_hub,
@@ -174,16 +243,23 @@ def eventhub_events(events: Sequence[HubEvent], *, event_hub: str = "storm-event
         "PartitionId": partition,
     }
     metadata = {
-        "PartitionContext": Datum(json.dumps(context), "json"),
-        "TriggerPartitionContext": Datum(json.dumps(context), "json"),
-        "SystemPropertiesArray": Datum(json.dumps([e.system_properties() for e in events]), "json"),
-        "PropertiesArray": Datum(json.dumps([e.properties for e in events]), "json"),
-        "PartitionKeyArray": Datum(Collection(string=[e.partition_key or "" for e in events]), "collection_string"),
-        "OffsetArray": Datum(Collection(string=[str(e.sequence_number * 1024) for e in events]), "collection_string"),
-        "SequenceNumberArray": Datum(Collection(sint64=[e.sequence_number for e in events]), "collection_sint64"),
-        "EnqueuedTimeUtcArray": Datum(json.dumps([dotnet_unspecified(e.enqueued) for e in events]), "json"),
+        "PartitionContext": host_json(context),
+        "TriggerPartitionContext": host_json(context),
+        "SystemPropertiesArray": host_json([e.system_properties() for e in events]),
+        "PropertiesArray": host_json([e.properties for e in events]),
+        "PartitionKeyArray": host_string_array([e.partition_key for e in events]),
+        "OffsetArray": host_string_array([str(e.sequence_number * 1024) for e in events]),
+        "SequenceNumberArray": host_long_array([e.sequence_number for e in events]),
+        "EnqueuedTimeUtcArray": host_json([dotnet_unspecified(e.enqueued) for e in events]),
     }
-    decoded = EventHubTriggerConverter.decode(body, trigger_metadata=metadata)
+    return host_bytes_array([e.body for e in events]), metadata
+
+
+def eventhub_events(events: Sequence[HubEvent], *, event_hub: str = "storm-events-json",
+                    partition: str = "3") -> list[func.EventHubEvent]:
+    """An Event Hubs trigger batch (cardinality many, binary) as the worker hands it over."""
+    body, metadata = eventhub_trigger_data(events, event_hub=event_hub, partition=partition)
+    decoded = EventHubTriggerConverter.decode(datum(body), trigger_metadata={k: datum(v) for k, v in metadata.items()})
     assert isinstance(decoded, list)
     return decoded
 

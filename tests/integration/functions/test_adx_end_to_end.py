@@ -30,9 +30,9 @@ from shared.pipeline.deadletter import DeadLetter
 from shared.sinks import adx
 from shared.sinks.adx.sink import AdxSink
 from tests.fixtures.azurite import Azurite
-from tests.support.adx import DATABASE, Landed, config_data, dead_letters, fast_throttle_retries, landed
+from tests.support.adx import DATABASE, Landed, config_data, fast_throttle_retries, landed
 from tests.support.adx_standin import AdxStandIn
-from tests.support.functions_app import EVENTHUB_ENV, load_app
+from tests.support.functions_app import EVENTHUB_ENV, blob_dead_letters, load_app
 from tests.support.functions_host import Context, HubEvent, KafkaMessage, eventhub_events, kafka_events
 
 pytestmark = pytest.mark.azurite
@@ -113,11 +113,7 @@ class DeployedApp:
 
     def dead_letters(self) -> list[DeadLetter]:
         """Every dead letter in the blob container (read back with a fresh store)."""
-        store = BlobDeadLetterStore.from_url(self.deadletter_uri, retries=1, backoff=0.05, timeout=5)
-        try:
-            return dead_letters(store)
-        finally:
-            store.close()
+        return blob_dead_letters(self.deadletter_uri)
 
 
 @pytest.fixture
