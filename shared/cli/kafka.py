@@ -80,7 +80,8 @@ def connection_options(fn: F) -> F:
     return fn
 
 
-def _connection(**kw: Any) -> Any:
+def connection_or_error(**kw: Any) -> Any:
+    """The Kafka connection the :func:`connection_options` describe, or a CLI error (exit 2)."""
     from shared.kafka.connection import KafkaConnection, parse_properties
 
     # A password given as an option is as secret as KAFKA_PASSWORD: never echo it.
@@ -173,7 +174,7 @@ def consume(
 
     _setup_logging(log_level)
     topics = _topics(topic_values)
-    conn = _connection(**connection)
+    conn = connection_or_error(**connection)
     settings = settings_or_exit()
     config = config_or_exit(config_path)
     options = ConsumerOptions(
@@ -308,7 +309,7 @@ def produce(
             from shared.kafka.connection import AuthFailureGuard
             from shared.kafka.producer import KafkaSender
 
-            conn = _connection(**connection)
+            conn = connection_or_error(**connection)
             client_config = conn.client_config()
             client_config["error_cb"] = AuthFailureGuard(auth_timeout)
             # Idempotence needs broker support the Event Hubs Kafka endpoint does not promise.

@@ -36,7 +36,8 @@ def parse_when(text: str, now: datetime | None = None) -> datetime:
 # that prefix (and the numbers in the message: sizes, line numbers) would make every letter a
 # group of its own.
 _WHERE = re.compile(r"^(?:\S+:\d+ \()?[^\s\[\]]*\[\d+\]@\d+\)?: ")
-_NUMBER = re.compile(r"\d+")
+_HEX_ID = re.compile(r"\b[0-9a-f]{8,}\b")
+_NUMBER = re.compile(r"\b\d+\b")
 KIND_WIDTH = 100
 """Characters of a reason kind (the rest of a long message is cut)."""
 
@@ -48,9 +49,9 @@ def reason_text(letter: DeadLetter) -> str:
 
 def reason_kind(letter: DeadLetter) -> str:
     """What letters are grouped by: the reason without its location prefix, every number
-    written ``N``, at most :data:`KIND_WIDTH` characters (``record is N bytes, over the limit of
-    N``)."""
-    kind = _NUMBER.sub("N", " ".join(reason_text(letter).split()))
+    written ``N`` and every hex id (a batch id) ``ID``, at most :data:`KIND_WIDTH` characters
+    (``record is N bytes, over the limit of N``)."""
+    kind = _NUMBER.sub("N", _HEX_ID.sub("ID", " ".join(reason_text(letter).split())))
     return kind if len(kind) <= KIND_WIDTH else kind[: KIND_WIDTH - 3] + "..."
 
 

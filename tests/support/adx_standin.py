@@ -16,6 +16,12 @@
   :meth:`~AdxStandIn.drop_column`, :meth:`~AdxStandIn.set_column_type` and
   :meth:`~AdxStandIn.set_mapping` make the cluster drift). An unknown database or table answers
   ADX's ``BadRequest_EntityNotFound``;
+* ``POST /v1/rest/mgmt`` with what ``kafka-adx status`` reads: ``.show ingestion failures``
+  (optionally ``| where FailedOn > ago(T)``; the rows a test adds with
+  :meth:`AdxStandIn.add_ingestion_failure`, every column the command documents),
+  ``.show table T details`` (row count and extent times) and ``.show table T extents`` (optionally
+  ``| where MaxCreatedOn > ago(T)``): one extent per streaming request and per queued blob (the
+  queue message's insertion time), as ADX creates one per ingestion;
 * ``GET /v1/rest/auth/metadata``: 404, which the SDK reads as "public cloud";
 * ``GET /msi/token``: the App Service managed-identity endpoint (``IDENTITY_ENDPOINT`` /
   ``IDENTITY_HEADER``), so the managed-identity code path runs offline.
@@ -43,6 +49,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -146,6 +153,8 @@ class Streamed:
     body: bytes
     """The decompressed body."""
     headers: dict[str, str]
+    received_on: datetime = field(default_factory=lambda: datetime.now(UTC))
+    """When the stand-in accepted it (the extent's creation time)."""
 
     @property
     def lines(self) -> list[bytes]:
@@ -223,6 +232,14 @@ def _stored_mapping(text: str) -> str:
     return json.dumps(out, separators=(",", ":"))
 
 
+def _ago(match: re.Match[str]) -> datetime | None:
+    """The time of a matched ``| where Column > ago(N<unit>)``, or None without one."""
+    if not match.group("n"):
+        return None
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group("unit")]
+    return datetime.now(UTC) - timedelta(**{unit: int(match.group("n"))})
+
+
 class _MgmtError(Exception):
     def __init__(self, status: int, code: str, message: str, permanent: bool = True) -> None:
         super().__init__(message)
@@ -264,6 +281,8 @@ class AdxStandIn:
         """The schema: database -> table name -> table (empty until a test configures it)."""
         self.views: dict[str, dict[str, str]] = {}
         """Materialized views: database -> view name -> source table."""
+        self.ingestion_failures: list[dict[str, Any]] = []
+        """Rows of ``.show ingestion failures`` (:meth:`add_ingestion_failure`)."""
         self.schema_forbidden = False
         """Answer schema commands (``.show``, ``.create``, ``.alter``) with 403, as ADX does for a
         principal with the Ingestor role only."""
@@ -341,6 +360,9 @@ class AdxStandIn:
         # Mapping JSON keeps its spaces (a ConstValue may hold some): only other commands are collapsed.
         verbatim = csl.startswith(".create-or-alter") or re.match(r"\.create table \S+ ingestion ", csl)
         text = csl.strip() if verbatim else " ".join(csl.split())
+        monitoring = self._monitoring_command(database, text)
+        if monitoring is not None:
+            return monitoring
         if text == ".show tables":
             rows = [[name, database, "", ""] for name in sorted(self._tables(database))]
             return _v1([("TableName", "String", "string"), ("DatabaseName", "String", "string"),
@@ -408,6 +430,86 @@ class AdxStandIn:
             self._existing(database, _group(m, "t"))
             return _v1([("PolicyName", "String", "string")], [[text.split(" policy ", 1)[1].split(" ", 1)[0]]])
         raise _MgmtError(400, "General_BadRequest", f"stand-in does not serve {csl!r}")
+
+    # -- what `kafka-adx status` reads ------------------------------------------------------
+
+    def add_ingestion_failure(self, **columns: Any) -> dict[str, Any]:
+        """Record a row of ``.show ingestion failures`` (the documented columns; a test gives
+        those it cares about, the others get plausible values)."""
+        row = {
+            "OperationId": str(uuid.uuid4()), "Database": "", "Table": "",
+            "FailedOn": datetime.now(UTC).isoformat(), "IngestionSourcePath": "", "Details": "",
+            "FailureKind": "Permanent", "RootActivityId": str(uuid.uuid4()), "OperationKind": "DataIngestPull",
+            "OriginatesFromUpdatePolicy": False, "ErrorCode": "", "Principal": "aadapp=standin", "User": "",
+            "IngestionProperties": "", "NumberOfSources": 1, "ShouldRetry": False,
+        } | columns
+        with self._lock:
+            self.ingestion_failures.append(row)
+        return row
+
+    def extents(self, database: str, table: str) -> list[tuple[datetime, int]]:
+        """(creation time, rows) of each ingestion into a table: streaming requests and queued
+        blobs (the queue message's insertion time), oldest first."""
+        out = [(item.received_on, len(item.lines)) for item in self.streamed
+               if (item.database, item.table) == (database, table)]
+        from azure.storage.queue import QueueClient
+
+        client = QueueClient.from_connection_string(self.azurite.connection_string, self.ready_queue)
+        for message in client.peek_messages(max_messages=32):
+            data = json.loads(base64.b64decode(message.content))
+            if (data.get("DatabaseName"), data.get("TableName")) == (database, table):
+                lines = [line for line in gzip.decompress(self.blob_bytes(data["BlobPath"])).split(b"\n") if line]
+                out.append((message.inserted_on, len(lines)))
+        return sorted(out)
+
+    def _monitoring_command(self, database: str, text: str) -> dict[str, Any] | None:
+        """``.show ingestion failures``, ``.show table T details`` and ``.show table T extents``
+        (see the module docstring), or None for another command."""
+        ago = r"(?: \| where (?P<col>FailedOn|MaxCreatedOn) > ago\((?P<n>\d+)(?P<unit>[smhd])\))?"
+        m = re.fullmatch(rf"\.show ingestion failures{ago}", text)
+        if m:
+            since = _ago(m)
+            columns = [("OperationId", "String", "string"), ("Database", "String", "string"),
+                       ("Table", "String", "string"), ("FailedOn", "DateTime", "datetime"),
+                       ("IngestionSourcePath", "String", "string"), ("Details", "String", "string"),
+                       ("FailureKind", "String", "string"), ("RootActivityId", "String", "string"),
+                       ("OperationKind", "String", "string"), ("OriginatesFromUpdatePolicy", "Boolean", "bool"),
+                       ("ErrorCode", "String", "string"), ("Principal", "String", "string"),
+                       ("User", "String", "string"), ("IngestionProperties", "String", "string"),
+                       ("NumberOfSources", "Int32", "int"), ("ShouldRetry", "Boolean", "bool")]
+            rows = [[row[name] for name, _, _ in columns] for row in self.ingestion_failures
+                    if since is None or datetime.fromisoformat(row["FailedOn"]) > since]
+            return _v1(columns, rows)
+        m = re.fullmatch(rf"\.show table {_name_re('t')} details", text)
+        if m:
+            name = _group(m, "t")
+            self._existing(database, name)
+            extents = self.extents(database, name)
+            times = [when.isoformat() for when, _ in extents]
+            columns = [("TableName", "String", "string"), ("DatabaseName", "String", "string"),
+                       ("Folder", "String", "string"), ("DocString", "String", "string"),
+                       ("TotalExtents", "Int64", "long"), ("TotalExtentSize", "Double", "real"),
+                       ("TotalOriginalSize", "Double", "real"), ("TotalRowCount", "Int64", "long"),
+                       ("HotExtents", "Int64", "long"), ("HotExtentSize", "Double", "real"),
+                       ("HotOriginalSize", "Double", "real"), ("HotRowCount", "Int64", "long"),
+                       ("MinExtentsCreationTime", "DateTime", "datetime"),
+                       ("MaxExtentsCreationTime", "DateTime", "datetime")]
+            rows = sum(n for _, n in extents)
+            return _v1(columns, [[name, database, "", "", len(extents), 0.0, 0.0, rows, len(extents), 0.0, 0.0,
+                                  rows, min(times, default=None), max(times, default=None)]])
+        m = re.fullmatch(rf"\.show table {_name_re('t')} extents{ago}", text)
+        if m:
+            name = _group(m, "t")
+            self._existing(database, name)
+            since = _ago(m)
+            columns = [("ExtentId", "Guid", "guid"), ("DatabaseName", "String", "string"),
+                       ("TableName", "String", "string"), ("MaxCreatedOn", "DateTime", "datetime"),
+                       ("OriginalSize", "Double", "real"), ("ExtentSize", "Double", "real"),
+                       ("RowCount", "Int64", "long"), ("MinCreatedOn", "DateTime", "datetime"),
+                       ("Tags", "String", "string")]
+            return _v1(columns, [[str(uuid.uuid4()), database, name, when.isoformat(), 0.0, 0.0, n, when.isoformat(), ""]
+                                 for when, n in self.extents(database, name) if since is None or when > since])
+        return None
 
     @property
     def url(self) -> str:
