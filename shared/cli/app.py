@@ -24,6 +24,7 @@ from shared.cli.deadletters import deadletters, replay
 from shared.cli.demo import demo
 from shared.cli.doctor import doctor
 from shared.cli.files import ingest, preview, validate
+from shared.cli.init import init
 from shared.cli.kafka import consume, produce
 from shared.cli.kql import kql
 from shared.cli.status import status
@@ -84,6 +85,7 @@ for command in (validate, preview, ingest, kql, demo, replay, status, consume, p
     main.add_command(command)
 main.add_command(import_connect)
 main.add_command(deadletters)
+main.add_command(init)
 
 
 if __name__ == "__main__":

@@ -141,6 +141,24 @@ class ConfluentSource:
         return RegisteredSchema(schema_id, kind, schema.schema_str)
 
 
+    def latest(self, subject: str) -> RegisteredSchema:
+        """The latest version of ``subject`` (for ``kafka-adx init --from-schema``)."""
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        try:
+            found = self.client.get_latest_version(subject)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                raise UnknownSchema(f"{self.name} has no subject {subject!r} ({exc.error_message})") from None
+            raise RegistryUnavailable(f"{self.name} answered HTTP {exc.http_status_code}: {exc.error_message}") from None
+        except self._transport_errors as exc:
+            raise RegistryUnavailable(f"{self.name} unreachable: {describe(exc)}") from None
+        kind = _KINDS.get((found.schema.schema_type or "AVRO").upper())
+        if kind is None:
+            raise UnknownSchema(f"subject {subject!r} has type {found.schema.schema_type}, which kafka-adx does not read")
+        return RegisteredSchema(str(found.schema_id), kind, found.schema.schema_str)
+
+
 class AzureSource:
     """The Azure Schema Registry of an Event Hubs namespace (schemas by id, Avro)."""
 
