@@ -6,13 +6,17 @@ and how each failure is sorted (bad record vs. transient)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from shared.cli.app import main
+from shared.config import load_config
 from shared.formats.avro import parse_avro
 from shared.formats.registry import ConfluentSource, RegistryUnavailable, SchemaCache, UnknownSchema
 from tests.fixtures.registry import RegistryStandIn
@@ -97,3 +101,22 @@ def test_basic_auth_from_the_settings_and_no_password_in_errors(schema_registry:
     with pytest.raises(RegistryUnavailable, match="HTTP 401") as refused:
         bad.fetch("1")
     assert "wrong-password-123" not in str(refused.value) and "s3cr3t" not in str(refused.value)
+
+
+def test_init_from_a_subject_reads_its_latest_version(
+    schema_registry: RegistryStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sr = client(schema_registry)
+    sr.register_schema("readings-value", Schema(json.dumps(V1), "AVRO"))
+    sr.register_schema("readings-value", Schema(json.dumps(V2), "AVRO"))
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", schema_registry.url)
+    target = tmp_path / "ingestion.yaml"
+    result = CliRunner().invoke(main, ["init", "--config", str(target), "--from-schema", "readings-value"])
+    assert result.exit_code == 0, result.output
+    assert "subject readings-value (schema id 2)" in result.output
+    config = load_config(target)
+    assert [(c.name, c.type) for c in config.tables["readings"].columns] == [
+        ("sensor", "string"), ("value", "real"), ("unit", "string")]  # fmt: skip
+    assert (config.routes[0].topic, config.routes[0].format) == ("readings", "avro")
+    missing = CliRunner().invoke(main, ["init", "--config", str(target), "--from-schema", "nothing-value"])
+    assert missing.exit_code == 2 and "has no subject 'nothing-value'" in missing.output
