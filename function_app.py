@@ -2,12 +2,14 @@
 
 Which triggers exist is decided by app settings when the worker indexes this file:
 ``EVENTHUB_NAME`` switches the Event Hubs trigger on, ``KAFKA_BROKERS`` the Kafka trigger.
-A comma-separated ``EVENTHUB_NAME`` or ``KAFKA_TOPIC`` registers one function per name.
+A comma-separated ``EVENTHUB_NAME`` or ``KAFKA_TOPIC`` registers one function per name. A trigger
+whose own settings are invalid is left out with its error logged; the others still register.
 Everything else lives in :mod:`shared.functions` (``settings`` for the triggers, ``invocation`` for
 one batch); see README.md ("The function app").
 """
 
 # No "from __future__ import annotations": the worker inspects the annotations as objects.
+import logging
 import typing
 
 import azure.functions as func
@@ -16,7 +18,11 @@ from shared.functions.invocation import handle_eventhub, handle_kafka
 from shared.functions.settings import TriggerBinding, TriggerSettings
 
 app = func.FunctionApp()
-TRIGGERS = TriggerSettings.from_env()
+# Each trigger checks its own settings: a broken one is logged and left unregistered, so the
+# others still run (settings all triggers share, RETRY_*, fail indexing with their error).
+TRIGGERS, BROKEN = TriggerSettings.per_trigger()
+for _switch, _error in BROKEN.items():
+    logging.getLogger("kafka_adx.functions").error("the trigger switched on by %s is not registered: %s", _switch, _error)
 
 
 def _register_eventhub(binding: TriggerBinding) -> None:

@@ -271,6 +271,28 @@ class TriggerSettings(BaseModel):
             raise ConfigError("invalid function app settings: " + "; ".join(problems))
         return settings
 
+    @classmethod
+    def per_trigger(cls, env: Mapping[str, str] | None = None) -> tuple[TriggerSettings, dict[str, ConfigError]]:
+        """The settings with every trigger whose own settings are invalid switched off, and the
+        error of each one switched off (by its switch: ``EVENTHUB_NAME``, ``KAFKA_BROKERS``), so
+        that a broken Kafka setting leaves the Event Hubs trigger running and the other way round.
+
+        Each trigger is checked on its own (the other switched off). Settings that every trigger
+        shares (``RETRY_*``) still raise :class:`ConfigError`: no function could register with them.
+        """
+        source = os.environ if env is None else env
+        get = _reader(source)
+        switches = [name for name in _SWITCHES if get(name)]
+        broken: dict[str, ConfigError] = {}
+        for switch in switches:
+            alone = {name: value for name, value in source.items() if name not in _SWITCHES or name == switch}
+            try:
+                cls.from_env(alone)
+            except ConfigError as exc:
+                broken[switch] = exc
+        working = {name: value for name, value in source.items() if name not in broken}
+        return cls.from_env(working), broken
+
     # -- what function_app.py registers -------------------------------------------------------
 
     def retry_kwargs(self) -> dict[str, str]:
@@ -325,6 +347,9 @@ class TriggerSettings(BaseModel):
                 kwargs["password"] = "%KAFKA_PASSWORD%"
         return kwargs
 
+
+_SWITCHES = ("EVENTHUB_NAME", "KAFKA_BROKERS")
+"""The settings that switch a trigger on."""
 
 _FIELDS: dict[str, tuple[str, str | None]] = {
     "eventhubs": ("EVENTHUB_NAME", None),
@@ -407,7 +432,7 @@ def _bindings(prefix: str, names: Sequence[str], setting: str) -> list[TriggerBi
 def required_settings(env: Mapping[str, str]) -> set[str]:
     """Settings that must be present for the triggers switched on in ``env``."""
     get = _reader(env)
-    switches = {name for name in ("EVENTHUB_NAME", "KAFKA_BROKERS") if get(name)}
+    switches = {name for name in _SWITCHES if get(name)}
     return switches | {name for name, _ in _requirements(get)}
 
 

@@ -198,3 +198,27 @@ def test_settings_are_normalised_and_frozen() -> None:
     assert triggers.kafka_data_type == "string" and triggers.kafka_consumer_group is None  # blank is unset
     with pytest.raises(ValidationError):
         triggers.kafka_topics = ("c",)  # type: ignore[misc]
+
+
+def test_a_broken_trigger_is_left_out_and_the_others_still_register(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An empty KAFKA_USERNAME with SASL used to make importing function_app raise, so no
+    function registered at all; now only the Kafka trigger is left out, with its error logged."""
+    env = {**EVENTHUB_ENV, **KAFKA_ENV, "KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_USERNAME": " ", "KAFKA_PASSWORD": "p"}
+    functions = load_app(monkeypatch, env)
+    assert list(functions) == ["eventhub_ingest"]
+    (error,) = [r for r in caplog.records if r.name == "kafka_adx.functions" and r.levelname == "ERROR"]
+    assert "KAFKA_BROKERS is not registered" in error.getMessage()
+    assert "KAFKA_USERNAME: required with KAFKA_SASL_MECHANISM" in error.getMessage()
+
+
+def test_per_trigger_checks_each_trigger_alone_and_shared_settings_still_raise() -> None:
+    settings, broken = TriggerSettings.per_trigger({"EVENTHUB_NAME": "hub", **KAFKA_ENV})
+    assert list(broken) == ["EVENTHUB_NAME"] and not settings.eventhub_enabled and settings.kafka_enabled
+    assert "EventHubConnection__fullyQualifiedNamespace: required" in str(broken["EVENTHUB_NAME"])
+    assert "KAFKA" not in str(broken["EVENTHUB_NAME"])
+    settings, broken = TriggerSettings.per_trigger({**EVENTHUB_ENV, **KAFKA_ENV})
+    assert broken == {} and settings.eventhub_enabled and settings.kafka_enabled
+    with pytest.raises(ConfigError, match="RETRY_MAX_COUNT"):
+        TriggerSettings.per_trigger({**EVENTHUB_ENV, **KAFKA_ENV, "RETRY_MAX_COUNT": "x"})
