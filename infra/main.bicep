@@ -116,6 +116,23 @@ param kafkaUsername string = ''
 @description('Kafka SASL password, stored in Key Vault (required with a SASL mechanism other than gssapi; the preprovision hook checks it).')
 param kafkaPassword string = ''
 
+@description('Confluent-compatible schema registry of the avro/jsonschema routes (SCHEMA_REGISTRY_URL: comma-separated URLs). Empty: none.')
+param schemaRegistryUrl string = ''
+
+@secure()
+@description('Basic-auth user of that registry (Confluent Cloud: the API key), stored in Key Vault. Empty: no authentication.')
+param schemaRegistryUsername string = ''
+
+@secure()
+@description('Basic-auth password of that registry (Confluent Cloud: the API secret), stored in Key Vault.')
+param schemaRegistryPassword string = ''
+
+@description('Seconds one schema registry request may take (SCHEMA_REGISTRY_TIMEOUT), set when a registry is used.')
+param schemaRegistryTimeout string = '10'
+
+@description('Read avro/binary+<id> records\' schemas from the Azure Schema Registry of the trigger\'s Event Hubs namespace (AZURE_SCHEMA_REGISTRY_NAMESPACE): the identity gets Schema Registry Reader on that namespace.')
+param enableAzureSchemaRegistry bool = false
+
 @description('Retries of a failed batch before it is dead-lettered (-1: forever).')
 param retryMaxCount int = 5
 
@@ -152,6 +169,21 @@ var kafkaGssapi = kafkaSaslMechanism == 'gssapi'
 var kafkaUsesSasl = enableKafkaTrigger && !kafkaNoSasl
 // Credentials (and the Key Vault holding them) only with SASL that takes a user name and password.
 var kafkaUsesCredentials = kafkaUsesSasl && !kafkaGssapi
+// pycep reads `!a && b` as `!(a && b)`: a leading negation gets a variable of its own.
+var usesSchemaRegistry = !empty(schemaRegistryUrl)
+var schemaRegistryUsesCredentials = usesSchemaRegistry && !empty(schemaRegistryUsername)
+// One vault for every credential that cannot be a managed identity.
+var useKeyVault = kafkaUsesCredentials || schemaRegistryUsesCredentials
+var kafkaSecrets = kafkaUsesCredentials ? {
+  'kafka-username': kafkaUsername
+  'kafka-password': kafkaPassword
+} : {}
+var schemaRegistrySecrets = schemaRegistryUsesCredentials ? {
+  'schema-registry-username': schemaRegistryUsername
+  'schema-registry-password': schemaRegistryPassword
+} : {}
+// The app's identity reads schemas from the trigger namespace's Azure Schema Registry.
+var schemaReaderPrincipalId = enableAzureSchemaRegistry ? identity.outputs.principalId : ''
 var deployerIsUser = principalType == 'User'
 // ADX names a service principal by its application id and calls it App.
 var adxDeployerType = deployerIsUser ? 'User' : 'App'
@@ -248,6 +280,7 @@ module eventHubsNamespace 'modules/eventhubs.bicep' = if (!useExistingEventHub) 
     eventHubs: eventHubs
     triggerEventHubNames: triggerEventHubNames
     receiverPrincipalId: identity.outputs.principalId
+    schemaReaderPrincipalId: schemaReaderPrincipalId
     userPrincipalId: principalId
     userPrincipalType: principalType
     enablePrivateNetworking: enablePrivateNetworking
@@ -264,6 +297,7 @@ module existingEventHub 'modules/eventhub-existing.bicep' = if (useExistingEvent
     name: existingEventHubName
     consumerGroup: triggerConsumerGroup
     receiverPrincipalId: identity.outputs.principalId
+    schemaReaderPrincipalId: schemaReaderPrincipalId
   }
 }
 
@@ -304,7 +338,7 @@ module adx 'modules/adx-database.bicep' = {
   ]
 }
 
-module keyVault 'modules/keyvault.bicep' = if (kafkaUsesCredentials) {
+module keyVault 'modules/keyvault.bicep' = if (useKeyVault) {
   name: 'keyvault'
   scope: rg
   params: {
@@ -312,8 +346,7 @@ module keyVault 'modules/keyvault.bicep' = if (kafkaUsesCredentials) {
     location: location
     tags: tags
     readerPrincipalId: identity.outputs.principalId
-    kafkaUsername: kafkaUsername
-    kafkaPassword: kafkaPassword
+    secrets: union(kafkaSecrets, schemaRegistrySecrets)
     enablePrivateNetworking: enablePrivateNetworking
   }
 }
@@ -363,7 +396,7 @@ module eventHubsEndpoint 'modules/private-endpoint.bicep' = if (enablePrivateNet
   }
 }
 
-module keyVaultEndpoint 'modules/private-endpoint.bicep' = if (enablePrivateNetworking && kafkaUsesCredentials) {
+module keyVaultEndpoint 'modules/private-endpoint.bicep' = if (enablePrivateNetworking && useKeyVault) {
   name: 'pe-keyvault'
   scope: rg
   params: {
@@ -377,6 +410,9 @@ module keyVaultEndpoint 'modules/private-endpoint.bicep' = if (enablePrivateNetw
     subnetId: network.outputs.privateEndpointSubnetId
   }
 }
+
+// The namespace the trigger reads (new or existing), as its serviceBusEndpoint names it.
+var triggerNamespaceHost = useExistingEventHub ? existingEventHub.outputs.fullyQualifiedNamespace : eventHubsNamespace.outputs.fullyQualifiedNamespace
 
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
@@ -395,7 +431,7 @@ module functionApp 'modules/functionapp.bicep' = {
     appInsightsConnectionString: monitoring.outputs.connectionString
     adxIngestUri: adx.outputs.ingestUri
     adxEngineUri: adx.outputs.engineUri
-    eventHubsNamespaceHost: useExistingEventHub ? existingEventHub.outputs.fullyQualifiedNamespace : eventHubsNamespace.outputs.fullyQualifiedNamespace
+    eventHubsNamespaceHost: triggerNamespaceHost
     eventHubName: triggerEventHubs
     eventHubConsumerGroup: triggerConsumerGroup
     eventHubHeaderEncoding: eventHubHeaderEncoding
@@ -406,8 +442,13 @@ module functionApp 'modules/functionapp.bicep' = {
     kafkaProtocol: kafkaProtocol
     kafkaSaslMechanism: kafkaSaslMechanism
     kafkaDataType: kafkaDataType
-    kafkaUsernameSecretUri: kafkaUsesCredentials ? keyVault.outputs.kafkaUsernameSecretUri : ''
-    kafkaPasswordSecretUri: kafkaUsesCredentials ? keyVault.outputs.kafkaPasswordSecretUri : ''
+    kafkaUsernameSecretUri: kafkaUsesCredentials ? '${keyVault.outputs.uri}secrets/kafka-username' : ''
+    kafkaPasswordSecretUri: kafkaUsesCredentials ? '${keyVault.outputs.uri}secrets/kafka-password' : ''
+    schemaRegistryUrl: schemaRegistryUrl
+    schemaRegistryTimeout: schemaRegistryTimeout
+    schemaRegistryUsernameSecretUri: schemaRegistryUsesCredentials ? '${keyVault.outputs.uri}secrets/schema-registry-username' : ''
+    schemaRegistryPasswordSecretUri: schemaRegistryUsesCredentials ? '${keyVault.outputs.uri}secrets/schema-registry-password' : ''
+    azureSchemaRegistryNamespace: enableAzureSchemaRegistry ? triggerNamespaceHost : ''
     retryMaxCount: retryMaxCount
     retryMinInterval: retryMinInterval
     retryMaxInterval: retryMaxInterval

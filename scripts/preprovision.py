@@ -4,8 +4,9 @@
 1. Refuses, before anything is deployed, what Bicep cannot refuse without ``fail()`` (which pycep
    and checkov cannot parse): a Kafka broker (KAFKA_BROKERS) without a topic, a SASL mechanism
    without a user name or password, a protocol that does not match the mechanism (SASL over
-   ``sasl_*`` only), unknown protocol or mechanism names, and malformed resource ids of an
-   existing ADX database (KAFKA_ADX_ADX_DATABASE_ID) or event hub (KAFKA_ADX_EVENTHUB_ID).
+   ``sasl_*`` only), unknown protocol or mechanism names, malformed resource ids of an
+   existing ADX database (KAFKA_ADX_ADX_DATABASE_ID) or event hub (KAFKA_ADX_EVENTHUB_ID), a
+   schema registry user without its password (or URL), and switches that are not true/false.
 2. With private networking (KAFKA_ADX_PRIVATE_NETWORKING=true), registers the ``Microsoft.App``
    resource provider in the subscription when it is not registered: Flex Consumption's VNet
    integration delegates its subnet to Microsoft.App/environments, and Resource Manager registers
@@ -43,8 +44,9 @@ DEFAULTS = {
     "KAFKA_SASL_MECHANISM": "plain",
     "KAFKA_ADX_PRIVATE_NETWORKING": "false",
     "KAFKA_ADX_NAT_GATEWAY": "false",
+    "KAFKA_ADX_AZURE_SCHEMA_REGISTRY": "false",
 }
-BOOLEANS = ("KAFKA_ADX_PRIVATE_NETWORKING", "KAFKA_ADX_NAT_GATEWAY")
+BOOLEANS = ("KAFKA_ADX_PRIVATE_NETWORKING", "KAFKA_ADX_NAT_GATEWAY", "KAFKA_ADX_AZURE_SCHEMA_REGISTRY")
 # The resource provider behind Flex Consumption's subnet delegation (Microsoft.App/environments).
 APP_PROVIDER = "Microsoft.App"
 
@@ -116,6 +118,13 @@ def problems(env: Mapping[str, str]) -> list[str]:
                 f"KAFKA_ADX_ADX_DATABASE_ID: names database {adx_id.rsplit('/', 1)[1]!r} but ingestion.yaml "
                 f"ingests into {wanted!r} (its `database`): point at that database or change the file"
             )
+    registry_user = _value(env, "KAFKA_ADX_SCHEMA_REGISTRY_USERNAME")
+    registry_password = _value(env, "KAFKA_ADX_SCHEMA_REGISTRY_PASSWORD")
+    if (registry_user or registry_password) and not _value(env, "KAFKA_ADX_SCHEMA_REGISTRY_URL"):
+        found.append("KAFKA_ADX_SCHEMA_REGISTRY_URL: required when the registry's user name or password is set")
+    elif bool(registry_user) != bool(registry_password):
+        missing = "KAFKA_ADX_SCHEMA_REGISTRY_PASSWORD" if registry_user else "KAFKA_ADX_SCHEMA_REGISTRY_USERNAME"
+        found.append(f"{missing}: the schema registry's user name and password go together (both or neither)")
     for name in BOOLEANS:
         if _value(env, name).lower() not in ("true", "false"):
             found.append(f"{name}: {_value(env, name)!r} is not true or false")

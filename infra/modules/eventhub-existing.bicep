@@ -15,7 +15,11 @@ param consumerGroup string
 @description('Principal id of the managed identity used by the function app.')
 param receiverPrincipalId string
 
+@description('Principal granted Schema Registry Reader on the namespace, to read its Azure Schema Registry (empty: none).')
+param schemaReaderPrincipalId string = ''
+
 var eventHubsDataReceiver = 'a638d3c7-ab3a-418d-83e6-5f17a39d4fde'
+var schemaRegistryReader = '2c56ea50-c6b3-40a6-83c0-9d98858bc7d2'
 var createConsumerGroup = consumerGroup != '$Default'
 
 resource namespace 'Microsoft.EventHub/namespaces@2024-01-01' existing = {
@@ -38,6 +42,18 @@ resource receiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', eventHubsDataReceiver)
     principalId: receiverPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Schemas are read by id across the namespace's schema groups: the reader role (schemas only, not
+// events) on the namespace.
+resource schemaReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(schemaReaderPrincipalId)) {
+  name: guid(namespace.id, schemaReaderPrincipalId, schemaRegistryReader)
+  scope: namespace
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', schemaRegistryReader)
+    principalId: schemaReaderPrincipalId
     principalType: 'ServicePrincipal'
   }
 }

@@ -25,6 +25,9 @@ param triggerEventHubNames string
 @description('Principal id of the managed identity used by the function app.')
 param receiverPrincipalId string
 
+@description('Principal granted Schema Registry Reader on the namespace, to read its Azure Schema Registry (empty: none).')
+param schemaReaderPrincipalId string = ''
+
 @description('Object id of the deploying user, granted Data Sender on the namespace to produce test data (empty: none).')
 param userPrincipalId string = ''
 
@@ -40,6 +43,7 @@ param enablePrivateNetworking bool = false
 
 var publicNetworkAccess = enablePrivateNetworking ? 'Disabled' : 'Enabled'
 var eventHubsDataSender = '2b629674-e913-4c01-ae53-ef4638d8f975'
+var schemaRegistryReader = '2c56ea50-c6b3-40a6-83c0-9d98858bc7d2'
 
 resource namespace 'Microsoft.EventHub/namespaces@2024-01-01' = {
   name: name
@@ -85,6 +89,18 @@ resource userSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!
 // serviceBusEndpoint is https://<namespace>.<the cloud's Service Bus suffix>:443/: the host the
 // trigger and Kafka clients connect to, in any cloud (no public-cloud name is written here).
 var namespaceHost = split(split(namespace.properties.serviceBusEndpoint, '//')[1], ':')[0]
+
+// Schemas are read by id across the namespace's schema groups: the reader role (schemas only, not
+// events) on the namespace.
+resource schemaReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(schemaReaderPrincipalId)) {
+  name: guid(namespace.id, schemaReaderPrincipalId, schemaRegistryReader)
+  scope: namespace
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', schemaRegistryReader)
+    principalId: schemaReaderPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
 
 output id string = namespace.id
 output name string = namespace.name

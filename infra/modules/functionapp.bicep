@@ -104,6 +104,21 @@ param kafkaUsernameSecretUri string = ''
 @description('Key Vault secret URI of the Kafka password (needed with a SASL mechanism other than gssapi).')
 param kafkaPasswordSecretUri string = ''
 
+@description('Confluent-compatible schema registry URL(s) of the avro/jsonschema routes (empty: none).')
+param schemaRegistryUrl string = ''
+
+@description('Seconds one schema registry request may take (set when a registry is used).')
+param schemaRegistryTimeout string = '10'
+
+@description('Key Vault secret URI of the schema registry user (empty: no authentication).')
+param schemaRegistryUsernameSecretUri string = ''
+
+@description('Key Vault secret URI of the schema registry password.')
+param schemaRegistryPasswordSecretUri string = ''
+
+@description('Event Hubs namespace host whose Azure Schema Registry serves avro/binary+<id> records (empty: none).')
+param azureSchemaRegistryNamespace string = ''
+
 @description('Retries of a failed batch before it is dead-lettered (-1: forever).')
 @minValue(-1)
 param retryMaxCount int = 5
@@ -289,11 +304,53 @@ var kafkaCredentialSettings = [
   }
 ]
 
+var schemaRegistrySettings = [
+  {
+    name: 'SCHEMA_REGISTRY_URL'
+    value: schemaRegistryUrl
+  }
+]
+
+var schemaRegistryCredentialSettings = [
+  {
+    name: 'SCHEMA_REGISTRY_USERNAME'
+    value: '@Microsoft.KeyVault(SecretUri=${schemaRegistryUsernameSecretUri})'
+  }
+  {
+    name: 'SCHEMA_REGISTRY_PASSWORD'
+    value: '@Microsoft.KeyVault(SecretUri=${schemaRegistryPasswordSecretUri})'
+  }
+]
+
+// The Azure Schema Registry signs in with the app's identity (ADX_AUTH, AZURE_CLIENT_ID).
+var azureSchemaRegistrySettings = [
+  {
+    name: 'AZURE_SCHEMA_REGISTRY_NAMESPACE'
+    value: azureSchemaRegistryNamespace
+  }
+]
+
+var schemaRegistryTimeoutSettings = [
+  {
+    name: 'SCHEMA_REGISTRY_TIMEOUT'
+    value: schemaRegistryTimeout
+  }
+]
+
+var usesSchemaRegistry = !empty(schemaRegistryUrl)
+var usesSchemaRegistryCredentials = usesSchemaRegistry && !empty(schemaRegistryUsernameSecretUri)
+var usesAzureSchemaRegistry = !empty(azureSchemaRegistryNamespace)
+var usesAnySchemaRegistry = usesSchemaRegistry || usesAzureSchemaRegistry
+
 // The app registers a trigger only when its source setting (EVENTHUB_NAME, KAFKA_BROKERS) is set.
 var eventHubSettingsIfEnabled = enableEventHubTrigger ? eventHubSettings : []
 var kafkaSettingsIfEnabled = enableKafkaTrigger ? kafkaSettings : []
 var kafkaSaslSettingsIfUsed = kafkaUsesSasl ? kafkaSaslSettings : []
 var kafkaCredentialSettingsIfUsed = kafkaUsesCredentials ? kafkaCredentialSettings : []
+var schemaRegistrySettingsIfUsed = usesSchemaRegistry ? schemaRegistrySettings : []
+var schemaRegistryCredentialSettingsIfUsed = usesSchemaRegistryCredentials ? schemaRegistryCredentialSettings : []
+var azureSchemaRegistrySettingsIfUsed = usesAzureSchemaRegistry ? azureSchemaRegistrySettings : []
+var schemaRegistryTimeoutSettingsIfUsed = usesAnySchemaRegistry ? schemaRegistryTimeoutSettings : []
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   //checkov:skip=CKV_AZURE_225:Zone redundancy on Flex Consumption depends on the region; ingestion resumes from the last checkpoint after a zone outage.
@@ -358,7 +415,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       ftpsState: 'Disabled'
       http20Enabled: true
       remoteDebuggingEnabled: false
-      appSettings: concat(platformSettings, pipelineSettings, eventHubSettingsIfEnabled, kafkaSettingsIfEnabled, kafkaSaslSettingsIfUsed, kafkaCredentialSettingsIfUsed)
+      appSettings: concat(platformSettings, pipelineSettings, eventHubSettingsIfEnabled, kafkaSettingsIfEnabled, kafkaSaslSettingsIfUsed, kafkaCredentialSettingsIfUsed, schemaRegistrySettingsIfUsed, schemaRegistryCredentialSettingsIfUsed, azureSchemaRegistrySettingsIfUsed, schemaRegistryTimeoutSettingsIfUsed)
     }
   }
 }

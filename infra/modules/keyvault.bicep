@@ -1,6 +1,7 @@
-// Key Vault for the credentials of a non-Azure Kafka broker (Confluent Cloud, self-hosted).
-// The Kafka trigger has no managed-identity option, so its SASL username and password are app
-// settings that are Key Vault references, resolved by the platform with the managed identity.
+// Key Vault for the credentials of a non-Azure Kafka broker (Confluent Cloud, self-hosted) and of
+// a Confluent-compatible schema registry. Neither the Kafka trigger nor such a registry takes a
+// managed identity, so their user names and passwords are app settings that are Key Vault
+// references, resolved by the platform with the managed identity.
 
 @description('Vault name (3-24 characters).')
 param name string
@@ -15,12 +16,8 @@ param tags object
 param readerPrincipalId string
 
 @secure()
-@description('SASL username of the Kafka broker.')
-param kafkaUsername string
-
-@secure()
-@description('SASL password of the Kafka broker.')
-param kafkaPassword string
+@description('The secrets, name -> value: kafka-username and kafka-password, schema-registry-username and schema-registry-password, those the deployment uses.')
+param secrets object
 
 @description('Close the public endpoint; the app reaches the vault through a private endpoint.')
 param enablePrivateNetworking bool = false
@@ -53,25 +50,15 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   }
 }
 
-resource usernameSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
-  //checkov:skip=CKV_AZURE_41:The broker owner rotates these credentials; an expiry date here would silently stop ingestion when it passes.
+resource secret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [for item in items(secrets): {
+  //checkov:skip=CKV_AZURE_41:The broker's and the registry's owners rotate these credentials; an expiry date here would silently stop ingestion when it passes.
   parent: vault
-  name: 'kafka-username'
+  name: item.key
   properties: {
-    value: kafkaUsername
+    value: item.value
     contentType: 'text/plain'
   }
-}
-
-resource passwordSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
-  //checkov:skip=CKV_AZURE_41:The broker owner rotates these credentials; an expiry date here would silently stop ingestion when it passes.
-  parent: vault
-  name: 'kafka-password'
-  properties: {
-    value: kafkaPassword
-    contentType: 'text/plain'
-  }
-}
+}]
 
 resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(vault.id, readerPrincipalId, keyVaultSecretsUser)
@@ -89,6 +76,6 @@ output name string = vault.name
 // <name>.vault.<suffix> (environment().suffixes.keyvaultDns): so in the public cloud, Azure China
 // and Azure Government alike (learn.microsoft.com/azure/private-link/private-endpoint-dns).
 output privateDnsZoneName string = 'privatelink${replace(environment().suffixes.keyvaultDns, '.vault.', '.vaultcore.')}'
-// Versionless URIs: a rotated secret is picked up without redeploying.
-output kafkaUsernameSecretUri string = usernameSecret.properties.secretUri
-output kafkaPasswordSecretUri string = passwordSecret.properties.secretUri
+// <uri>secrets/<name> is a secret's versionless URI: a rotated secret is picked up without
+// redeploying.
+output uri string = vault.properties.vaultUri

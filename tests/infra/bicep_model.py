@@ -192,6 +192,8 @@ def evaluate(expr: Any, parsed: dict[str, Any], values: dict[str, Any]) -> Any:
             return evaluate(ops[branch], parsed, values)
         if kind == "index_accessor":
             return evaluate(ops["operand_1"], parsed, values)[evaluate(ops["operand_2"], parsed, values)]
+        if kind == "property_accessor":
+            return expr  # a resource's or module's property: known only in Azure, left as written
     if "function" in expr:
         kind = expr["function"]["type"]
         args = expr["function"]["parameters"]

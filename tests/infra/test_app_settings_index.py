@@ -82,6 +82,15 @@ COMBINATIONS: dict[str, tuple[dict[str, Any], dict[str, tuple[str, str, str | No
             "kafka_ingest_payments": ("kafkaTrigger", "payments", "SCRAMSHA512"),
         },
     ),
+    "event hub with both schema registries": (
+        {
+            "schemaRegistryUrl": "https://psrc-example.westeurope.azure.confluent.cloud",
+            "schemaRegistryUsernameSecretUri": "https://kv-example.vault.azure.net/secrets/schema-registry-username",
+            "schemaRegistryPasswordSecretUri": "https://kv-example.vault.azure.net/secrets/schema-registry-password",
+            "azureSchemaRegistryNamespace": "evhns-example.servicebus.windows.net",
+        },
+        {"eventhub_ingest": ("eventHubTrigger", "storm-events", None)},
+    ),
     "no trigger switched on": (NO_EVENT_HUB, {}),
 }
 

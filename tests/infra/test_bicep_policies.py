@@ -39,6 +39,8 @@ EVENT_HUBS_DATA_RECEIVER = "a638d3c7-ab3a-418d-83e6-5f17a39d4fde"
 EVENT_HUBS_DATA_SENDER = "2b629674-e913-4c01-ae53-ef4638d8f975"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+# Built-in roles, analytics: Schema Registry Reader (schema groups and schemas, not events).
+SCHEMA_REGISTRY_READER = "2c56ea50-c6b3-40a6-83c0-9d98858bc7d2"
 
 FILES = bicep_files()
 INFRA_TEXT_FILES = sorted(
@@ -231,13 +233,16 @@ def test_connections_are_identity_based() -> None:
 
 def test_kafka_credentials_are_key_vault_references() -> None:
     settings = app_settings()
-    for name in ("KAFKA_USERNAME", "KAFKA_PASSWORD"):
+    for name in ("KAFKA_USERNAME", "KAFKA_PASSWORD", "SCHEMA_REGISTRY_USERNAME", "SCHEMA_REGISTRY_PASSWORD"):
         assert re.fullmatch(r"@Microsoft\.KeyVault\(SecretUri=\$\{\w+\}\)", settings[name]), settings[name]
-    _, _, vault_secret = all_resources("Microsoft.KeyVault/vaults/secrets")[0]
-    assert (
-        body(vault_secret)["properties"]["value"] in parse(INFRA / "modules" / "keyvault.bicep")["parameters"]
-    )
-    for name in ("kafkaUsername", "kafkaPassword"):
+    # The vault's secrets are the items of its one @secure() object parameter.
+    vault = parse(INFRA / "modules" / "keyvault.bicep")
+    ((_, _, secret),) = all_resources("Microsoft.KeyVault/vaults/secrets")
+    loop = secret["config"]["loop_type"]["detail"]
+    assert loop["array_name"] == {"function": {"type": "items", "parameters": {"arg_1": "secrets"}}}
+    assert property_path(body(secret)["properties"]["value"]) == [loop["item_name"], "value"]
+    assert any(d["type"] == "secure" for d in vault["parameters"]["secrets"]["decorators"])
+    for name in ("kafkaUsername", "kafkaPassword", "schemaRegistryUsername", "schemaRegistryPassword"):
         decorators = parse(MAIN)["parameters"][name]["decorators"]
         assert any(d["type"] == "secure" for d in decorators), f"{name} is not @secure()"
 
@@ -308,9 +313,12 @@ def test_each_role_sits_on_the_resource_that_needs_it() -> None:
         EVENT_HUBS_DATA_SENDER,
         MONITORING_METRICS_PUBLISHER,
         KEY_VAULT_SECRETS_USER,
+        SCHEMA_REGISTRY_READER,
     }
     assert {role for role, _, _ in granted} <= known, granted
-    assert not any(t == "Microsoft.EventHub/namespaces" and p == app for _, t, p in granted)
+    # On a namespace the app may only read schemas (its Azure Schema Registry), never events.
+    namespace_roles = {r for r, t, p in granted if t == "Microsoft.EventHub/namespaces" and p == app}
+    assert namespace_roles == {SCHEMA_REGISTRY_READER}, namespace_roles
 
 
 def test_data_receiver_only_on_the_trigger_event_hubs() -> None:

@@ -271,3 +271,78 @@ def test_every_allowed_python_version_is_one_the_app_installs_on() -> None:
         major = 2 if tuple(map(int, version.split("."))) >= (3, 13) else 1
         assert all(s.version.startswith(f"{major}.") for s in functions), (version, str(functions))
         assert ("azure-functions-runtime" in selected) is (major == 2), (version, sorted(selected))
+
+
+
+# --- the schema registries -----------------------------------------------------------------------------
+
+
+def test_schema_registry_settings_follow_the_parameters() -> None:
+    from tests.infra.bicep_model import render_app_settings
+
+    registry = {"schemaRegistryUrl": "https://registry.example:8081"}
+    with_user = {
+        **registry,
+        "schemaRegistryUsernameSecretUri": "https://kv/secrets/schema-registry-username",
+        "schemaRegistryPasswordSecretUri": "https://kv/secrets/schema-registry-password",
+    }
+    names = {"SCHEMA_REGISTRY_URL", "SCHEMA_REGISTRY_USERNAME", "SCHEMA_REGISTRY_PASSWORD", "SCHEMA_REGISTRY_TIMEOUT"}
+    assert not (names | {"AZURE_SCHEMA_REGISTRY_NAMESPACE"}) & set(render_app_settings({}))
+    assert names - {"SCHEMA_REGISTRY_USERNAME", "SCHEMA_REGISTRY_PASSWORD"} == names & set(render_app_settings(registry))
+    settings = render_app_settings(with_user)
+    assert names <= set(settings)
+    assert settings["SCHEMA_REGISTRY_PASSWORD"] == "@Microsoft.KeyVault(SecretUri=https://kv/secrets/schema-registry-password)"
+    azure = render_app_settings({"azureSchemaRegistryNamespace": "ns.example"})
+    assert azure["AZURE_SCHEMA_REGISTRY_NAMESPACE"] == "ns.example" and "SCHEMA_REGISTRY_TIMEOUT" in azure
+    assert "SCHEMA_REGISTRY_URL" not in azure
+
+
+def test_registry_credentials_go_to_the_vault_and_the_reader_role_only_when_asked() -> None:
+    main = parse(MAIN)
+    vault = main["modules"]["keyVault"]["config"]["condition"]
+    assert not evaluate(vault, main, {})
+    assert evaluate(vault, main, {"schemaRegistryUrl": "https://r", "schemaRegistryUsername": "u"})
+    assert not evaluate(vault, main, {"schemaRegistryUrl": "https://r"})  # a registry without authentication
+    assert not evaluate(vault, main, {"schemaRegistryUsername": "u"})  # no registry: the hook refuses this
+    secrets = body(main["modules"]["keyVault"])["params"]["secrets"]
+    assert secrets["function"]["type"] == "union"
+    given = {"schemaRegistryUrl": "https://r", "schemaRegistryUsername": "u"}
+    # pycep keeps the quotes of a quoted object key.
+    keys = {key.strip("'") for key in evaluate("schemaRegistrySecrets", main, given)}
+    assert keys == {"schema-registry-username", "schema-registry-password"}
+    assert {key.strip("'") for key in evaluate("kafkaSecrets", main, {"kafkaBrokers": "b:9092"})} == {
+        "kafka-username",
+        "kafka-password",
+    }
+    # The app settings name the secrets the vault gets.
+    uris = body(main["modules"]["functionApp"])["params"]
+    for secret in keys | {"kafka-username", "kafka-password"}:
+        assert any(f'secrets/{secret}"' in json.dumps(v) for v in uris.values()), secret
+    assert evaluate("schemaRegistrySecrets", main, {}) == {}
+    assert evaluate("schemaReaderPrincipalId", main, {}) == ""
+    assert property_path(evaluate("schemaReaderPrincipalId", main, {"enableAzureSchemaRegistry": True})) == [
+        "identity",
+        "outputs",
+        "principalId",
+    ]
+    for module in ("eventHubsNamespace", "existingEventHub"):
+        assert body(main["modules"][module])["params"]["schemaReaderPrincipalId"] == "schemaReaderPrincipalId"
+    for path in (MODULES / "eventhubs.bicep", MODULES / "eventhub-existing.bicep"):
+        parsed = parse(path)
+        reader = parsed["resources"]["schemaReader"]
+        assert body(reader)["scope"] == "namespace", rel(path)
+        assert evaluate(reader["config"]["condition"], parsed, {}) is False, rel(path)
+        assert evaluate(reader["config"]["condition"], parsed, {"schemaReaderPrincipalId": "p"}) is True, rel(path)
+    assert PARAMETERS["enableAzureSchemaRegistry"]["value"] == "${KAFKA_ADX_AZURE_SCHEMA_REGISTRY=false}"
+    assert PARAMETERS["schemaRegistryPassword"]["value"] == "${KAFKA_ADX_SCHEMA_REGISTRY_PASSWORD=}"
+
+
+def test_the_hook_refuses_half_a_registry_credential() -> None:
+    url = {"KAFKA_ADX_SCHEMA_REGISTRY_URL": "https://registry.example"}
+    refused = _hook({**url, "KAFKA_ADX_SCHEMA_REGISTRY_USERNAME": "key"})
+    assert refused.returncode == 1 and "KAFKA_ADX_SCHEMA_REGISTRY_PASSWORD: the schema registry's" in refused.stderr
+    refused = _hook({"KAFKA_ADX_SCHEMA_REGISTRY_USERNAME": "key", "KAFKA_ADX_SCHEMA_REGISTRY_PASSWORD": "s"})
+    assert refused.returncode == 1 and "KAFKA_ADX_SCHEMA_REGISTRY_URL: required" in refused.stderr
+    ok = _hook({**url, "KAFKA_ADX_SCHEMA_REGISTRY_USERNAME": "key", "KAFKA_ADX_SCHEMA_REGISTRY_PASSWORD": "s"})
+    assert ok.returncode == 0, ok.stderr
+    assert _hook(url).returncode == 0

@@ -194,7 +194,8 @@ def test_an_existing_event_hub_creates_no_namespace_and_grants_receiver_on_that_
     assert not deployed(hub_module, "resources", "group", consumerGroup="$Default")
     assert deployed(hub_module, "resources", "group", consumerGroup="kafka-adx")
     # The app connects to the namespace the existing hub reports.
-    host = body(main["modules"]["functionApp"])["params"]["eventHubsNamespaceHost"]
+    assert body(main["modules"]["functionApp"])["params"]["eventHubsNamespaceHost"] == "triggerNamespaceHost"
+    host = main["variables"]["triggerNamespaceHost"]["value"]
     assert property_path(host["operator"]["operands"]["true_value"]) == [
         "existingEventHub",
         "outputs",
