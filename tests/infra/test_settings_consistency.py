@@ -39,9 +39,11 @@ SETTING_LIKE = re.compile(r"^(?:[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Za-z][A-Za-z0-9
 BINDING_EXPRESSION = re.compile(r"%([A-Za-z][A-Za-z0-9_]*)%")
 
 PLATFORM = re.compile(
-    r"^(AzureWebJobs|AzureFunctionsJobHost__|FUNCTIONS_|APPLICATIONINSIGHTS_|WEBSITE_|IDENTITY_|MSI_)"
+    r"^(AzureWebJobs|AzureFunctionsJobHost__|FUNCTIONS_|APPLICATIONINSIGHTS_|WEBSITE_|IDENTITY_|MSI_|OTEL_)"
 )
-"""Read by the Functions host, or set by App Service itself (managed identity endpoint, instance id)."""
+"""Read by the Functions host, set by App Service itself (managed identity endpoint, instance id),
+or the OpenTelemetry SDK's own standard variables (OTEL_*: set by whoever runs a collector; in
+Azure the app exports to Application Insights)."""
 
 LOCAL_ONLY = {
     "LOCAL_DB": "local mode's DuckDB file: unused once ADX_INGEST_URI is set, as it is in Azure",
