@@ -111,11 +111,12 @@ def merged(existing: dict[str, Any] | None, database: str, table: str, table_ent
 
 def _print_inferred(columns: list[Inferred], where: str, table: str, route: dict[str, Any]) -> None:
     echo(f"inferred from {where}:")
+    sources = [c.path if c.path is not None else f"field {c.ordinal}" for c in columns]
     width = max(len(c.name) for c in columns)
     kind_width = max(len(c.type) for c in columns)
-    for c in columns:
-        source = c.path if c.path is not None else f"field {c.ordinal}"
-        click.echo(f"  {c.name:<{width}}  {c.type:<{kind_width}}  {source}  ({c.why})")
+    source_width = max(len(s) for s in sources)
+    for c, source in zip(columns, sources, strict=True):
+        click.echo(f"  {c.name:<{width}}  {c.type:<{kind_width}}  {source:<{source_width}}  ({c.why})")
     click.echo(f"table {table}, mapping {route['mapping']}, route topic {route['topic']!r} format {route['format']}")
 
 

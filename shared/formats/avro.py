@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from fastavro import parse_schema, schemaless_reader
 
 from shared.errors import RecordError
 from shared.formats.registry import RegisteredSchema, UnknownSchema
@@ -46,8 +47,6 @@ class AvroSchema:
 
     def decode(self, payload: bytes | memoryview) -> Any:
         """The record's value as plain Python (dicts, lists, text, numbers, datetimes)."""
-        from fastavro import schemaless_reader
-
         stream = io.BytesIO(payload)
         try:
             value = schemaless_reader(stream, self.parsed, None)
@@ -68,8 +67,6 @@ class AvroSchema:
 
 def parse_avro(schema: RegisteredSchema) -> AvroSchema:
     """Parse a registered Avro schema (:class:`UnknownSchema` when it is not one fastavro reads)."""
-    from fastavro import parse_schema
-
     if schema.kind != "AVRO":
         raise UnknownSchema(f"schema id {schema.schema_id} is a {schema.kind} schema, the route's format is avro")
     try:
