@@ -188,17 +188,24 @@ def consume(
         idle_exit=idle_exit,
         deadletter_retry_timeout=deadletter_retry_timeout,
     )
+    meter = _consume_metrics()
     # Fail fast, before anything is consumed (and so before any offset could be committed).
-    preflight_or_exit(settings, config)
+    try:
+        preflight_or_exit(settings, config)
+    except CliError:
+        meter.preflight_failed("target")
+        raise
     client_config = conn.client_config()
     try:
         check_kafka(client_config, topics, timeout=10.0)
     except PreflightError as exc:
+        meter.preflight_failed("kafka")
         raise CliError(str(exc)) from None
     try:
         pipeline = build_pipeline(settings, config, retry=RetryPolicy())
     except KafkaAdxError as exc:
         raise CliError(str(exc)) from None
+    meter.instrument(pipeline, group)
     target = settings.local_db if settings.local_mode else settings.adx_ingest_uri
     echo(f"consuming {', '.join(topics)} from {conn.describe()} as group {group} into {target}", err=True)
     try:
@@ -211,10 +218,51 @@ def consume(
         fail("stopped without committing: the uncommitted records are delivered again on restart", EXIT_ERROR)
     finally:
         pipeline.close()
+        meter.flush()
     print_summary(stats.result, stats.raw_bytes, label="consume")
     click.echo(f"  {stats.flushes} flush(es), {stats.commits} commit(s); stopped: {stats.stopped_by}")
     if stats.result.dead_lettered:
         echo(f"  dead letters: {settings.deadletter_blob_uri or settings.local_deadletter_dir}")
+
+
+class _ConsumeMetrics:
+    """The metrics of ``consume`` (:mod:`shared.metrics`), when the environment names an
+    exporter (Application Insights, or OTLP); otherwise every method does nothing."""
+
+    def __init__(self, export: Any) -> None:
+        from shared.metrics import Metrics
+
+        self.export = export
+        self.metrics = None if export is None else Metrics(export.meter_provider)
+
+    def preflight_failed(self, check: str) -> None:
+        """Count a failed start-up check and export it before the command exits."""
+        if self.metrics is not None:
+            from shared.metrics import CHECK, PREFLIGHT_FAILURES
+
+            self.metrics.add(PREFLIGHT_FAILURES, 1, {CHECK: check})
+            self.flush()
+
+    def instrument(self, pipeline: Any, group: str) -> None:
+        """Measure the pipeline's batches, dead letters and sink writes."""
+        if self.metrics is not None:
+            from shared.metering import instrument
+
+            instrument(pipeline, self.metrics, group=group)
+
+    def flush(self) -> None:
+        """Export what is pending."""
+        if self.export is not None:
+            self.export.flush()
+
+
+def _consume_metrics() -> _ConsumeMetrics:
+    from shared.metrics import configure_export
+
+    try:
+        return _ConsumeMetrics(configure_export())
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
 
 
 @click.command(epilog=exit_codes_help({

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.pipeline.batching import ranges_and_span
+from shared.pipeline.core import Result, TableCounts
 from shared.pipeline.records import Record
 
 
@@ -28,6 +29,14 @@ class BatchSummary:
     ranges: list[str] = field(default_factory=list)
     outcome: str = "ok"
     reasons: dict[str, int] = field(default_factory=dict)
+    partition_lags: dict[tuple[str, int], float] = field(default_factory=dict)
+    """(topic, partition) -> lag of its oldest record at the batch's start, in seconds."""
+    partition_counts: dict[tuple[str, int], int] = field(default_factory=dict)
+    """(topic, partition) -> records received."""
+    tables: dict[str, TableCounts] = field(default_factory=dict)
+    """Counts per ``database.table`` (filled by :meth:`take`)."""
+    error_type: str | None = None
+    """The class of the exception that ended the batch, if one did."""
 
     MAX_RANGES = 20
 
@@ -40,6 +49,36 @@ class BatchSummary:
         ranges, oldest, _ = ranges_and_span(records)
         self.ranges = [str(span) for span in ranges]
         self.lag_seconds = None if oldest is None else max(0.0, (now - oldest).total_seconds())
+        oldest_by_partition: dict[tuple[str, int], datetime] = {}
+        counts = self.partition_counts = {}
+        for record in records:
+            key = (record.topic, record.partition)
+            counts[key] = counts.get(key, 0) + 1
+            ts = record.timestamp
+            if ts is not None:
+                known = oldest_by_partition.get(key)
+                if known is None or ts < known:
+                    oldest_by_partition[key] = ts
+        self.partition_lags = {k: max(0.0, (now - ts).total_seconds()) for k, ts in oldest_by_partition.items()}
+
+    def take(self, result: Result) -> None:
+        """Copy the pipeline's counts: totals, dead letters by stage, and per table."""
+        self.ingested = result.ingested
+        self.dead_lettered = result.dead_lettered
+        self.reasons = dict(result.reasons)
+        self.tables = dict(result.tables)
+
+    @property
+    def attempt_number(self) -> int:
+        """Which delivery of the batch this was (1: the first), from ``attempt`` (``2/6``)."""
+        number = self.attempt.split("/", 1)[0]
+        return int(number) if number.isdigit() else 1
+
+    @property
+    def final_attempt(self) -> bool:
+        """Whether no retry follows (``6/6``; never with unlimited retries, ``3/inf``)."""
+        number, _, total = self.attempt.partition("/")
+        return total.isdigit() and number.isdigit() and int(number) >= int(total)
 
     def fields(self) -> dict[str, Any]:
         """The summary as flat fields (log ``extra`` and span attributes)."""

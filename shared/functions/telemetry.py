@@ -1,6 +1,6 @@
-"""OpenTelemetry for the function app: metrics and a span per trigger batch, exported to
-Application Insights when ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set (nothing is imported
-otherwise)."""
+"""OpenTelemetry for the function app: the metrics of :mod:`shared.metrics` and a span per
+trigger batch, exported to Application Insights when ``APPLICATIONINSIGHTS_CONNECTION_STRING``
+is set, else over OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is (nothing is imported otherwise)."""
 
 from __future__ import annotations
 
@@ -9,55 +9,41 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from shared.credentials import host_identity
-from shared.errors import ConfigError
+from shared import metrics as m
 from shared.functions.summary import BatchSummary
 
 
 class Telemetry:
-    """OpenTelemetry metrics and a span per batch; a no-op until :meth:`enable` is called."""
+    """Metrics and a span per batch; a no-op until :meth:`enable` is called."""
 
     def __init__(self) -> None:
         self.enabled = False
         self._tracer: Any = None
-        self._instruments: dict[str, Any] = {}
+        self._metrics: m.Metrics | None = None
 
     @classmethod
     def from_env(
         cls,
         env: Mapping[str, str] | None = None,
         configure: Callable[[str], None] | None = None,
+        otlp: Callable[[], Any] | None = None,
     ) -> Telemetry:
-        """Export to Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set;
-        otherwise nothing is imported or configured."""
+        """Export to Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set (with
+        ``configure``, default the Azure Monitor distro), else over OTLP when
+        OTEL_EXPORTER_OTLP_ENDPOINT is; otherwise nothing is imported or configured."""
         env = os.environ if env is None else env
         telemetry = cls()
-        connection_string = env.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip()
-        if connection_string:
-            (configure or _configure_azure_monitor)(connection_string)
-            telemetry.enable()
+        export = m.configure_export(env, azure_monitor=configure, otlp=otlp)
+        if export is not None:
+            telemetry.enable(meter_provider=export.meter_provider)
         return telemetry
 
     def enable(self, meter_provider: Any = None, tracer_provider: Any = None) -> None:
         """Create the instruments on the given (default: global) OpenTelemetry providers."""
-        from opentelemetry import metrics, trace
+        from opentelemetry import trace
 
-        meter = (meter_provider or metrics.get_meter_provider()).get_meter("kafka_adx")
-        self._tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("kafka_adx")
-        self._instruments = {
-            "received": meter.create_counter("kafka_adx.records.received", unit="{record}",
-                                             description="Records received from the trigger"),
-            "ingested": meter.create_counter("kafka_adx.records.ingested", unit="{record}",
-                                             description="Records handed to the destination"),
-            "dead_lettered": meter.create_counter("kafka_adx.records.dead_lettered", unit="{record}",
-                                                  description="Records written to the dead-letter store"),
-            "bytes": meter.create_counter("kafka_adx.bytes.received", unit="By",
-                                          description="Bytes of record values received"),
-            "duration": meter.create_histogram("kafka_adx.batch.duration", unit="s",
-                                               description="Time to process one trigger batch"),
-            "lag": meter.create_histogram("kafka_adx.batch.lag", unit="s",
-                                          description="Age of the oldest record of a batch when processed"),
-        }  # fmt: skip
+        self._metrics = m.Metrics(meter_provider)
+        self._tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer(m.METER_NAME)
         self.enabled = True
 
     @contextmanager
@@ -71,34 +57,49 @@ class Telemetry:
 
     def record(self, summary: BatchSummary, span: Any = None) -> None:
         """Add one batch's numbers to the metrics and its span."""
-        if not self.enabled:
+        if self._metrics is None:
             return
-        attrs = {"source": summary.source, "trigger": summary.trigger, "outcome": summary.outcome}
-        self._instruments["received"].add(summary.received, attrs)
-        self._instruments["ingested"].add(summary.ingested, attrs)
-        self._instruments["dead_lettered"].add(summary.dead_lettered, attrs)
-        self._instruments["bytes"].add(summary.bytes, attrs)
-        self._instruments["duration"].record(summary.seconds, attrs)
-        if summary.lag_seconds is not None:
-            self._instruments["lag"].record(summary.lag_seconds, attrs)
+        _record(self._metrics, summary)
         if span is not None:
             for key, value in summary.fields().items():
                 if value is not None:
                     span.set_attribute(f"kafka_adx.{key}", value)
 
+    def preflight_failed(self, check: str = "target") -> None:
+        """Count a failed start-up check (the worker starts anyway)."""
+        if self._metrics is not None:
+            self._metrics.add(m.PREFLIGHT_FAILURES, 1, {m.CHECK: check})
 
-def _configure_azure_monitor(connection_string: str) -> None:
-    """Set up the Azure Monitor OpenTelemetry distro (metrics and traces; the Functions host
-    already forwards this worker's logs, so the distro's log export stays off)."""
-    try:
-        from azure.monitor.opentelemetry import configure_azure_monitor
-    except ImportError as exc:  # pragma: no cover - a packaging error, reported clearly
-        raise ConfigError(
-            "APPLICATIONINSIGHTS_CONNECTION_STRING is set but azure-monitor-opentelemetry is not "
-            "installed (pip install -r requirements.txt)"
-        ) from exc
-    # Application Insights has local (key) auth disabled in our infra: export with Entra ID, as
-    # the host's managed identity (the user-assigned one when AZURE_CLIENT_ID names it).
-    configure_azure_monitor(
-        connection_string=connection_string, credential=host_identity(), disable_logging=True, enable_live_metrics=False
-    )
+
+def _record(metrics: m.Metrics, summary: BatchSummary) -> None:
+    system, trigger = m.system_of(summary.source), summary.trigger
+    source = {m.SYSTEM: system, m.TRIGGER: trigger}
+    for (topic, partition), count in summary.partition_counts.items():
+        where = {m.DESTINATION: topic, m.PARTITION: str(partition)}
+        metrics.add(m.RECEIVED, count, source | where | {m.OPERATION: "process"})
+    for (topic, partition), lag in summary.partition_lags.items():
+        metrics.record(m.LAG, lag, source | {m.DESTINATION: topic, m.PARTITION: str(partition)})
+    metrics.record(m.PROCESS_DURATION, summary.seconds, source | {
+        m.OPERATION: "process", m.OUTCOME: summary.outcome, m.ERROR_TYPE: summary.error_type})  # fmt: skip
+    metrics.add(m.BYTES_RECEIVED, summary.bytes, source)
+    _record_tables(metrics, summary, source)
+    if summary.attempt_number > 1:
+        metrics.add(m.RETRIES, 1, {m.RETRY_KIND: "redelivery", m.TRIGGER: trigger})
+        if summary.final_attempt:
+            metrics.add(m.FINAL_ATTEMPT_DEAD_LETTERED, summary.dead_lettered, source)
+
+
+def _record_tables(metrics: m.Metrics, summary: BatchSummary, source: dict[str, Any]) -> None:
+    """Counts per table when the summary has them (:meth:`BatchSummary.take`), else totals;
+    dead letters by stage, with the table when one table holds them all."""
+    if not summary.tables:
+        metrics.add(m.INGESTED, summary.ingested, source)
+    for name, counts in summary.tables.items():
+        table = {m.TABLE: name}
+        metrics.add(m.INGESTED, counts.ingested, source | table)
+        metrics.add(m.BATCHES_QUEUED, counts.batches, table)
+        metrics.add(m.BYTES_QUEUED, counts.gzip_bytes, table)
+    with_letters = [name for name, counts in summary.tables.items() if counts.dead_lettered]
+    only = with_letters[0] if len(with_letters) == 1 else None
+    for stage, count in summary.reasons.items():
+        metrics.add(m.DEAD_LETTERED, count, source | {m.STAGE: stage, m.TABLE: only})

@@ -237,12 +237,12 @@ def local_activity(db_path: str, tables: Sequence[tuple[str, str]], now: datetim
         naive_now = now.astimezone(UTC).replace(tzinfo=None)
         for activity, (database, table) in zip(out, tables, strict=True):
             if (database, table) not in known:
-                activity.rows, activity.note = 0, "no rows yet: the first batch creates the table"
+                activity.rows, activity.note = 0, "no rows yet"
                 continue
             row = con.execute(f'SELECT count(*) FROM "{database}"."{table}"').fetchone()
             activity.rows = int(row[0]) if row else 0
             if not batches:
-                activity.note = "batch times are recorded for dedup routes only"
+                activity.note = "local batch times: dedup routes only"
                 continue
             last, rows_5m, rows_1h = con.execute(
                 f"SELECT max(ingested_at), sum(records) FILTER (WHERE ingested_at > ?), "
@@ -251,7 +251,7 @@ def local_activity(db_path: str, tables: Sequence[tuple[str, str]], now: datetim
                 [naive_now - timedelta(minutes=5), naive_now - timedelta(hours=1), database, table],
             ).fetchone() or (None, None, None)
             if last is None:
-                activity.note = "batch times are recorded for dedup routes only"
+                activity.note = "local batch times: dedup routes only"
                 continue
             activity.last_batch = last.replace(tzinfo=UTC)
             activity.rows_5m, activity.rows_1h = int(rows_5m or 0), int(rows_1h or 0)

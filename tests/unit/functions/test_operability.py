@@ -16,19 +16,14 @@ from typing import Any
 
 import pytest
 import yaml
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared.errors import TransientError
 from shared.functions import worker as functions_worker
 from shared.functions.settings import FUNCTION_SETTINGS, HOST_SETTINGS, TriggerSettings, required_settings
 from shared.functions.telemetry import Telemetry
 from shared.settings import SETTING_NAMES, Settings
-from tests.support.functions_app import EVENTHUB_ENV, KAFKA_ENV, REPO, LocalApp
-from tests.support.functions_host import Context, HubEvent, KafkaMessage, eventhub_events, kafka_events
+from tests.support.functions_app import KAFKA_ENV, REPO, LocalApp
+from tests.support.functions_host import Context, KafkaMessage, kafka_events
 
 MARKER = "PAYLOAD-MUST-NOT-BE-LOGGED"
 
@@ -64,43 +59,6 @@ def test_one_structured_line_per_batch_without_payloads(
     assert fields["kafka_adx_reasons"] == "decode:1"  # the broken JSON record
     # Nothing any logger wrote contains a payload, key or header value.
     assert all(MARKER not in record.getMessage() for record in caplog.records)
-
-
-def test_metrics_and_a_span_per_batch(local_app: Callable[[dict[str, str]], LocalApp]) -> None:
-    app = local_app(EVENTHUB_ENV)
-    reader = InMemoryMetricReader()
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    telemetry = Telemetry()
-    telemetry.enable(meter_provider=MeterProvider(metric_readers=[reader]), tracer_provider=tracer_provider)
-    functions_worker.install(functions_worker.worker().pipeline, telemetry)
-
-    events = [HubEvent.from_kafka_producer(i, b'{"EventId": %d}' % i) for i in range(10)] + [HubEvent(10, b"")]
-    app.call("eventhub_ingest", eventhub_events(events), Context("eventhub_ingest"))
-
-    sums: dict[str, float] = {}
-    histograms: dict[str, int] = {}
-    for resource in reader.get_metrics_data().resource_metrics:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                for point in metric.data.data_points:
-                    if hasattr(point, "value"):
-                        sums[metric.name] = sums.get(metric.name, 0) + point.value
-                        assert dict(point.attributes) == {"source": "eventhub", "trigger": "eventhub_ingest", "outcome": "partial"}
-                    else:
-                        histograms[metric.name] = histograms.get(metric.name, 0) + point.count
-    assert sums == {
-        "kafka_adx.records.received": 11,
-        "kafka_adx.records.ingested": 10,
-        "kafka_adx.records.dead_lettered": 1,
-        "kafka_adx.bytes.received": sum(len(e.body) for e in events),
-    }
-    assert histograms == {"kafka_adx.batch.duration": 1, "kafka_adx.batch.lag": 1}
-    (span,) = exporter.get_finished_spans()
-    assert span.name == "kafka_adx.batch"
-    assert span.attributes is not None
-    assert (span.attributes["kafka_adx.received"], span.attributes["kafka_adx.partitions"]) == (11, "storm-events-json[3]@0-10")
 
 
 def test_azure_monitor_is_configured_only_with_a_connection_string() -> None:
