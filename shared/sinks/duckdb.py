@@ -10,6 +10,14 @@ is skipped (and counts as ingested, as ADX silently drops it): the tags live in
 ``_kafka_adx.ingested_batches`` and are written in the same transaction as the rows, so a crash
 leaves both or neither. A table with a ``dedup_view`` gets a view that keeps one row per source
 position, as the ADX materialized view does.
+
+A client-mapped batch (the pipeline's own CSV rows, in table column order) is loaded by DuckDB
+itself: one ``read_csv`` of the gzip payload, each column typed as the reference path would
+store it (see :func:`_direct_columns`), instead of parsing, converting and rewriting each row in
+Python. The reference path still serves server-mapped batches (ADX's mapping applied to the
+producer's bytes), and any client batch the direct load cannot take exactly (a ``timespan``
+column; a ``dynamic`` value that is not a JSON object or array as the pipeline writes them):
+such a batch is rolled back and written the reference way, so both paths store the same rows.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import contextlib
 import csv
 import gzip
 import io
+import logging
 import os
 import tempfile
 import threading
@@ -26,7 +35,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from shared.config import JSON_FORMATS, IngestionConfig
+import duckdb
+
+from shared.config import JSON_FORMATS, IngestionConfig, Table
 from shared.errors import TerminalError
 from shared.mapping.compiled import CompiledMapping
 from shared.mapping.types import TYPES
@@ -35,6 +46,8 @@ from shared.pipeline.encoding import read_payload_stream
 from shared.pipeline.records import Record
 
 _NULL = "\\N"
+
+log = logging.getLogger(__name__)
 
 BOOKKEEPING_SCHEMA = "$kafka_adx"
 """DuckDB schema of the sink's own tables: ``$`` cannot occur in a configured database name,
@@ -53,10 +66,11 @@ class DuckDbSink:
     name = "duckdb"
     #: DuckDB memory_limit of a file database.
     MEMORY_LIMIT = "64MB"
+    #: read_csv's buffer for a gzip payload: its default (32 MiB) does not fit MEMORY_LIMIT
+    #: beside the table being written, and DuckDB then runs out of memory.
+    CSV_BUFFER_BYTES = 4 * 1024 * 1024
 
-    def __init__(self, config: IngestionConfig, path: str | Path) -> None:
-        import duckdb
-
+    def __init__(self, config: IngestionConfig, path: str | Path, *, direct_load: bool = True) -> None:
         self.config = config
         self.path = Path(path)
         in_memory = str(path) == ":memory:"
@@ -74,6 +88,9 @@ class DuckDbSink:
         self._bookkeeping = False
         #: Dedup batches skipped because their tag was already written (ADX: ingestIfNotExists).
         self.skipped_batches = 0
+        #: Client-mapped batches loaded by DuckDB from their payload (False: every batch takes
+        #: the reference path, which tests compare the direct load with).
+        self.direct_load = direct_load
 
     def ensure_table(self, database: str, table_name: str) -> None:
         """Create the schema and table, adding any column the config has and the table lacks."""
@@ -184,6 +201,42 @@ class DuckDbSink:
                     self.skipped_batches += 1
                     return
         table = self.config.tables[dest.table]
+        if self.direct_load and dest.apply == "client":
+            columns = _direct_columns(table)
+            if columns is not None and self._write_direct(batch, columns):
+                return
+        self._write_converted(batch)
+
+    def _write_direct(self, batch: Batch, columns: list[tuple[str, str]]) -> bool:
+        """Load a client-mapped batch with one ``read_csv`` of its gzip payload; False (nothing
+        written) when a value needs the reference path, which then writes the whole batch."""
+        fd, tmp = tempfile.mkstemp(prefix="kafka-adx-", suffix=".csv.gz")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(batch.payload)
+            reader = ", ".join(f"{_sql_literal(f'c{i}')}: {_sql_literal(kind)}" for i, (kind, _) in enumerate(columns))
+            select = (
+                f"SELECT {', '.join(expr for _, expr in columns)} FROM read_csv({_sql_literal(tmp)}, header = false, "
+                f"columns = {{{reader}}}, nullstr = '', quote = '\"', escape = '\"', delim = ',', "
+                f"new_line = '\\n', auto_detect = false, compression = 'gzip', buffer_size = {self.CSV_BUFFER_BYTES})"
+            )
+            try:
+                self._insert(batch, select)
+            except duckdb.Error as exc:
+                # A value the direct load does not take (the marker _NEEDS_REFERENCE raises), or
+                # anything else DuckDB refused: the reference path writes the batch or fails
+                # with its own error, so the outcome never depends on the path.
+                log.debug("direct load of %s fell back to the reference path: %s", batch.describe(), exc)
+                return False
+            return True
+        finally:
+            os.unlink(tmp)
+
+    def _write_converted(self, batch: Batch) -> None:
+        """The reference path: each row parsed and converted in Python (:meth:`iter_rows`),
+        written as DuckDB CSV text and loaded with one ``read_csv``."""
+        dest = batch.destination
+        table = self.config.tables[dest.table]
         fd, tmp = tempfile.mkstemp(prefix="kafka-adx-", suffix=".csv")
         try:
             with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
@@ -195,33 +248,41 @@ class DuckDbSink:
                 for row in self.iter_rows(batch):
                     writer.writerow([_NULL if v is None else text(v) for v, text in zip(row, texts, strict=True)])
             columns = ", ".join(f"{_quote(c.name)}: {_sql_literal(TYPES[c.type].duckdb)}" for c in table.columns)
-            full = f"{_quote(dest.database)}.{_quote(dest.table)}"
-            with self._lock:
-                self.ensure_table(dest.database, dest.table)
-                names = ", ".join(_quote(c.name) for c in table.columns)
-                self.con.execute("BEGIN TRANSACTION")
-                try:
-                    # Checked again inside the transaction: the tag is authoritative only here.
-                    if dest.dedup and self._has_tag(batch):
-                        self.con.execute("ROLLBACK")
-                        self.skipped_batches += 1
-                        return
-                    self.con.execute(
-                        f"INSERT INTO {full} ({names}) SELECT * FROM read_csv({_sql_literal(tmp)}, header = false, "
-                        f"columns = {{{columns}}}, nullstr = {_sql_literal(_NULL)}, quote = '\"', escape = '\"', "
-                        f"delim = ',', auto_detect = false, strict_mode = false)"
-                    )
-                    if dest.dedup:
-                        self._remember_batch(batch)
-                    self.con.execute("COMMIT")
-                except BaseException:
-                    # The original error is the one to report; a ROLLBACK that fails too (the
-                    # transaction already gone with a failed COMMIT) must not replace it.
-                    with contextlib.suppress(Exception):
-                        self.con.execute("ROLLBACK")
-                    raise
+            self._insert(
+                batch,
+                f"SELECT * FROM read_csv({_sql_literal(tmp)}, header = false, "
+                f"columns = {{{columns}}}, nullstr = {_sql_literal(_NULL)}, quote = '\"', escape = '\"', "
+                f"delim = ',', auto_detect = false, strict_mode = false)",
+            )
         finally:
             os.unlink(tmp)
+
+    def _insert(self, batch: Batch, select: str) -> None:
+        """Insert the rows of ``select`` (in table column order) and, on a dedup route, the
+        batch's tag, in one transaction; a batch whose tag is already there is skipped."""
+        dest = batch.destination
+        table = self.config.tables[dest.table]
+        full = f"{_quote(dest.database)}.{_quote(dest.table)}"
+        names = ", ".join(_quote(c.name) for c in table.columns)
+        with self._lock:
+            self.ensure_table(dest.database, dest.table)
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                # Checked again inside the transaction: the tag is authoritative only here.
+                if dest.dedup and self._has_tag(batch):
+                    self.con.execute("ROLLBACK")
+                    self.skipped_batches += 1
+                    return
+                self.con.execute(f"INSERT INTO {full} ({names}) {select}")
+                if dest.dedup:
+                    self._remember_batch(batch)
+                self.con.execute("COMMIT")
+            except BaseException:
+                # The original error is the one to report; a ROLLBACK that fails too (the
+                # transaction already gone with a failed COMMIT) must not replace it.
+                with contextlib.suppress(Exception):
+                    self.con.execute("ROLLBACK")
+                raise
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a query against the local database."""
@@ -235,3 +296,66 @@ class DuckDbSink:
 
 def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+_NEEDS_REFERENCE = "kafka-adx: value needs the reference path"
+"""The error the direct load raises for a value it cannot store as the reference path would."""
+
+# A JSON string as orjson reads it: no raw control character, no lone surrogate escape.
+_JSON_STRING = r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u(?:[0-9a-cA-CeEfF][0-9a-fA-F]{3}|[dD][0-7][0-9a-fA-F]{2}))*"'
+# JSON text made of such strings, JSON whitespace, structure, digits and the three literals:
+# no NaN or Infinity, which DuckDB's JSON reader accepts and orjson (the reference) does not.
+_JSON_TOKENS = rf"(?:{_JSON_STRING}|[ \t\n\r\[\]{{}}:,0-9.eE+-]|true|false|null)*"
+# Outside the strings (whole strings or other characters before it): a trailing comma, or a
+# number beyond a double (a 3-digit exponent, 200 digits; refused here even where orjson
+# would read it, which only sends the batch to the reference path). DuckDB accepts both.
+_JSON_LENIENT = rf'^(?:{_JSON_STRING}|[^"])*?(?:,[ \t\n\r]*[\]}}]|[eE][+-]?[0-9]{{3}}|[0-9]{{200}})'
+
+
+def _dynamic_expr(column: str) -> str:
+    """SQL storing the pipeline's text of a dynamic value exactly as the reference path does.
+
+    The reference parses the text with orjson (``to_dynamic``) and stores ``orjson.dumps`` of
+    the result. An object or array in the payload is either orjson's own output (the pipeline
+    parsed the value), which that turns back into the same text, or text orjson refused, which
+    becomes a JSON string. So an object or array that orjson accepts is stored as it is, a null
+    stays null, and any other value raises :data:`_NEEDS_REFERENCE`: the batch then takes the
+    reference path. DuckDB's JSON reader is more lenient than orjson: the regular expressions
+    refuse what it would accept and orjson would not."""
+    return (
+        f"CASE WHEN {column} IS NULL THEN NULL "
+        f"WHEN left({column}, 1) IN ('{{', '[') "
+        # orjson refuses more than 1024 levels of nesting; a text of 2048 characters has fewer.
+        f"AND (length({column}) <= 2048 OR length({column}) - length(translate({column}, '[{{', '')) < 1000) "
+        f"AND regexp_full_match({column}, {_sql_literal(_JSON_TOKENS)}) "
+        f"AND NOT regexp_matches({column}, {_sql_literal(_JSON_LENIENT)}) "
+        # Text that is not JSON at all fails the cast, which also sends the batch to the reference.
+        f"THEN {column}::JSON "
+        f"ELSE error({_sql_literal(_NEEDS_REFERENCE + ': ')} || left({column}, 40)) END"
+    )
+
+
+def _direct_columns(table: Table) -> list[tuple[str, str]] | None:
+    """How the direct load reads each column of a client-mapped payload: (``read_csv`` type,
+    SQL expression of column ``c<i>``), or None when the table has a column it cannot take.
+
+    The pipeline writes each value as the text of its converted value, so for these types the
+    reference path (convert the text again, write ``duck_text``) hands DuckDB the same text:
+    DuckDB may as well read the payload's. The payload writes null as an empty field (read as
+    NULL here); an empty string is an empty field too, and the reference stores ''."""
+    out: list[tuple[str, str]] = []
+    for index, column in enumerate(table.columns):
+        name = f"c{index}"
+        if column.type == "string":
+            out.append(("VARCHAR", f"coalesce({name}, '')"))
+        elif column.type == "dynamic":
+            out.append(("VARCHAR", _dynamic_expr(name)))
+        elif column.type in _SAME_TEXT:
+            out.append((TYPES[column.type].duckdb, name))
+        else:  # timespan: the reference stores a microsecond count the payload's text does not give
+            return None
+    return out
+
+
+_SAME_TEXT = frozenset({"int", "long", "real", "decimal", "bool", "datetime", "guid"})
+"""Types whose payload text the reference path hands DuckDB unchanged."""
