@@ -1,23 +1,28 @@
-"""A/B of two versions of shared/kafka/consumer.py in one process, over the same topics of one
-broker, taking turns (the only fair comparison on a shared machine):
+"""A/B of consumer versions in one process, over the same topics of one broker, taking turns
+(the only fair comparison on a shared machine):
 
     git show <commit>:shared/kafka/consumer.py > /tmp/consumer_before.py
-    python bench/consumer_ab.py /tmp/consumer_before.py --records 200000 --format csv --turns 2
+    python bench/consumer_ab.py --before /tmp/consumer_before.py --records 200000 --format csv --turns 2
+    python bench/consumer_ab.py --variants after,frozen-record,csv-module-count
 
-Prints records per CPU-second of the whole process (and the main thread's share) for the old
-version, the current one, and the current one with the GC freeze of start-up disabled, each
-validated and not, plus the floor of bench/kafka_e2e.py; best of ``--turns`` at the end.
+Prints records per CPU-second of the whole process (and the main thread's share) of each
+variant, validated and not, plus the floor of bench/kafka_e2e.py; best of ``--turns`` at the end.
+Variants: ``before`` (the consumer.py of ``--before``), ``after`` (the working tree), and the
+working tree with one change undone (see ``PATCHES``), to weigh each change on its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import importlib.util
 import os
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +31,11 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import shared.kafka.consumer as current  # noqa: E402
+import shared.pipeline.encoding as encoding  # noqa: E402
 from bench.kafka_e2e import _create_topics, _floor, _produce, cpu_seconds  # noqa: E402
 from bench.run import CONFIG, Workload, new_pipeline, pin_to_one_cpu  # noqa: E402
 from shared.config import load_config  # noqa: E402
+from shared.pipeline.records import Record  # noqa: E402
 
 
 def load(path: Path) -> Any:
@@ -41,16 +48,54 @@ def load(path: Path) -> Any:
     return module
 
 
+@contextlib.contextmanager
+def patched(target: Any, name: str, value: Any) -> Iterator[None]:
+    """``target.name`` set to ``value`` for the duration."""
+    original = getattr(target, name)
+    setattr(target, name, value)
+    try:
+        yield
+    finally:
+        setattr(target, name, original)
+
+
+# The frozen Record the consumer built before 82e8231 (same fields and methods, frozen=True).
+FrozenRecord = dataclasses.make_dataclass(
+    "Record", [(f.name, f.type, dataclasses.field(default=f.default)) if f.default is not dataclasses.MISSING
+               else (f.name, f.type) for f in dataclasses.fields(Record)],
+    namespace={name: Record.__dict__[name] for name in ("header", "has_header", "where", "size")},
+    frozen=True, slots=True,
+)  # fmt: skip
+
+
+def _csv_module_count(text: str, delimiter: str, value: bytes | None = None) -> int:
+    return len(encoding.split_delimited(text, delimiter))
+
+
+PATCHES: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
+    "after": contextlib.nullcontext,
+    "no-gc-freeze": lambda: patched(current, "_start_up_frozen", contextlib.nullcontext),
+    "frozen-record": lambda: patched(current, "Record", FrozenRecord),
+    "csv-module-count": lambda: patched(encoding, "count_fields", _csv_module_count),
+}
+"""The working tree, or the working tree with one change undone."""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("before", type=Path, help="the other consumer.py")
+    parser.add_argument("--before", type=Path, help="another consumer.py (variant 'before')")
+    parser.add_argument("--variants", default="", help=f"comma-separated, of before, {', '.join(PATCHES)}")
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--format", choices=("csv", "json"), default="csv")
     parser.add_argument("--turns", type=int, default=2)
     args = parser.parse_args()
     from scripts.kafka_broker import install_kafka, start_broker
 
-    before = load(args.before)
+    names = [n for n in args.variants.split(",") if n] or (["before", "after"] if args.before else ["after"])
+    unknown = [n for n in names if n not in PATCHES and n != "before"]
+    if unknown or ("before" in names and not args.before):
+        parser.error(f"unknown variant(s) {unknown} (or 'before' without --before)")
+    before = load(args.before) if args.before else None
     count = args.records
     config = load_config(CONFIG)
     workload = Workload.generate(count)
@@ -81,16 +126,11 @@ def main() -> int:
         time.sleep(3.0)
         with tempfile.TemporaryDirectory() as tmp:
             for _ in range(args.turns):
-                variants: list[tuple[str, Any, Any]] = [("before", before, None), ("after", current, None),
-                                                        ("after, no gc freeze", current, _no_freeze)]
-                for name, module, patch in variants:
+                for name in names:
+                    module = before if name == "before" else current
                     for topic in topics:
-                        undo = patch() if patch else None
-                        try:
+                        with PATCHES.get(name, contextlib.nullcontext)():
                             total, main = run(module, topic, tmp)
-                        finally:
-                            if undo:
-                                undo()
                         key = f"{name:<20} {topic:<22}"
                         best[key] = min(best.get(key, (float("inf"), 0.0)), (total, main))
                         print(f"{key}: {count / total:>9,.0f} rec/CPU-s (main thread {main:.2f} of {total:.2f} s)",
@@ -106,18 +146,6 @@ def main() -> int:
     finally:
         broker.stop()
     return 0
-
-
-def _no_freeze() -> Any:
-    import contextlib
-
-    original = current._start_up_frozen
-    current._start_up_frozen = contextlib.nullcontext  # type: ignore[assignment]
-
-    def undo() -> None:
-        current._start_up_frozen = original  # type: ignore[assignment]
-
-    return undo
 
 
 if __name__ == "__main__":

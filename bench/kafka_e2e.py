@@ -11,6 +11,10 @@ produces the workload's CSV and JSON records on 4 partitions, then measures the 
   pipeline's level (the least work that gives the same payloads from the same broker).
 
 Every run reads its topic from the start with a fresh consumer group.
+
+Then the peak RSS of ``kafka-adx consume`` itself (a child process, the console script's code,
+into the local DuckDB sink as a user runs it), with its default flags and with 32 MiB batches,
+over the CSV topic.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import subprocess
+import sys
 import time
 import uuid
 import zlib
@@ -29,11 +35,18 @@ from typing import Any
 from shared.config import IngestionConfig
 from shared.kafka.consumer import ConsumerOptions, KafkaIngestor
 
+REPO = Path(__file__).resolve().parent.parent
+CONFIG = REPO / "bench" / "ingestion.yaml"
 PARTITIONS = 4
 CONSUME_BATCH = 1000
 BATCH_RECORDS = 5000
 TARGETS = {True: 0.5, False: 0.7}
 """Ratio to the floor each case should reach: validated, not validated."""
+RSS_TARGET_MB = 200
+"""Most peak RSS ``kafka-adx consume`` may take, in MB (issue 13, item 4)."""
+BIG_BATCH_BYTES = 32 * 1024 * 1024
+"""The 32 MiB batches of the second memory row (``--batch-bytes``; ``--batch-records`` raised so
+that the bytes, not the count, close a batch)."""
 
 
 def cpu_seconds() -> float:
@@ -57,6 +70,62 @@ class KafkaMeasured:
     def ratio(self) -> float:
         """Consumer throughput / floor throughput."""
         return self.floor_s / self.consumer_s
+
+
+@dataclass
+class ConsumeMemory:
+    """Peak RSS of one ``kafka-adx consume`` child process."""
+
+    label: str
+    records: int
+    peak_rss_bytes: int
+    cpu_s: float
+    seconds: float
+
+
+# `kafka-adx` as its console script runs it, writing this image's peak RSS (VmHWM) at exit:
+# wait4's ru_maxrss would carry the pre-exec high-water mark of the forked bench process over.
+_CONSUME_WRAPPER = (
+    "import atexit, os, sys\n"
+    "def _peak():\n"
+    "    status = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
+    "    open(os.environ['KAFKA_ADX_BENCH_PEAK_FILE'], 'w').write(status)\n"
+    "atexit.register(_peak)\n"
+    "sys.argv[0] = 'kafka-adx'\n"
+    "from shared.cli.app import main\n"
+    "main()\n"
+)
+
+
+def measure_consume_memory(bootstrap: str, topic: str, count: int, workdir: Path, label: str,
+                           flags: Sequence[str] = ()) -> ConsumeMemory:
+    """Run ``kafka-adx consume`` over ``count`` records of ``topic`` into a fresh local DuckDB and
+    return its peak RSS; fails unless every record landed."""
+    import duckdb
+
+    run_dir = workdir / f"consume-{uuid.uuid4().hex[:8]}"
+    run_dir.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("ADX_INGEST_URI", "ADX_ENGINE_URI", "DEADLETTER_BLOB_URI")}
+    env.update(LOCAL_DB=str(run_dir / "local.duckdb"), LOCAL_DEADLETTER_DIR=str(run_dir / "deadletter"),
+               KAFKA_ADX_BENCH_PEAK_FILE=str(run_dir / "peak-kib"),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])))
+    command = [sys.executable, "-c", _CONSUME_WRAPPER, "consume", "--config", str(CONFIG), "-t", topic,
+               "-b", bootstrap, "-g", f"rss-{uuid.uuid4().hex}", "--max-records", str(count), "--idle-exit", "30",
+               *flags]  # fmt: skip
+    log_path = run_dir / "consume.log"
+    with open(log_path, "wb") as log_file:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=run_dir)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"kafka bench: kafka-adx consume failed:\n{log_path.read_text()[-2000:]}")
+    with duckdb.connect(str(run_dir / "local.duckdb"), read_only=True) as con:
+        row = con.execute('SELECT count(*) FROM "Bench"."StormEvents"').fetchone()
+    if not row or row[0] != count:
+        raise SystemExit(f"kafka bench: consume landed {row[0] if row else 0} of {count} records in DuckDB")
+    peak_kib = int((run_dir / "peak-kib").read_text())
+    return ConsumeMemory(label, count, peak_kib * 1024, usage.ru_utime + usage.ru_stime, seconds)
 
 
 def _create_topics(bootstrap: str, names: Sequence[str]) -> None:
@@ -139,8 +208,8 @@ def _consumer(bootstrap: str, topic: str, count: int, pipeline: Any) -> float:
 
 def measure_kafka(csv_values: list[bytes], json_values: list[bytes], config: IngestionConfig, workdir: Path,
                   new_pipeline: Callable[[IngestionConfig, Path], Any], bench_cpu: int | None,
-                  repeat: int = 1) -> list[KafkaMeasured] | str:
-    """The four end-to-end rows, or why they are skipped (no Java/Maven)."""
+                  repeat: int = 1) -> list[KafkaMeasured | ConsumeMemory] | str:
+    """The four end-to-end rows and the two memory rows, or why they are skipped (no Java/Maven)."""
     from scripts.kafka_broker import KafkaToolsMissing, install_kafka, start_broker
 
     try:
@@ -164,7 +233,7 @@ def measure_kafka(csv_values: list[bytes], json_values: list[bytes], config: Ing
             for suffix in ("", "-novalidate"):
                 _produce(bootstrap, f"bench-{fmt}{suffix}", values)
         time.sleep(3.0)  # let the broker settle (its writes and loopback traffic cost this CPU too)
-        out = []
+        out: list[KafkaMeasured | ConsumeMemory] = []
         for fmt, values in sources.items():
             count = len(values)
             raw = sum(map(len, values))
@@ -183,6 +252,10 @@ def measure_kafka(csv_values: list[bytes], json_values: list[bytes], config: Ing
                                      TARGETS[True]))
             out.append(KafkaMeasured(f"Kafka consumer, {name}, no validation", count, raw, novalidate_s, floor_s,
                                      TARGETS[False]))
+        count = len(csv_values)
+        out.append(measure_consume_memory(bootstrap, "bench-csv", count, workdir, "default flags"))
+        out.append(measure_consume_memory(bootstrap, "bench-csv", count, workdir, "--batch-bytes 32 MiB",
+                                          ["--batch-bytes", str(BIG_BATCH_BYTES), "--batch-records", str(count)]))
         return out
     finally:
         broker.stop()
@@ -200,8 +273,9 @@ def _process_tree(pid: int) -> list[int]:
     return tree
 
 
-def report_lines(measured: list[KafkaMeasured] | str) -> list[str]:
-    """The section of the bench table: records per CPU-second of consumer and floor, ratio, target."""
+def report_lines(measured: list[KafkaMeasured | ConsumeMemory] | str) -> list[str]:
+    """The section of the bench table: records per CPU-second of consumer and floor, ratio, target;
+    then the peak RSS of `kafka-adx consume`."""
     title = "Kafka consumer, end to end from a real broker"
     if isinstance(measured, str):
         return ["", f"{title}: {measured}"]
@@ -209,10 +283,20 @@ def report_lines(measured: list[KafkaMeasured] | str) -> list[str]:
                  "floor: batched consume + join + gzip)",
              f"{'case':<42} {'consumer rec/s':>14} {'MB/s':>7} {'floor rec/s':>12} {'MB/s':>7} {'ratio':>6}  target"]
     for m in measured:
+        if isinstance(m, ConsumeMemory):
+            continue
         verdict = "ok" if m.ratio >= m.target else "MISSED"
         lines.append(
             f"{m.label:<42} {m.records / m.consumer_s:>14,.0f} {m.raw_bytes / m.consumer_s / 1e6:>7,.1f} "
             f"{m.records / m.floor_s:>12,.0f} {m.raw_bytes / m.floor_s / 1e6:>7,.1f} {m.ratio:>6.2f}  "
             f">= {m.target:.1f} {verdict}"
         )
+    for m in measured:
+        if isinstance(m, ConsumeMemory):
+            peak_mb = m.peak_rss_bytes / 1e6
+            verdict = "ok" if peak_mb <= RSS_TARGET_MB else "MISSED"
+            lines.append(
+                f"{'Kafka consume peak RSS, ' + m.label:<42} {peak_mb:>8,.1f} MB peak RSS  <= {RSS_TARGET_MB} MB "
+                f"{verdict}  ({m.records:,} CSV records into DuckDB, {m.seconds:.1f} s, {m.cpu_s:.1f} CPU s)"
+            )
     return lines

@@ -223,6 +223,8 @@ class KafkaIngestor:
         self.consumer: Any = None
         self._pending: list[Record] = []
         self._pending_bytes = 0
+        self._pending_offsets: dict[TopicPartitionKey, int] = {}
+        """What :func:`next_offsets` gives for ``_pending``, kept up to date as records come."""
         self._pending_since = 0.0
         self._assignment: set[TopicPartitionKey] = set()
         self._stop_reason = ""
@@ -315,6 +317,10 @@ class KafkaIngestor:
         batch_records, batch_bytes, max_records = options.batch_records, options.batch_bytes, options.max_records
         assignment, streams = self._assignment, self._streams
         last_ms, last_timestamp = self._last_ms, self._last_timestamp
+        # The counters live in locals while the loop runs (written back before a flush reads
+        # them and at the end); ``pending`` and ``offsets`` are the objects the flush takes.
+        pending, offsets = self._pending, self._pending_offsets
+        received, pending_bytes = self._received, self._pending_bytes
         for message in messages:
             if self._stop_reason:
                 break
@@ -323,7 +329,8 @@ class KafkaIngestor:
                 continue
             topic = message.topic()
             partition = message.partition()
-            if (topic, partition) not in assignment:
+            topic_partition = (topic, partition)
+            if topic_partition not in assignment:
                 log.debug("dropping a record of %s[%d], no longer assigned", topic, partition)
                 continue
             stream = streams.get(topic)
@@ -340,20 +347,26 @@ class KafkaIngestor:
                 timestamp = None
             value = message.value()
             headers = message.headers()
-            pending = self._pending
+            offset = message.offset()
             if not pending:
                 self._pending_since = self.clock()
             pending.append(
-                Record(value, message.key(), tuple(headers) if headers else (), topic, partition,
-                       message.offset(), timestamp, "kafka", "", stream)
+                Record(value, message.key(), tuple(headers) if headers else (), topic, partition, offset, timestamp,
+                       "kafka", "", stream)
             )  # fmt: skip
-            self._received += 1
+            # next_offsets(pending), kept as the records come (one past the highest offset).
+            if offset >= offsets.get(topic_partition, 0):
+                offsets[topic_partition] = offset + 1
+            received += 1
             if value is not None:
-                self._pending_bytes += len(value)
-            if max_records is not None and self._received >= max_records:
+                pending_bytes += len(value)
+            if max_records is not None and received >= max_records:
                 self.request_stop(f"reached --max-records {max_records}")
-            elif len(pending) >= batch_records or self._pending_bytes >= batch_bytes:
+            elif len(pending) >= batch_records or pending_bytes >= batch_bytes:
+                self._received, self._pending_bytes = received, pending_bytes
                 self._flush_and_commit()
+                pending, offsets, pending_bytes = self._pending, self._pending_offsets, 0
+        self._received, self._pending_bytes = received, pending_bytes
         self._last_ms, self._last_timestamp = last_ms, last_timestamp
         self._last_activity = self.clock()
 
@@ -378,6 +391,7 @@ class KafkaIngestor:
             self._pending_since = self.clock()
         self._pending.append(record)
         self._pending_bytes += record.size
+        self._pending_offsets[topic_partition] = max(self._pending_offsets.get(topic_partition, 0), record.offset + 1)
         self._received += 1
         self._last_activity = self.clock()
         if self.options.max_records is not None and self._received >= self.options.max_records:
@@ -431,14 +445,13 @@ class KafkaIngestor:
         """Run the pending records through the pipeline, then commit the next offsets."""
         if not self._pending:
             return
-        records, raw_bytes = self._pending, self._pending_bytes  # raw_bytes: the records' sizes summed
-        self._pending, self._pending_bytes = [], 0
+        records, raw_bytes, offsets = self._pending, self._pending_bytes, self._pending_offsets
+        self._pending, self._pending_bytes, self._pending_offsets = [], 0, {}  # raw_bytes: the sizes summed
         self._idle_pending_logged = 0
         result = self._process(records)
         self.stats.result.merge(result)
         self.stats.raw_bytes += raw_bytes
         self.stats.flushes += 1
-        offsets = next_offsets(records)
         log.info(
             "flushed %d record(s): %d ingested, %d dead-lettered, in %.2f s",
             result.received, result.ingested, result.dead_lettered, result.seconds,
@@ -544,6 +557,7 @@ class KafkaIngestor:
         dropped = len(self._pending) - len(kept)
         self._pending = kept
         self._pending_bytes = sum(r.size for r in kept)
+        self._pending_offsets = next_offsets(kept)
         self.stats.uncommitted_dropped += dropped
         self._assignment -= lost
         self._forget_streams()

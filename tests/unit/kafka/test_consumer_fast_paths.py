@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.kafka.consumer import ConsumerOptions, ConsumeStats, KafkaIngestor, to_record
+from shared.pipeline.batching import next_offsets
 from shared.pipeline.core import Result
 from shared.pipeline.records import Record
 from tests.unit.kafka.test_consumer import TOPIC, FakeConsumer, FakeMessage, no_admin
@@ -94,20 +95,28 @@ def run(
     st.integers(1, 200),
     st.none() | st.integers(1, 45),
     st.none() | st.integers(0, 40),
+    st.none() | st.integers(0, 40),
 )
 def test_take_all_gives_the_reference_batches_and_commits(
-    fields: list[Any], batch_records: int, batch_bytes: int, max_records: int | None, revoke_after: int | None
+    fields: list[Any], batch_records: int, batch_bytes: int, max_records: int | None, revoke_after: int | None,
+    lose_after: int | None,
 ) -> None:
     options = {"batch_records": batch_records, "batch_bytes": batch_bytes, "max_records": max_records}
-    fast, fast_consumer, fast_stats = run(KafkaIngestor, build(fields), revoke_after=revoke_after, **options)
+    fast, fast_consumer, fast_stats = run(KafkaIngestor, build(fields), revoke_after=revoke_after,
+                                          lose_after=lose_after, **options)
     reference, reference_consumer, reference_stats = run(
-        ReferenceIngestor, build(fields), revoke_after=revoke_after, **options
+        ReferenceIngestor, build(fields), revoke_after=revoke_after, lose_after=lose_after, **options
     )
     assert fast.batches == reference.batches
     assert fast_stats == reference_stats  # flushes, commits, raw bytes, ...
     assert fast_stats.raw_bytes == sum(r.size for batch in fast.batches for r in batch)
     assert fast_consumer.events == reference_consumer.events  # same commits, in the same order
     assert fast_consumer.committed == reference_consumer.committed
+    # The offsets kept as records come are next_offsets of each flushed batch.
+    commits = [event for event in fast_consumer.events if event.startswith("commit")]
+    assert commits == [
+        "commit " + ",".join(f"{p}@{o}" for (_, p), o in sorted(next_offsets(batch).items())) for batch in fast.batches
+    ]
 
 
 @settings(max_examples=300, deadline=None)
