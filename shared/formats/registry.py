@@ -195,7 +195,8 @@ class AzureSource:
             if status in _RETRIABLE_4XX or status >= 500 or status < 400:
                 raise RegistryUnavailable(f"{self.name}: {describe(exc)}") from None
             raise UnknownSchema(f"{self.name} refused schema id {schema_id}: {describe(exc)}") from None
-        fmt = str(getattr(schema.properties, "format", "Avro")).upper()
+        fmt = getattr(schema.properties, "format", "Avro")
+        fmt = str(getattr(fmt, "value", fmt)).upper()  # a SchemaFormat enum, or the content type it did not know
         if fmt != "AVRO":
             raise UnknownSchema(f"schema id {schema_id} has format {fmt}, which kafka-adx does not read")
         return RegisteredSchema(schema_id, "AVRO", schema.definition)
