@@ -200,3 +200,43 @@ def test_registry_down_mid_run_retries_the_batch_and_loses_nothing(
         assert value is not None
         assert_row(landed[offset], version, value)
     assert dead_letters(ws.deadletter_dir) == []
+
+
+JSON_SCHEMA = {
+    "$schema": "http://json-schema.org/draft-07/schema#", "title": "Payment", "type": "object",
+    "properties": {"id": {"type": "integer"}, "payer": {"type": "string"}, "amount": {"type": "string"},
+                   "at": {"type": "string", "format": "date-time"}, "ref": {"type": "string"},
+                   "meta": {"type": "object"}, "channel": {"type": ["string", "null"]}},
+    "required": ["id", "payer"],
+}  # fmt: skip
+
+
+def test_json_schema_records_through_consume(
+    ws: Workspace, kafka_topic: Callable[..., str], schema_registry: RegistryStandIn
+) -> None:
+    from confluent_kafka.schema_registry.json_schema import JSONSerializer
+
+    topic = kafka_topic(partitions=1, prefix="avro-json")  # "avro-*" is the file's route pattern
+    config = ingestion_file(ws.root)
+    config.write_text(config.read_text().replace("format: avro", "format: jsonschema"))
+    serialize = JSONSerializer(json.dumps(JSON_SCHEMA), SchemaRegistryClient({"url": schema_registry.url}))
+    producer = Producer({"bootstrap.servers": ws.bootstrap})
+    values = [{"id": n, "payer": f"p{n}", "amount": f"{n}.25", "at": f"2024-03-01T12:00:{n:02d}.5Z",
+               "ref": str(uuid.UUID(int=n)), "meta": {"n": n}, "channel": "app" if n % 2 else None} for n in range(20)]  # fmt: skip
+    for value in values:
+        producer.produce(topic, value=serialize(value, SerializationContext(topic, MessageField.VALUE)), partition=0)
+    producer.produce(topic, value=b"\x00\x00\x00\x00\x01" + b'{"id": "x", "payer": "p"}', partition=0)  # fails the schema
+    assert producer.flush(30) == 0
+    env = {"INGESTION_CONFIG": str(config), "SCHEMA_REGISTRY_URL": schema_registry.url}
+    proc = ConsumerProcess(ws, topic, f"json-{uuid.uuid4().hex[:8]}", "--max-records", "21", env=env)
+    assert proc.wait(120) == 0, proc.output()
+    landed = rows(ws.db)
+    assert sorted(landed) == list(range(20))
+    for n, value in enumerate(values):
+        row = landed[n]
+        assert (row["Id"], row["Payer"], Decimal(str(row["Amount"]))) == (n, value["payer"], Decimal(value["amount"]))
+        assert row["At"].replace(tzinfo=UTC) == datetime(2024, 3, 1, 12, 0, n, 500000, tzinfo=UTC)
+        assert str(row["Ref"]) == value["ref"] and json.loads(row["Meta"]) == {"n": n}
+        assert row["Channel"] == (value["channel"] or "")
+    [letter] = dead_letters(ws.deadletter_dir)
+    assert letter.record.offset == 20 and "does not match its JSON Schema at $.id" in letter.reason
