@@ -293,3 +293,75 @@ def read_cluster(command: str, settings: Settings, timeout: float, read: Callabl
         fail(f"{command}: {where}: cannot read the cluster's schema: {what}. {remedy}")
     finally:
         clients.close()
+
+
+# --- progress --------------------------------------------------------------------------------
+
+
+def input_size(paths: Iterable[str]) -> int | None:
+    """Bytes of input the files hold, for a progress bar: a file's size, a ``.gz`` file's
+    uncompressed size (its trailer, modulo 4 GiB as gzip stores it); None when unknown
+    (standard input, an unreadable file)."""
+    import struct
+
+    total = 0
+    for path in paths:
+        if path == "-":
+            return None
+        try:
+            if path.endswith(".gz"):
+                with open(path, "rb") as fh:
+                    fh.seek(-4, os.SEEK_END)
+                    total += struct.unpack("<I", fh.read(4))[0]
+            else:
+                total += os.path.getsize(path)
+        except (OSError, struct.error):
+            return None
+    return total
+
+
+class Progress:
+    """A progress bar on standard error (percent and ETA, click's) when it is a terminal and the
+    total is known; nothing at all otherwise, so logs and pipes stay clean.
+
+    Updates are gathered and drawn every ``every`` steps: drawing costs more than a record.
+    """
+
+    def __init__(self, label: str, total: int | None, *, every: int = 1 << 16, show: Callable[[], str] | None = None) -> None:
+        self.enabled = bool(total) and sys.stderr.isatty()
+        self.total = total or 0
+        self.every = every
+        self.done = 0
+        self._pending = 0
+        self._bar: Any = None
+        if self.enabled:
+            self._bar = click.progressbar(length=self.total, label=label, file=sys.stderr, show_percent=True,
+                                          show_eta=True, item_show_func=(lambda _: show()) if show else None)  # fmt: skip
+            self._bar.__enter__()
+
+    def advance(self, steps: int) -> None:
+        """Count ``steps`` more (drawn once enough have gathered)."""
+        self.done += steps
+        if self._bar is None:
+            return
+        self._pending += steps
+        if self._pending >= self.every:
+            self._bar.update(self._pending, True)
+            self._pending = 0
+
+    def clear_line(self) -> None:
+        """Blank the bar's line, so that a line printed next starts clean (the bar is drawn again
+        on the next update)."""
+        if self._bar is not None:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+    def finish(self, *, complete: bool) -> None:
+        """Draw the last state (100% when ``complete``) and end the bar's line."""
+        if self._bar is None:
+            return
+        remaining = self.total - self._bar.pos if complete else self._pending
+        if remaining > 0:
+            self._bar.update(remaining, True)
+        self._bar.__exit__(None, None, None)
+        self._bar = None

@@ -16,6 +16,7 @@ from shared.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_PARTIAL,
     CliError,
+    Progress,
     StopOnSignal,
     config_option,
     config_or_exit,
@@ -148,7 +149,19 @@ def replay(config_path: str | None, directory: str | None, flt: LetterFilter, dr
     except KafkaAdxError as exc:
         raise CliError(str(exc)) from None
 
+    try:
+        total_sets = len(list(store.sets()))
+    except KafkaAdxError as exc:
+        raise CliError(str(exc)) from None
+    seen = [0]
+    progress = Progress("replay", total_sets, every=1, show=lambda: f"{seen[0]:,}/{total_sets:,} set(s)")
+
+    def tick() -> None:
+        seen[0] += 1
+        progress.advance(1)
+
     def show(entry: SetReplay) -> None:
+        progress.clear_line()
         if dry_run:
             click.echo(f"would replay set {entry.set_id}: {entry.selected} of {entry.letters} letter(s)")
         else:
@@ -159,12 +172,13 @@ def replay(config_path: str | None, directory: str | None, flt: LetterFilter, dr
     try:
         with StopOnSignal() as guard:
             report = run_replay(store, reingest, flt, marks=marks, dry_run=dry_run, on_set=show,
-                                should_stop=lambda: guard.received is not None)  # fmt: skip
+                                should_stop=lambda: guard.received is not None, on_progress=tick)  # fmt: skip
     except TransientError as exc:
         fail(f"replay stopped by a transient failure (nothing of that set was marked; run it again): {exc}")
     except KafkaAdxError as exc:
         raise CliError(str(exc)) from None
     finally:
+        progress.finish(complete=False)
         if pipeline is not None:
             pipeline.close()
     verb = "would replay" if dry_run else "replayed"

@@ -17,12 +17,14 @@ from shared.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_PARTIAL,
     CliError,
+    Progress,
     StopOnSignal,
     config_option,
     config_or_exit,
     echo,
     exit_codes_help,
     fail,
+    input_size,
     parse_headers,
     preflight_or_exit,
     print_summary,
@@ -131,36 +133,51 @@ def preview(
 
 
 class _Progress:
-    """A status line on standard error when it is a terminal; silent otherwise."""
+    """Progress on standard error when it is a terminal, silent otherwise: a bar with percent
+    and ETA when the input's size is known (files, ``.gz`` by their trailer), else a status line
+    of records, megabytes and records per second (standard input)."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, total: int | None = None) -> None:
         self.label = label
         self.enabled = sys.stderr.isatty()
         self.count = 0
         self.bytes = 0
         self.started = time.perf_counter()
         self._last = 0.0
+        self.bar = Progress(label, total, show=self._counts)
+
+    def _counts(self) -> str:
+        rate = self.count / max(time.perf_counter() - self.started, 1e-9)
+        return f"{self.count:,} records, {rate:,.0f}/s"
 
     def wrap(self, records: Iterable[Record]) -> Iterator[Record]:
-        """Count the records (and show the status line) as the pipeline takes them."""
+        """Count the records (and show the progress) as the pipeline takes them."""
+        complete = False
         try:
             for record in records:
                 self.count += 1
-                self.bytes += record.size
-                if self.enabled and self.count % 1000 == 0:
-                    now = time.perf_counter()
-                    if now - self._last > 0.25:
-                        self._last = now
-                        rate = self.count / max(now - self.started, 1e-9)
-                        sys.stderr.write(
-                            f"\r{self.label}: {self.count:,} records, {self.bytes / 1e6:,.1f} MB, {rate:,.0f} rec/s"
-                        )
-                        sys.stderr.flush()
+                size = record.size
+                self.bytes += size
+                if self.bar.enabled:
+                    self.bar.advance(size + 1)  # the line break the file holds too
+                elif self.enabled and self.count % 1000 == 0:
+                    self._status()
                 yield record
+            complete = True
         finally:
             # Also when reading stopped early: the summary must not start after a half line.
-            if self.enabled:
+            if self.bar.enabled:
+                self.bar.finish(complete=complete)
+            elif self.enabled:
                 sys.stderr.write("\r" + " " * 79 + "\r")
+
+    def _status(self) -> None:
+        now = time.perf_counter()
+        if now - self._last > 0.25:
+            self._last = now
+            rate = self.count / max(now - self.started, 1e-9)
+            sys.stderr.write(f"\r{self.label}: {self.count:,} records, {self.bytes / 1e6:,.1f} MB, {rate:,.0f} rec/s")
+            sys.stderr.flush()
 
 
 @dataclass
@@ -198,7 +215,7 @@ def run_ingest(
     from shared.wiring import build_pipeline
 
     pipeline = build_pipeline(settings, config)
-    progress = _Progress(f"ingest {topic}")
+    progress = _Progress(f"ingest {topic}", input_size(files))
     source = FileSource(files, topic, fmt=fmt, skip_header=skip_header, max_record_bytes=config.limits.max_record_bytes)
     result = Result()
     stopped: InputStopped | None = None

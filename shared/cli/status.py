@@ -59,7 +59,7 @@ def render(report: StatusReport, where: str) -> list[str]:
     dl = report.deadletters
     if dl is not None:
         lines += ["", f"dead letters ({where}): {dl.letters} letter(s) in {dl.sets} set(s); "
-                      f"{dl.pending} letter(s) not replayed yet"]  # fmt: skip
+                      f"{dl.pending} letter(s) in {dl.pending_sets} set(s) not replayed yet"]  # fmt: skip
         if dl.pending:
             lines.append("  by stage: " + ", ".join(f"{stage} {n:,}" for stage, n in sorted(dl.by_stage().items())))
             lines.append("  by table: " + ", ".join(f"{name} {n:,}" for name, n in sorted(dl.by_table().items())))

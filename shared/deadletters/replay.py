@@ -171,9 +171,12 @@ def replay(
     dry_run: bool = False,
     on_set: Callable[[SetReplay], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_progress: Callable[[], None] | None = None,
 ) -> ReplayReport:
     """Replay the selected letters set by set, marking each set after it went through
     (``reingest`` may be None for a dry run).
+
+    ``on_progress`` is called once per set looked at (replayed or not), for a progress bar.
 
     ``should_stop`` is asked before each set (the CLI's answer turns true on SIGINT/SIGTERM):
     once it says so, the replay ends with ``interrupted`` set. A set is never cut in the middle,
@@ -194,6 +197,8 @@ def replay(
         report.sets_seen += 1
         report.letters_already_replayed += len(already)
         if not todo:
+            if on_progress is not None:
+                on_progress()
             continue
         entry = SetReplay(set_id, len(letters), len(todo), len(already))
         report.letters_selected += len(todo)
@@ -222,4 +227,6 @@ def replay(
         report.sets.append(entry)
         if on_set is not None:
             on_set(entry)
+        if on_progress is not None:
+            on_progress()
     return report

@@ -271,6 +271,8 @@ class DeadLetterStatus:
     letters: int = 0
     pending: int = 0
     """Letters no replay has taken yet."""
+    pending_sets: int = 0
+    """Sets holding such letters."""
     groups: list[Group] = field(default_factory=list)
     """Groups (stage, reason kind, table) with letters pending, largest first."""
     batches: set[str] = field(default_factory=set)
@@ -296,6 +298,7 @@ def deadletter_status(store: DeadLetterStore, marks: ReplayMarks) -> DeadLetterS
     refs = list(iter_letters(store, marks, LetterFilter(), include_replayed=True))
     status = DeadLetterStatus(sets=len({r.set_id for r in refs}), letters=len(refs))
     status.pending = sum(1 for r in refs if not r.replayed)
+    status.pending_sets = len({r.set_id for r in refs if not r.replayed})
     status.groups = [g for g in group_letters(r for r in refs if not r.replayed)]
     status.batches = {r.letter.batch_id for r in refs if r.letter.batch_id}
     return status
@@ -379,7 +382,7 @@ class StatusReport:
             "failures": [asdict(f) | {"batch": f.batch, "dead_lettered": self.dead_lettered(f)}
                          for f in self.failures],
             "deadletters": None if dl is None else {
-                "sets": dl.sets, "letters": dl.letters, "pending": dl.pending,
+                "sets": dl.sets, "letters": dl.letters, "pending": dl.pending, "pending_sets": dl.pending_sets,
                 "by_stage": dl.by_stage(), "by_table": dl.by_table(),
                 "groups": [{"stage": g.stage, "reason": g.kind, "table": g.table, "pending": g.pending,
                             "first": when(g.first), "last": when(g.last), "sample": g.sample} for g in dl.groups],

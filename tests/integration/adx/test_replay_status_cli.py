@@ -123,7 +123,7 @@ def test_status_shows_failure_reports_and_pending_dead_letters(
     assert "ADX ingestion failure reports (1)" in shown.output
     assert "db1.Events" in shown.output and "BadRequest_MappingReferenceWasNotFound" in shown.output
     assert "retry=no" in shown.output and "SECRET" not in shown.output
-    assert "7 letter(s) in 2 set(s); 7 letter(s) not replayed yet" in shown.output
+    assert "7 letter(s) in 2 set(s); 7 letter(s) in 2 set(s) not replayed yet" in shown.output
     assert "by table: db1.Clicks 3, db1.Events 4" in shown.output and "by stage: sink 7" in shown.output
 
     popped = run(status, ["--pop"], env)
@@ -195,14 +195,14 @@ def test_status_exits_2_when_adx_cannot_be_reached_and_still_shows_the_dead_lett
     shown = run(status, [], unreachable)
     assert shown.exit_code == 2, shown.output
     assert "ADX failure queue: cannot read it" in shown.output
-    assert "7 letter(s) in 2 set(s); 7 letter(s) not replayed yet" in shown.output
+    assert "7 letter(s) in 2 set(s); 7 letter(s) in 2 set(s) not replayed yet" in shown.output
 
 
 def test_status_exits_0_when_nothing_needs_attention(env: dict[str, str], tmp_path: Path) -> None:
     shown = run(status, ["--dir", str(tmp_path / "empty")], env)
     assert shown.exit_code == 0, shown.output
     assert "ADX ingestion failure reports (0)" in shown.output
-    assert "0 letter(s) in 0 set(s); 0 letter(s) not replayed yet" in shown.output
+    assert "0 letter(s) in 0 set(s); 0 letter(s) in 0 set(s) not replayed yet" in shown.output
 
 
 def test_replay_and_status_help_show_the_exit_codes() -> None:

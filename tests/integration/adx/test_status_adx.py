@@ -78,6 +78,6 @@ def test_unreachable_when_the_engine_refuses_and_still_shows_the_rest(
     code, data, text = status(env)
     assert code == 2, text
     assert any(line.startswith("ADX engine") for line in data["unreachable"])  # type: ignore[union-attr]
-    assert data["deadletters"] == {"sets": 0, "letters": 0, "pending": 0, "by_stage": {}, "by_table": {},
+    assert data["deadletters"] == {"sets": 0, "letters": 0, "pending": 0, "pending_sets": 0, "by_stage": {}, "by_table": {},
                                    "groups": []}  # fmt: skip
     assert "state: UNREACHABLE" in text
