@@ -312,3 +312,28 @@ def test_schema_formats_are_client_mapped_with_a_json_mapping() -> None:
                              "mappings": {"m": {"kind": "csv", "columns": [{"column": "a", "Properties": {"Ordinal": 0}}]}}}},
             "routes": [{"topic": "t", "table": "T", "format": "avro", "mapping": "m"}],
         })  # fmt: skip
+
+
+def test_without_the_confluent_client_installed_records_dead_letter_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The function app's package leaves confluent-kafka to the command line: a Confluent
+    # wire-format record must then be dead-lettered with the remedy, not crash the batch.
+    import sys
+
+    from shared.formats.registry import _registries, registries_from
+    from shared.settings import Settings
+
+    monkeypatch.setitem(sys.modules, "confluent_kafka.schema_registry", None)
+    _registries.cache_clear()
+    try:
+        registries = registries_from(Settings.from_env({"SCHEMA_REGISTRY_URL": "http://127.0.0.1:9"}))
+    finally:
+        _registries.cache_clear()
+    assert registries.confluent is None
+    data = Setup(tmp_path / "producer").avro(order())
+    s = Setup(tmp_path, registries=registries)
+    s.pipeline.process([record(data)])
+    [letter] = s.letters()
+    assert "SCHEMA_REGISTRY_URL is set but its client is not installed here" in letter.reason
+    assert "confluent-kafka[schemaregistry]" in letter.reason
