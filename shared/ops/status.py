@@ -396,10 +396,14 @@ class StatusReport:
 
 
 def routed_tables(config: Any) -> list[tuple[str, str]]:
-    """``(database, table)`` of every route of an ingestion file, in route order, once each."""
+    """``(database, table)`` of every route of an ingestion file and of the targets its headers
+    may choose, in route order, once each."""
     seen: dict[tuple[str, str], None] = {}
     for route in config.routes:
-        seen.setdefault((route.database or config.database, route.table), None)
+        database = route.database or config.database
+        seen.setdefault((database, route.table), None)
+        for target in route.header_routing:
+            seen.setdefault((target.database or database, target.table), None)
     return list(seen)
 
 
