@@ -458,7 +458,11 @@ def _gather_adx(
 ) -> None:
     from shared.sinks.adx import clients_for, describe_error
 
-    clients = clients_for(settings)
+    try:
+        clients = clients_for(settings)
+    except Exception as exc:  # a bad credential setting, say: the dead letters are still shown
+        report.unreachable.append(f"ADX: {describe_error(exc)}")
+        return
 
     def run(database: str, command: str) -> list[dict[str, Any]]:
         return clients.management(command, database=database, timeout=15.0)
