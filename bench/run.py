@@ -1,5 +1,6 @@
 """`make bench`: pipeline throughput against floors measured in the same run, the function entry
-point's cost per event, and the peak memory of `kafka-adx ingest` over a large file.
+point's cost per event, local mode (`kafka-adx ingest` into DuckDB) against DuckDB's own bulk load,
+and the peak memory of `kafka-adx ingest` over a large file.
 
 Everything runs pinned to one CPU. Each pipeline case is measured against a *floor*: the least
 work that produces the same output with the same libraries (orjson, the csv module, zlib at the
@@ -10,6 +11,12 @@ pipeline's gzip level), so the ratio says how much the pipeline's own machinery 
 (c)  client-mapped JSON -> CSV rows with three metadata columns
                                      vs  orjson.loads each record, csv.writer rows, gzip
 (a0), (b0)  the same passthroughs with validation off  vs  newline-join + gzip
+
+local mode, JSON / CSV: `kafka-adx ingest` of the demo's kind of file (storm events, mapped by
+kafka-adx with Kafka metadata columns) into a fresh DuckDB, CPU seconds of the whole process
+                                     vs  a Python process loading the same rows (an equivalent file
+                                         holding the metadata columns too) with DuckDB's
+                                         read_json / read_csv into the same table
 
 Timings are the best of ``--repeat`` runs, pipeline and floor interleaved so that both see the
 same machine. Nothing here is a pass/fail test: the table shows ratios next to their targets.
@@ -29,6 +36,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -403,40 +411,168 @@ main()
 """
 
 
+def ingest_env(workdir: Path, name: str) -> dict[str, str]:
+    """The environment of a `kafka-adx ingest` child: local mode into ``<name>.duckdb`` (the ADX
+    and blob settings of this shell removed), its peak RSS recorded in ``peak-<name>``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ADX_INGEST_URI", "ADX_ENGINE_URI", "DEADLETTER_BLOB_URI")}
+    env["LOCAL_DB"] = str(workdir / f"{name}.duckdb")
+    env["LOCAL_DEADLETTER_DIR"] = str(workdir / f"deadletter-{name}")
+    env["KAFKA_ADX_BENCH_PEAK_FILE"] = str(workdir / f"peak-{name}")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+def ingest_command(topic: str, data: Path) -> list[str]:
+    """`kafka-adx ingest --topic <topic> <data>` with the bench's ingestion file."""
+    return [sys.executable, "-c", _PEAK_WRAPPER, "ingest", "--config", str(CONFIG), "--topic", topic, str(data)]
+
+
+def run_child(command: Sequence[str], env: dict[str, str], log_path: Path, cwd: Path) -> tuple[float, float, int]:
+    """Run a child process to its end: (CPU seconds of the whole process, user + system and
+    all its threads; wall seconds; wait4's ru_maxrss in KiB). Exits the bench with the child's
+    output if it failed."""
+    with open(log_path, "wb") as log_file:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=cwd)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"{log_path.stem} failed ({code}):\n{log_path.read_text()[-2000:]}")
+    return usage.ru_utime + usage.ru_stime, seconds, usage.ru_maxrss
+
+
+def count_rows(db: str | Path, table: str) -> int:
+    """Rows of ``table`` in a DuckDB file."""
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(row[0]) if row else 0
+
+
 def measure_memory(values: list[bytes], size: int, workdir: Path) -> MemoryMeasured:
     """Run `kafka-adx ingest` over a generated JSON-lines file into the local DuckDB sink and
     return the child's peak RSS (Linux: VmHWM; elsewhere wait4's ru_maxrss, an upper bound)."""
     data = workdir / "big.jsonl"
     records = write_jsonl(data, values, size)
-    env = {k: v for k, v in os.environ.items() if k not in ("ADX_INGEST_URI", "ADX_ENGINE_URI", "DEADLETTER_BLOB_URI")}
-    env["LOCAL_DB"] = str(workdir / "memory.duckdb")
-    env["LOCAL_DEADLETTER_DIR"] = str(workdir / "deadletter-memory")
-    peak_file = workdir / "peak-kib"
-    env["KAFKA_ADX_BENCH_PEAK_FILE"] = str(peak_file)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    command = [sys.executable, "-c", _PEAK_WRAPPER, "ingest", "--config", str(CONFIG), "--topic", "bench-json", str(data)]
-    log_path = workdir / "ingest.log"
+    env = ingest_env(workdir, "memory")
+    peak_file = Path(env["KAFKA_ADX_BENCH_PEAK_FILE"])
+    command = ingest_command("bench-json", data)
     try:
-        with open(log_path, "wb") as log_file:
-            started = time.perf_counter()
-            child = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=workdir)
-            _, status, usage = os.wait4(child.pid, 0)
-            seconds = time.perf_counter() - started
-            child.returncode = os.waitstatus_to_exitcode(status)
-        if child.returncode != 0:
-            raise SystemExit(f"kafka-adx ingest failed ({child.returncode}):\n{log_path.read_text()[-2000:]}")
+        _, seconds, maxrss_kib = run_child(command, env, workdir / "ingest.log", workdir)
         file_bytes = data.stat().st_size
     finally:
         data.unlink(missing_ok=True)
-    import duckdb
-
-    with duckdb.connect(env["LOCAL_DB"], read_only=True) as con:
-        row = con.execute('SELECT count(*) FROM "Bench"."StormEvents"').fetchone()
-    rows = int(row[0]) if row else 0
+    rows = count_rows(env["LOCAL_DB"], '"Bench"."StormEvents"')
     if rows != records:
         raise SystemExit(f"memory run: {records} records written, {rows} rows in DuckDB")
-    peak_kib = int(peak_file.read_text()) if peak_file.exists() else usage.ru_maxrss
+    peak_kib = int(peak_file.read_text()) if peak_file.exists() else maxrss_kib
     return MemoryMeasured(file_bytes, records, peak_kib * 1024, seconds, rows)
+
+
+# --------------------------------------------------------------------------- local mode
+
+LOCAL_TARGET = 0.5
+LOCAL_TABLE = "StormEventsKafka"
+LOCAL_CASES = (("JSON", "bench-local-json", "json"), ("CSV", "bench-local-csv", "csv"))
+"""(label, route topic, workload) of the local-mode rows."""
+
+# The floor: a Python process that does nothing but DuckDB's bulk load of the rows, with
+# DuckDB's default settings (the local sink's 64 MB memory_limit is too small for read_json's
+# buffers: the floor gets the memory it wants).
+_FLOOR_LOAD = """
+import sys, duckdb
+db, ddl, load = sys.argv[1:4]
+con = duckdb.connect(db)
+con.execute(ddl)
+con.execute(load)
+con.close()
+"""
+
+
+@dataclass
+class LocalMeasured:
+    """Best CPU seconds of `kafka-adx ingest` and of DuckDB's bulk load of the same rows."""
+
+    label: str
+    records: int
+    raw_bytes: int
+    ingest_s: float
+    floor_s: float
+    peak_rss_bytes: int
+
+    @property
+    def ratio(self) -> float:
+        """kafka-adx throughput / floor throughput."""
+        return self.floor_s / self.ingest_s
+
+
+def equivalent_rows(values: Sequence[bytes], source: str, topic: str) -> bytes:
+    """The rows local mode stores, as one file for DuckDB to load: each record with the
+    metadata columns the mapping adds (topic, partition 0 = the first file, offset = record
+    number), as JSON members or CSV fields."""
+    if source == "json":
+        tail = f',"KafkaTopic":"{topic}","KafkaPartition":0,"KafkaOffset":'.encode()
+        return b"".join(v[:-1] + tail + b"%d}\n" % n for n, v in enumerate(values, start=1))
+    tail = f",{topic},0,".encode()
+    return b"".join(v + tail + b"%d\n" % n for n, v in enumerate(values, start=1))
+
+
+def floor_sql(config: IngestionConfig, source: str, path: Path) -> tuple[str, str]:
+    """(CREATE TABLE, INSERT ... SELECT FROM read_json/read_csv) of the floor, the table typed
+    as the local sink creates it."""
+    from shared.mapping.types import TYPES
+
+    columns = config.tables[LOCAL_TABLE].columns
+    ddl = "CREATE TABLE t (" + ", ".join(f'"{c.name}" {TYPES[c.type].duckdb}' for c in columns) + ")"
+    typed = ", ".join(f"'{c.name}': '{TYPES[c.type].duckdb}'" for c in columns)
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    if source == "json":
+        read = f"read_json('{path}', format = 'newline_delimited', columns = {{{typed}}})"
+    else:
+        read = f"read_csv('{path}', header = false, columns = {{{typed}}}, auto_detect = false, delim = ',', quote = '\"')"
+    return ddl, f"INSERT INTO t SELECT {names} FROM {read}"
+
+
+def measure_local(workload: Workload, config: IngestionConfig, workdir: Path, repeat: int) -> list[LocalMeasured]:
+    """Each local-mode case: `kafka-adx ingest` of the records as a file and the floor's load of
+    the same rows, each in a child process into a fresh DuckDB file, interleaved, best of
+    ``repeat``; the rows in DuckDB are counted after every run."""
+    out = []
+    for label, topic, source in LOCAL_CASES:
+        values = workload.json if source == "json" else workload.csv
+        data = workdir / f"local.{source}"
+        data.write_bytes(b"\n".join(values) + b"\n")
+        rows_file = workdir / f"local-rows.{source}"
+        rows_file.write_bytes(equivalent_rows(values, source, topic))
+        ddl, load = floor_sql(config, source, rows_file)
+        best_ingest = best_floor = float("inf")
+        peak = 0
+        for turn in range(repeat):
+            for step in (("floor", "ingest") if turn % 2 else ("ingest", "floor")):
+                db = workdir / f"local-{step}.duckdb"
+                db.unlink(missing_ok=True)
+                if step == "ingest":
+                    env = ingest_env(workdir, "local-ingest")
+                    shutil.rmtree(env["LOCAL_DEADLETTER_DIR"], ignore_errors=True)
+                    cpu, _, maxrss_kib = run_child(ingest_command(topic, data), env, workdir / "local-ingest.log",
+                                                   workdir)
+                    rows = count_rows(db, f'"Bench"."{LOCAL_TABLE}"')
+                    peak_file = Path(env["KAFKA_ADX_BENCH_PEAK_FILE"])
+                    peak = max(peak, (int(peak_file.read_text()) if peak_file.exists() else maxrss_kib) * 1024)
+                    best_ingest = min(best_ingest, cpu)
+                else:
+                    command = [sys.executable, "-c", _FLOOR_LOAD, str(db), ddl, load]
+                    cpu, _, _ = run_child(command, dict(os.environ), workdir / "local-floor.log", workdir)
+                    rows = count_rows(db, "t")
+                    best_floor = min(best_floor, cpu)
+                if rows != len(values):
+                    raise SystemExit(f"local mode, {label}, {step}: {len(values)} records, {rows} rows in DuckDB")
+        out.append(LocalMeasured(label, len(values), sum(map(len, values)), best_ingest, best_floor, peak))
+        data.unlink()
+        rows_file.unlink()
+    return out
 
 
 # --------------------------------------------------------------------------- report
@@ -467,7 +603,7 @@ def mb(count: float) -> str:
 
 def report(workload: Workload, cpu: int | None, repeat: int, level: int, cases: list[Measured],
            entries: list[EntryMeasured], memory: MemoryMeasured | None,
-           kafka: list[KafkaMeasured] | str | None = None) -> str:
+           kafka: list[KafkaMeasured] | str | None = None, local: Sequence[LocalMeasured] = ()) -> str:
     """The one table the bench prints."""
     lines = [
         f"kafka-adx bench: {len(workload.json):,} storm events (JSON {Workload.mean_size(workload.json):.0f} B, "
@@ -493,6 +629,7 @@ def report(workload: Workload, cpu: int | None, repeat: int, level: int, cases: 
             f"{'function entry, ' + e.label + f', {FUNCTION_BATCH} events':<42} {1 / e.per_event_s:>14,.0f} "
             f"{'':>7} {e.per_event_s * 1e6:>10,.1f} us/event{extra}"
         )
+    lines += local_lines(local)
     if memory is not None:
         ok = "ok" if memory.peak_rss_bytes < MEMORY_TARGET_MB * 1e6 else "MISSED"
         lines.append(
@@ -504,6 +641,25 @@ def report(workload: Workload, cpu: int | None, repeat: int, level: int, cases: 
     if kafka is not None:
         lines += report_lines(kafka)
     return "\n".join(lines)
+
+
+def local_lines(local: Sequence[LocalMeasured]) -> list[str]:
+    """The local-mode rows, in the pipeline rows' columns: records per CPU-second of the whole
+    `kafka-adx ingest` process and of the floor's, MB/s of record bytes, ratio, target."""
+    lines = []
+    for m in local:
+        ok = "ok" if m.ratio >= LOCAL_TARGET else "MISSED"
+        lines.append(
+            f"{'local mode, ' + m.label:<42} {m.records / m.ingest_s:>14,.0f} {mb(m.raw_bytes / m.ingest_s):>7} "
+            f"{m.records / m.floor_s:>12,.0f} {mb(m.raw_bytes / m.floor_s):>7} {m.ratio:>6.2f}  "
+            f">= {LOCAL_TARGET:.1f} {ok}"
+        )
+    if local:
+        lines.append(f"{'':<42} (local mode: CPU s of the whole process, kafka-adx ingest "
+                     f"{', '.join(f'{m.ingest_s:.2f}' for m in local)} vs DuckDB's load "
+                     f"{', '.join(f'{m.floor_s:.2f}' for m in local)}; peak RSS "
+                     f"{', '.join(mb(m.peak_rss_bytes) for m in local)} MB)")
+    return lines
 
 
 # --------------------------------------------------------------------------- main
@@ -535,6 +691,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, help="runs per measurement, best kept (default 5; 1 with --quick)")
     parser.add_argument("--memory-mb", type=float, help="size of the ingest file in MB (default 1000; 10 with --quick)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory run")
+    parser.add_argument("--no-local", action="store_true", help="skip the local-mode rows (kafka-adx ingest into DuckDB)")
+    parser.add_argument("--only-local", action="store_true", help="run only the local-mode rows")
     parser.add_argument("--no-kafka", action="store_true", help="skip the end-to-end Kafka consumer rows")
     parser.add_argument("--kafka-records", type=int,
                         help="records per Kafka end-to-end case (default 1,000,000; 5,000 with --quick)")
@@ -561,7 +719,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             profile_case(args.profile, workload, config, workdir)
             return 0
         kafka: list[KafkaMeasured] | str | None = None
-        if not args.no_kafka:
+        if not args.no_kafka and not args.only_local:
             events = workload if kafka_count == count else Workload.generate(kafka_count)
             kafka = measure_kafka(events.csv, events.json, config, workdir, new_pipeline, cpu,
                                   repeat=1 if args.quick else 2)
@@ -569,13 +727,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.only_kafka:
             print("\n".join(report_lines(kafka or "skipped (--no-kafka)")))
             return 0
+        if args.only_local:
+            print("\n".join(local_lines(measure_local(workload, config, workdir, min(repeat, 3)))))
+            return 0
         measured = []
         for case in CASES:
             values = workload.json if case.source == "json" else workload.csv
             measured.append(measure_case(case, values, config, workdir, repeat))
         entries = measure_function_entry(workload.json, config, workdir, invocations, repeat)
+        local = [] if args.no_local else measure_local(workload, config, workdir, min(repeat, 3))
         memory = None if args.no_memory else measure_memory(workload.json[:10_000], memory_bytes, workdir)
-    print(report(workload, cpu, repeat, config.limits.gzip_level, measured, entries, memory, kafka))
+    print(report(workload, cpu, repeat, config.limits.gzip_level, measured, entries, memory, kafka, local))
     return 0
 
 
