@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 from shared.errors import TransientError, describe
 from shared.redact import register_secret
@@ -120,7 +121,10 @@ class ConfluentSource:
         if username:
             register_secret(password)
             conf["basic.auth.user.info"] = f"{username}:{password or ''}"
-        return cls(SchemaRegistryClient(conf), name=f"schema registry {url.split(',')[0]}")
+        first = urlsplit(url.split(",")[0].strip())
+        register_secret(first.password)  # credentials in the URL itself (https://key:secret@host)
+        shown = first._replace(netloc=first.hostname + (f":{first.port}" if first.port else "") if first.hostname else "")
+        return cls(SchemaRegistryClient(conf), name=f"schema registry {shown.geturl()}")
 
     def fetch(self, schema_id: str) -> RegisteredSchema:
         """GET /schemas/ids/{id}, sorted into the two kinds of failure."""
