@@ -38,8 +38,9 @@ def parse_when(text: str, now: datetime | None = None) -> datetime:
 _WHERE = re.compile(r"^(?:\S+:\d+ \()?[^\s\[\]]*\[\d+\]@\d+\)?: ")
 _HEX_ID = re.compile(r"\b[0-9a-f]{8,}\b")
 _NUMBER = re.compile(r"\b\d+\b")
-KIND_WIDTH = 100
-"""Characters of a reason kind (the rest of a long message is cut)."""
+KIND_WIDTH = 120
+"""Characters of a reason kind: a longer one keeps its start (the kind of failure) and its end
+(where the error text says what went wrong, e.g. ADX's error code) around a ``...``."""
 
 
 def reason_text(letter: DeadLetter) -> str:
@@ -52,7 +53,10 @@ def reason_kind(letter: DeadLetter) -> str:
     written ``N`` and every hex id (a batch id) ``ID``, at most :data:`KIND_WIDTH` characters
     (``record is N bytes, over the limit of N``)."""
     kind = _NUMBER.sub("N", _HEX_ID.sub("ID", " ".join(reason_text(letter).split())))
-    return kind if len(kind) <= KIND_WIDTH else kind[: KIND_WIDTH - 3] + "..."
+    if len(kind) <= KIND_WIDTH:
+        return kind
+    head = KIND_WIDTH // 3
+    return f"{kind[:head]} ... {kind[-(KIND_WIDTH - head - 5):]}"
 
 
 def table_of(letter: DeadLetter) -> str:

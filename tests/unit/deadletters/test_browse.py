@@ -53,7 +53,11 @@ def test_reason_kind_drops_the_position_and_the_numbers() -> None:
     assert reason_kind(first) == reason_kind(second) == "invalid JSON at char N"
     file_letter = DeadLetter(record=rec(b"x", origin="in.csv"), reason="in.csv:3 (json[0]@3): bad row", stage="map")
     assert reason_text(file_letter) == "bad row"
-    assert len(reason_kind(letter(1, "x" * 500))) == 100
+    long = reason_kind(letter(1, "terminal sink failure: " + "x" * 500 + " BadRequest_EntityNotFound"))
+    assert len(long) == 120 and long.startswith("terminal sink failure: ") and long.endswith("BadRequest_EntityNotFound")
+    assert " ... " in long
+    sink = letter(1, "terminal sink failure: ADX queued ingestion of batch 7515f3228f0d -> db1.Events: 4 records")
+    assert reason_kind(sink) == "terminal sink failure: ADX queued ingestion of batch ID -> db1.Events: N records"
 
 
 def test_the_filter_selects_by_every_criterion() -> None:
