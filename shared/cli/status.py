@@ -16,7 +16,7 @@ from shared.cli.common import config_option, echo, exit_codes_help, settings_or_
 from shared.cli.deadletters import directory_option, open_store, store_where
 from shared.cli.kafka import connection_options, connection_or_error
 from shared.errors import ConfigError
-from shared.ops.status import StatusReport
+from shared.ops.status import StatusReport, follow
 from shared.settings import Settings
 
 
@@ -41,12 +41,15 @@ def render(report: StatusReport, where: str) -> list[str]:
              f"state: {report.state.upper()}" + (f" ({'; '.join(why)})" if why else "")]  # fmt: skip
     if report.tables:
         width = max(len(t.table) for t in report.tables)
-        lines += ["", f"  {'table':<{width}}  {'rows':>12}  {'last batch':<12}  {'rows/s 5m':>9}  {'rows 1h':>10}"]
+        live = any(t.rate_since is not None for t in report.tables)  # --watch after the first refresh
+        lines += ["", f"  {'table':<{width}}  {'rows':>12}  {'last batch':<12}  {'rows/s 5m':>9}  {'rows 1h':>10}"
+                      + (f"  {'rows/s now':>10}" if live else "")]  # fmt: skip
         for t in report.tables:
             rate = t.per_second("5m")
             lines.append(
                 f"  {t.table:<{width}}  {'-' if t.rows is None else f'{t.rows:,}':>12}  {_ago(t.last_batch, now):<12}  "
                 f"{'-' if rate is None else f'{rate:,.1f}':>9}  {'-' if t.rows_1h is None else f'{t.rows_1h:,}':>10}"
+                + (f"  {'-' if t.rate_since is None else f'{t.rate_since:,.1f}':>10}" if live else "")
                 + (f"  ({t.note})" if t.note else "")
             )
     if report.target == "adx":
@@ -164,7 +167,8 @@ def status(
     report: StatusReport | None = None
     try:
         while True:
-            report = snapshot()
+            previous, report = report, snapshot()
+            follow(report, previous)
             if in_place:
                 click.clear()
             _print(report, where, as_json)

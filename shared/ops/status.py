@@ -173,11 +173,26 @@ class TableActivity:
     rows_1h: int | None = None
     note: str | None = None
     """Why a number is missing (no batch times recorded, the table cannot be read)."""
+    rate_since: float | None = None
+    """Rows per second since the previous refresh of ``status --watch`` (see :func:`follow`)."""
 
     def per_second(self, window: str = "5m") -> float | None:
         """Rows per second over the last 5 minutes (``5m``) or hour (``1h``)."""
         rows, seconds = (self.rows_5m, 300) if window == "5m" else (self.rows_1h, 3600)
         return None if rows is None else rows / seconds
+
+
+def follow(report: StatusReport, previous: StatusReport | None) -> None:
+    """Set each table's rows per second since ``previous`` (the last refresh): a live rate
+    also where batch times are not recorded (local tables of routes without ``dedup``)."""
+    if previous is None:
+        return
+    seconds = (report.at - previous.at).total_seconds()
+    before = {t.table: t.rows for t in previous.tables}
+    for table in report.tables:
+        old = before.get(table.table)
+        if seconds > 0 and table.rows is not None and old is not None:
+            table.rate_since = max(0, table.rows - old) / seconds
 
 
 def _when(value: Any) -> datetime | None:
@@ -376,7 +391,8 @@ class StatusReport:
             "unreachable": self.unreachable,
             "tables": [
                 {"table": t.table, "rows": t.rows, "last_batch": when(t.last_batch), "rows_5m": t.rows_5m,
-                 "rows_1h": t.rows_1h, "rows_per_second_5m": t.per_second("5m"), "note": t.note}
+                 "rows_1h": t.rows_1h, "rows_per_second_5m": t.per_second("5m"),
+                 "rows_per_second_since_last_refresh": t.rate_since, "note": t.note}
                 for t in self.tables
             ],
             "failures": [asdict(f) | {"batch": f.batch, "dead_lettered": self.dead_lettered(f)}

@@ -92,21 +92,33 @@ def test_unreachable_when_the_ingestion_file_is_broken(env: dict[str, str], tmp_
 
 
 def test_watch_refreshes_until_interrupted_and_exits_with_the_last_code(
-    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import shared.cli.status as status_cli
+    from shared.cli.files import run_ingest
+    from shared.config import load_config
+    from shared.settings import Settings
 
+    lines = tmp_path / "raw.txt"
+    lines.write_text("".join(f"line {i}\n" for i in range(50)))
     sleeps: list[float] = []
 
     def sleep(seconds: float) -> None:
         sleeps.append(seconds)
+        if len(sleeps) == 1:  # records arrive between the two refreshes (a route without dedup)
+            run_ingest(Settings.from_env(), load_config(CONFIG), [str(lines)], "app-logs")
         if len(sleeps) == 2:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(status_cli.time, "sleep", sleep)
     code, out = cli(env, "status", "--watch", "--interval", "1", "--json")
     assert code == 0
-    assert [orjson.loads(line)["state"] for line in out.splitlines()] == ["healthy", "healthy"]
+    first, second = (orjson.loads(line) for line in out.splitlines())
+    assert first["state"] == second["state"] == "healthy"
     assert sleeps == [1.0, 1.0]
+    [raw] = [t for t in second["tables"] if t["table"] == "Weather.RawEvents"]
+    # The local sink records no batch times for this route: the rate since the last refresh shows it moving.
+    assert raw["rows"] == 50 and raw["last_batch"] is None and raw["rows_per_second_since_last_refresh"] > 0
+    assert all(t["rows_per_second_since_last_refresh"] is None for t in first["tables"])
     code, out = cli(env, "status", "--watch", "--pop")
     assert code == 2 and "--pop with --watch" in out
