@@ -11,7 +11,9 @@ environment, as the host starts the worker with them.
 
 What it does, and only that: ``sys.path`` gets the app folder, each request goes to the
 ``azure_functions_runtime`` handler of its kind with ``request.properties`` ``{"host", "protos"}``
-(the handlers' contract, azure_functions_runtime/handle_event.py), invocations run concurrently,
+(the handlers' contract, azure_functions_runtime/handle_event.py; the platform's proxy worker
+builds the same ``WorkerRequest(name, request, properties)`` in Azure/azure-functions-python-worker,
+workers/proxy_worker/dispatcher.py, ``_handle__worker_init_request``), invocations run concurrently,
 and every log record becomes an ``RpcLog`` message carrying the invocation id the library puts
 in ``invocation_id_cv``. Anything else, indexing, binding conversion, calling the function and
 building the ``InvocationResponse``, is the library's own code.
