@@ -21,7 +21,7 @@ CHECK_PYTHON313 := import sys; v = sys.version_info[:2]; sys.exit(0 if v == (3, 
 	'the function runtime tests need Python 3.13 for $(VENV313); %s is %d.%d. Install one (e.g. pyenv install 3.13) \
 	or name it: make PYTHON313=/path/to/python3.13' % ((sys.executable,) + v))
 
-.PHONY: venv venv313 demo test tools lint typecheck unit unit-fast bench kafka kafka-stop infra-check infra-kql clean
+.PHONY: venv venv313 demo test tools lint typecheck unit unit-fast bench local-settings kafka kafka-stop infra-check infra-kql clean
 
 venv: $(STAMP)
 
@@ -75,8 +75,16 @@ unit-fast: venv
 unit: venv venv313
 	$(PY) -m pytest -q
 
-bench: venv
+## bench: the benchmarks, then the function app's deployed package size and cold import time (Python 3.13)
+bench: venv venv313
 	$(PY) bench/run.py
+	$(PY) scripts/function-package.py --python $(VENV313)/bin/python
+
+## local-settings: local.settings.json for `func start`, from local.settings.sample.json (an existing one is kept)
+local-settings: local.settings.json
+
+local.settings.json:
+	cp local.settings.sample.json $@
 
 ## infra-check: pycep + checkov over infra/ (checkov lives in .venv-checkov; also run by the tests)
 infra-check: venv
