@@ -156,6 +156,41 @@ param enablePrivateNetworking bool = false
 @description('With private networking: a NAT gateway with a static public IP on the app subnet (KAFKA_ADX_NAT_GATEWAY), so the app reaches ADX, Application Insights and a Kafka broker from one fixed address that their IP allow lists can name. Without it those public endpoints are reached from the platform\'s outbound addresses.')
 param enableNatGateway bool = false
 
+@description('E-mail address the alerts go to (KAFKA_ADX_ALERT_EMAIL): an action group mails each alert. Empty: no action group; the alerts show in the portal only.')
+param alertEmail string = ''
+
+@description('Dead letters of a table in 15 minutes above which the dead-letter alert fires (KAFKA_ADX_ALERT_DEAD_LETTERS; 0: any dead letter).')
+@minValue(0)
+param alertDeadLetterThreshold int = 0
+
+@description('End-to-end lag in seconds (the worst batch of 15 minutes, per topic) above which the lag alert fires (KAFKA_ADX_ALERT_LAG_SECONDS).')
+@minValue(1)
+param alertLagSeconds int = 300
+
+@description('Minutes in which Event Hubs received messages but kafka-adx ingested or dead-lettered none before the no-records alert fires (KAFKA_ADX_ALERT_NO_RECORDS_MINUTES).')
+@allowed([
+  5
+  10
+  15
+  30
+  45
+  60
+  120
+  180
+  240
+  300
+  360
+  1440
+])
+param alertNoRecordsMinutes int = 15
+
+@description('ADX ingestion failures of a table in 15 minutes above which the ADX alert fires (KAFKA_ADX_ALERT_ADX_FAILURES; 0: any failure).')
+@minValue(0)
+param alertAdxFailureThreshold int = 0
+
+@description('Also add diagnostic settings to an EXISTING ADX cluster (adxDatabaseResourceId: its ingestion reports, every database\'s) and an EXISTING Event Hubs namespace (eventHubResourceId: its metrics), sending them to this deployment\'s workspace (KAFKA_ADX_MONITOR_EXISTING). Needs the right to write diagnostic settings there; a resource holds at most five. New resources always get them.')
+param monitorExistingResources bool = false
+
 var abbrs = loadJsonContent('abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -205,6 +240,10 @@ var existingEventHubResourceGroupName = useExistingEventHub ? eventHubIdParts[4]
 var existingEventHubNamespace = useExistingEventHub ? eventHubIdParts[8] : ''
 var existingEventHubName = useExistingEventHub ? eventHubIdParts[10] : ''
 var triggerEventHubs = useExistingEventHub ? existingEventHubName : triggerEventHubNames
+// Diagnostic settings: on what this deployment creates always, on existing resources when asked.
+var monitorAdx = useExistingAdx ? monitorExistingResources : true
+var monitorEventHubs = useExistingEventHub ? monitorExistingResources : true
+var eventHubsNamespaceName = useExistingEventHub ? existingEventHubNamespace : eventHubsName
 var resourceGroupName = '${abbrs.resourcesResourceGroups}${environmentName}'
 var deploymentContainerName = 'deployment-packages'
 var deadLetterContainerName = 'deadletter'
@@ -411,6 +450,67 @@ module keyVaultEndpoint 'modules/private-endpoint.bicep' = if (enablePrivateNetw
   }
 }
 
+// ADX's ingestion reports (FailedIngestion, SucceededIngestion, ADXIngestionBatching) into the
+// workspace, at the cluster's resource group.
+module adxDiagnostics 'modules/adx-diagnostics.bicep' = if (monitorAdx) {
+  name: 'adx-diagnostics'
+  scope: resourceGroup(adxSubscriptionId, adxResourceGroupName)
+  params: {
+    clusterName: adxClusterName
+    workspaceId: monitoring.outputs.workspaceId
+  }
+  dependsOn: [
+    adxCluster
+    rg
+  ]
+}
+
+// The Event Hubs namespace's metrics (IncomingMessages) into the workspace (table AzureMetrics).
+module eventHubsDiagnostics 'modules/eventhubs-diagnostics.bicep' = if (monitorEventHubs) {
+  name: 'eventhubs-diagnostics'
+  scope: resourceGroup(existingEventHubSubscriptionId, existingEventHubResourceGroupName)
+  params: {
+    namespaceName: eventHubsNamespaceName
+    workspaceId: monitoring.outputs.workspaceId
+  }
+  dependsOn: [
+    eventHubsNamespace
+    rg
+  ]
+}
+
+// The health workbook (infra/workbook.json, docs/workbook.md) under Application Insights.
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.appInsightsId
+    workspaceId: monitoring.outputs.workspaceId
+    deadLetterAccountId: storage.outputs.id
+    deadLetterContainerName: deadLetterContainerName
+    adxDatabaseName: adxDatabase
+  }
+}
+
+// The alerts (infra/alerts.json, docs/workbook.md#alerts), mailed to alertEmail when it is set.
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    workspaceId: monitoring.outputs.workspaceId
+    adxDatabaseName: adxDatabase
+    alertEmail: alertEmail
+    deadLetterThreshold: alertDeadLetterThreshold
+    lagThresholdSeconds: alertLagSeconds
+    noRecordsMinutes: alertNoRecordsMinutes
+    adxFailureThreshold: alertAdxFailureThreshold
+  }
+}
+
 // The namespace the trigger reads (new or existing), as its serviceBusEndpoint names it.
 var triggerNamespaceHost = useExistingEventHub ? existingEventHub.outputs.fullyQualifiedNamespace : eventHubsNamespace.outputs.fullyQualifiedNamespace
 
@@ -469,6 +569,8 @@ output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_CLIENT_ID string = identity.outputs.clientId
 output FUNCTION_APP_NAME string = functionApp.outputs.name
+// The health workbook's resource id (open it under Application Insights > Workbooks).
+output MONITORING_WORKBOOK_ID string = workbook.outputs.id
 output ADX_CLUSTER_NAME string = adx.outputs.clusterName
 output ADX_DATABASE string = adx.outputs.databaseName
 output ADX_INGEST_URI string = adx.outputs.ingestUri
