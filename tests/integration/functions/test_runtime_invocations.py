@@ -185,6 +185,11 @@ def test_a_batch_lands_with_its_metadata_and_poison_is_dead_lettered(
     if trigger == "eventhub":
         app, function, partition = runtime_app(EVENTHUB), "eventhub_ingest", 3
         body, metadata = hub_batch(ids, poison=poison)
+        # The annotation is a DateTimeOffset (+00:00), EnqueuedTimeUtc a DateTime without offset;
+        # both name the same instant, which becomes the record's timestamp (the ts column).
+        system = json.loads(metadata["SystemPropertiesArray"][1])[0]
+        assert system["x-opt-enqueued-time"] == "2024-05-01T12:00:01.25+00:00"
+        assert system["EnqueuedTimeUtc"] == "2024-05-01T12:00:01.25"
     else:
         data_type = trigger.removeprefix("kafka-")
         app, function, partition = runtime_app({**KAFKA, "KAFKA_DATA_TYPE": data_type}), "kafka_ingest", 2
