@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import dataclasses
 import importlib.util
-import os
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ if str(REPO) not in sys.path:
 
 import shared.kafka.consumer as current  # noqa: E402
 import shared.pipeline.encoding as encoding  # noqa: E402
-from bench.kafka_e2e import _create_topics, _floor, _produce, cpu_seconds  # noqa: E402
+from bench.kafka_e2e import _create_topics, _floor, _produce, cpu_seconds, pin_away  # noqa: E402
 from bench.run import CONFIG, Workload, new_pipeline, pin_to_one_cpu  # noqa: E402
 from shared.config import load_config  # noqa: E402
 from shared.pipeline.records import Record  # noqa: E402
@@ -102,8 +101,8 @@ def main() -> int:
     values = workload.csv if args.format == "csv" else workload.json
     broker = start_broker(install_kafka(), num_partitions=4)
     cpu = pin_to_one_cpu()
-    if cpu is not None and (others := set(range(os.cpu_count() or 1)) - {cpu}):
-        os.sched_setaffinity(broker.pid, others)
+    if cpu is not None:
+        pin_away(broker.pid, cpu)
     topics = [f"bench-{args.format}", f"bench-{args.format}-novalidate"]
     best: dict[str, tuple[float, float]] = {}
 

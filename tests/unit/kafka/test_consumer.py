@@ -17,7 +17,14 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, KafkaError, KafkaException, T
 
 from shared.deadletters.local import LocalDeadLetterStore
 from shared.errors import DeadLetterError
-from shared.kafka.consumer import ConsumerAborted, ConsumerOptions, KafkaIngestor
+from shared.kafka.consumer import (
+    PREFETCH_KBYTES,
+    ConsumerAborted,
+    ConsumerOptions,
+    KafkaIngestor,
+    admin_config,
+    consumer_config,
+)
 from shared.pipeline.core import Pipeline
 from shared.pipeline.deadletter import DeadLetter
 from shared.pipeline.retry import RetryPolicy
@@ -249,6 +256,14 @@ def test_consumer_settings_leave_commits_to_the_ingestor(tmp_path: Path) -> None
     run(fake, tmp_path)
     assert fake.config["enable.auto.commit"] is False and fake.config["enable.auto.offset.store"] is False
     assert fake.config["group.id"] == "g"
+    assert fake.config["queued.max.messages.kbytes"] == PREFETCH_KBYTES  # bounded read-ahead (peak RSS)
+
+
+def test_a_user_property_sets_another_read_ahead() -> None:
+    options = ConsumerOptions(topics=(TOPIC,), group="g")
+    config = consumer_config({"bootstrap.servers": "b:9092", "queued.max.messages.kbytes": 65536}, options)
+    assert config["queued.max.messages.kbytes"] == 65536
+    assert "queued.max.messages.kbytes" not in admin_config(config)  # librdkafka would warn about it
 
 
 def test_offsets_are_committed_after_the_records_were_ingested(tmp_path: Path) -> None:
