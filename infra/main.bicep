@@ -509,6 +509,11 @@ module alerts 'modules/alerts.bicep' = {
     noRecordsMinutes: alertNoRecordsMinutes
     adxFailureThreshold: alertAdxFailureThreshold
   }
+  // The rules' queries are validated when created: let the settings that fill their tables come first.
+  dependsOn: [
+    adxDiagnostics
+    eventHubsDiagnostics
+  ]
 }
 
 // The namespace the trigger reads (new or existing), as its serviceBusEndpoint names it.

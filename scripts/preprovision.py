@@ -6,7 +6,9 @@
    without a user name or password, a protocol that does not match the mechanism (SASL over
    ``sasl_*`` only), unknown protocol or mechanism names, malformed resource ids of an
    existing ADX database (KAFKA_ADX_ADX_DATABASE_ID) or event hub (KAFKA_ADX_EVENTHUB_ID), a
-   schema registry user without its password (or URL), and switches that are not true/false.
+   schema registry user without its password (or URL), switches that are not true/false, alert
+   thresholds that are not whole numbers in the Bicep's range, a no-records window a log search
+   alert does not offer, and an alert e-mail address that is not one.
 2. With private networking (KAFKA_ADX_PRIVATE_NETWORKING=true), registers the ``Microsoft.App``
    resource provider in the subscription when it is not registered: Flex Consumption's VNet
    integration delegates its subnet to Microsoft.App/environments, and Resource Manager registers
@@ -45,8 +47,27 @@ DEFAULTS = {
     "KAFKA_ADX_PRIVATE_NETWORKING": "false",
     "KAFKA_ADX_NAT_GATEWAY": "false",
     "KAFKA_ADX_AZURE_SCHEMA_REGISTRY": "false",
+    "KAFKA_ADX_MONITOR_EXISTING": "false",
+    "KAFKA_ADX_ALERT_DEAD_LETTERS": "0",
+    "KAFKA_ADX_ALERT_LAG_SECONDS": "300",
+    "KAFKA_ADX_ALERT_NO_RECORDS_MINUTES": "15",
+    "KAFKA_ADX_ALERT_ADX_FAILURES": "0",
 }
-BOOLEANS = ("KAFKA_ADX_PRIVATE_NETWORKING", "KAFKA_ADX_NAT_GATEWAY", "KAFKA_ADX_AZURE_SCHEMA_REGISTRY")
+BOOLEANS = (
+    "KAFKA_ADX_PRIVATE_NETWORKING",
+    "KAFKA_ADX_NAT_GATEWAY",
+    "KAFKA_ADX_AZURE_SCHEMA_REGISTRY",
+    "KAFKA_ADX_MONITOR_EXISTING",
+)
+# Alert thresholds and their smallest values (the @minValue of infra/main.bicep).
+ALERT_MINIMUMS = {
+    "KAFKA_ADX_ALERT_DEAD_LETTERS": 0,
+    "KAFKA_ADX_ALERT_LAG_SECONDS": 1,
+    "KAFKA_ADX_ALERT_ADX_FAILURES": 0,
+}
+# The windows (minutes) the no-records alert may use: those a log search alert accepts (@allowed).
+NO_RECORDS_WINDOWS = (5, 10, 15, 30, 45, 60, 120, 180, 240, 300, 360, 1440)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # The resource provider behind Flex Consumption's subnet delegation (Microsoft.App/environments).
 APP_PROVIDER = "Microsoft.App"
 
@@ -128,6 +149,7 @@ def problems(env: Mapping[str, str]) -> list[str]:
     for name in BOOLEANS:
         if _value(env, name).lower() not in ("true", "false"):
             found.append(f"{name}: {_value(env, name)!r} is not true or false")
+    found.extend(alert_problems(env))
     if _flag(env, "KAFKA_ADX_NAT_GATEWAY") and not _flag(env, "KAFKA_ADX_PRIVATE_NETWORKING"):
         found.append(
             "KAFKA_ADX_NAT_GATEWAY: the NAT gateway sits on the app's VNet integration subnet, which exists only "
@@ -139,6 +161,25 @@ def problems(env: Mapping[str, str]) -> list[str]:
             "KAFKA_ADX_EVENTHUB_ID: not an event hub resource id "
             "(/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.EventHub/namespaces/<ns>/eventhubs/<hub>)"
         )
+    return found
+
+
+def alert_problems(env: Mapping[str, str]) -> list[str]:
+    """What is wrong with the alerts' azd variables (thresholds, window, e-mail address)."""
+    found: list[str] = []
+    for name, minimum in ALERT_MINIMUMS.items():
+        value = _value(env, name)
+        if not re.fullmatch(r"\d+", value) or int(value) < minimum:
+            found.append(f"{name}: {value!r} is not a whole number of at least {minimum}")
+    window = _value(env, "KAFKA_ADX_ALERT_NO_RECORDS_MINUTES")
+    if window not in {str(w) for w in NO_RECORDS_WINDOWS}:
+        found.append(
+            f"KAFKA_ADX_ALERT_NO_RECORDS_MINUTES: {window!r} is not a window a log search alert offers "
+            f"({', '.join(str(w) for w in NO_RECORDS_WINDOWS)} minutes)"
+        )
+    email = _value(env, "KAFKA_ADX_ALERT_EMAIL")
+    if email and not _EMAIL.match(email):
+        found.append(f"KAFKA_ADX_ALERT_EMAIL: {email!r} is not an e-mail address (empty: no e-mail)")
     return found
 
 

@@ -150,6 +150,9 @@ def test_queries_name_only_catalogued_metrics_and_documented_tables(name: str) -
     # Each attribute read is one the catalogue lists for a metric the query names.
     listed = {a for m in metrics for a in METRICS[m].attributes}
     assert kql_refs.attributes(query) <= listed, f"{name}: {sorted(kql_refs.attributes(query) - listed)}"
+    # Statements end with ';' and the last one is the query's result, never a let.
+    assert not query.rstrip().endswith(";") and not query.split(";")[-1].lstrip().startswith("let "), name
+    assert query.count("(") == query.count(")") and query.count('"') % 2 == 0, name
     every = kql_refs.dotted_names(query)
     assert every <= metrics | kql_refs.attributes(query), f"{name} uses {sorted(every - metrics)} another way"
 
@@ -437,3 +440,105 @@ def test_render_check_fails_on_a_stale_doc(tmp_path: Path) -> None:
             assert item["content"]["title"] in picture
             for metric in kql_refs.metric_names(item["content"]["query"]):
                 assert metric in picture
+
+
+# --- Microsoft's Kusto language service binds every query to the documented tables -------------------
+
+# What Bicep and the workbook put in place of the placeholders (any valid values will do).
+SAMPLE = {
+    "{TimeRange:grain}": "5m",
+    "__WORKSPACE_ID__": "/subscriptions/s/resourceGroups/g/providers/Microsoft.OperationalInsights/workspaces/w",
+    "__APPINSIGHTS_ID__": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Insights/components/a",
+    "__DEADLETTER_ACCOUNT_ID__": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Storage/storageAccounts/st",
+    "__DEADLETTER_CONTAINER__": "deadletter",
+    "__ADX_DATABASE__": "Weather",
+    "__PORTAL__": "https://portal.example",
+}
+
+
+def _filled(query: str) -> str:
+    for placeholder, value in SAMPLE.items():
+        query = query.replace(placeholder, value)
+    return query
+
+
+@pytest.mark.timeout(900)  # the first run installs the language service
+def test_every_query_binds_cleanly_with_the_kusto_language_service() -> None:
+    from tests.infra import kql_service
+
+    tables = json.loads(kql_service.TABLES.read_text(encoding="utf-8"))
+    assert {t for t in tables if not t.startswith("_")} == kql_refs.KNOWN_TABLES
+    # The same service must refuse what a typo or a wrong table would be (so the check can fail);
+    # one run for both (loading the service takes seconds).
+    controls = {
+        "control:column": "AppMetrics | where Nam == 'x'",
+        "control:table": "IngestionBatching | take 1",
+        "control:function": "AppMetrics | summarize percentile_w(Sum, 95)",
+        "control:syntax": "FailedIngestion | where",
+    }
+    found = kql_service.diagnostics({**{name: _filled(q) for name, q in ALL_QUERIES.items()}, **controls})
+    assert set(found) == set(ALL_QUERIES) | set(controls)
+    assert {name: d for name, d in found.items() if d and name not in controls} == {}
+    assert all(found[name] for name in controls), {name: found[name] for name in controls}
+
+
+# --- the preprovision hook refuses alert settings the deployment would refuse ---------------------------
+
+
+def test_hook_knows_the_bicep_ranges_of_the_alert_settings() -> None:
+    from tests.infra.azd_hooks import preprovision
+
+    hook = preprovision()
+    main = parse(MAIN)["parameters"]
+
+    def decorator(param: str, kind: str) -> Any:
+        return next(d["argument"] for d in main[param]["decorators"] if d["type"] == kind)
+
+    assert {
+        "KAFKA_ADX_ALERT_DEAD_LETTERS": decorator("alertDeadLetterThreshold", "min_value"),
+        "KAFKA_ADX_ALERT_LAG_SECONDS": decorator("alertLagSeconds", "min_value"),
+        "KAFKA_ADX_ALERT_ADX_FAILURES": decorator("alertAdxFailureThreshold", "min_value"),
+    } == hook.ALERT_MINIMUMS
+    assert list(hook.NO_RECORDS_WINDOWS) == decorator("alertNoRecordsMinutes", "allowed")
+    assert "KAFKA_ADX_MONITOR_EXISTING" in hook.BOOLEANS
+    for name, (variable, default, _) in ALERT_PARAMETERS.items():
+        if variable != "KAFKA_ADX_ALERT_EMAIL":
+            assert hook.DEFAULTS[variable] == str(default), name
+    assert hook.alert_problems({}) == []
+
+
+@pytest.mark.parametrize(
+    ("env", "refusal"),
+    [
+        (
+            {"KAFKA_ADX_ALERT_LAG_SECONDS": "0"},
+            "KAFKA_ADX_ALERT_LAG_SECONDS: '0' is not a whole number of at least 1",
+        ),
+        (
+            {"KAFKA_ADX_ALERT_DEAD_LETTERS": "ten"},
+            "KAFKA_ADX_ALERT_DEAD_LETTERS: 'ten' is not a whole number",
+        ),
+        ({"KAFKA_ADX_ALERT_ADX_FAILURES": "-1"}, "KAFKA_ADX_ALERT_ADX_FAILURES: '-1' is not a whole number"),
+        (
+            {"KAFKA_ADX_ALERT_NO_RECORDS_MINUTES": "20"},
+            "KAFKA_ADX_ALERT_NO_RECORDS_MINUTES: '20' is not a window",
+        ),
+        ({"KAFKA_ADX_ALERT_EMAIL": "ops"}, "KAFKA_ADX_ALERT_EMAIL: 'ops' is not an e-mail address"),
+        ({"KAFKA_ADX_MONITOR_EXISTING": "yes"}, "KAFKA_ADX_MONITOR_EXISTING: 'yes' is not true or false"),
+    ],
+)
+def test_hook_refuses_bad_alert_settings(env: dict[str, str], refusal: str) -> None:
+    from tests.infra.azd_hooks import run_hook
+
+    refused = run_hook("preprovision", env, "--no-generate")
+    assert refused.returncode == 1 and refusal in refused.stderr, refused.stderr
+
+
+def test_hook_accepts_good_alert_settings() -> None:
+    from tests.infra.azd_hooks import run_hook
+
+    env = {"KAFKA_ADX_ALERT_EMAIL": "ops@example.com", "KAFKA_ADX_ALERT_LAG_SECONDS": "60",
+           "KAFKA_ADX_ALERT_NO_RECORDS_MINUTES": "30", "KAFKA_ADX_ALERT_DEAD_LETTERS": "100",
+           "KAFKA_ADX_MONITOR_EXISTING": "true"}  # fmt: skip
+    done = run_hook("preprovision", env, "--no-generate")
+    assert done.returncode == 0, done.stderr
