@@ -244,7 +244,6 @@ def eventhub_trigger_data(events: Sequence[HubEvent], *, event_hub: str = "storm
     }
     metadata = {
         "PartitionContext": host_json(context),
-        "TriggerPartitionContext": host_json(context),
         "SystemPropertiesArray": host_json([e.system_properties() for e in events]),
         "PropertiesArray": host_json([e.properties for e in events]),
         "PartitionKeyArray": host_string_array([e.partition_key for e in events]),
