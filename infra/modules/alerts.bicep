@@ -56,7 +56,22 @@ var hasEmail = !empty(alertEmail)
 var actionGroups = hasEmail ? [
   actionGroup.id
 ] : []
-var noRecordsWindow = 'PT${noRecordsMinutes}M'
+// The window as an ISO 8601 duration in its usual form (PT1H, not PT60M).
+var windowDurations = {
+  m5: 'PT5M'
+  m10: 'PT10M'
+  m15: 'PT15M'
+  m30: 'PT30M'
+  m45: 'PT45M'
+  m60: 'PT1H'
+  m120: 'PT2H'
+  m180: 'PT3H'
+  m240: 'PT4H'
+  m300: 'PT5H'
+  m360: 'PT6H'
+  m1440: 'P1D'
+}
+var noRecordsWindow = windowDurations['m${noRecordsMinutes}']
 var everyFailingPeriod = {
   numberOfEvaluationPeriods: 1
   minFailingPeriodsToAlert: 1

@@ -350,6 +350,11 @@ def test_alert_thresholds_metrics_and_tables() -> None:
     assert _rules()["noRecords"]["properties"]["windowSize"] == "noRecordsWindow"
     alerts = parse(MODULES / "alerts.bicep")
     assert evaluate("noRecordsWindow", alerts, {"noRecordsMinutes": 30}) == "PT30M"
+    assert evaluate("noRecordsWindow", alerts, {"noRecordsMinutes": 120}) == "PT2H"
+    assert evaluate("noRecordsWindow", alerts, {}) == "PT15M"
+    allowed = next(d["argument"] for d in alerts["parameters"]["noRecordsMinutes"]["decorators"] if d["type"] == "allowed")
+    durations = {m: evaluate("noRecordsWindow", alerts, {"noRecordsMinutes": m}) for m in allowed}
+    assert durations == {m: f"PT{m}M" if m < 60 else f"PT{m // 60}H" if m < 1440 else "P1D" for m in allowed}
     assert kql_refs.tables(queries["adxFailures"]) == {"FailedIngestion"}
     assert (rules["adxFailures"]["threshold"], rules["adxFailures"]["timeAggregation"]) == (
         "adxFailureThreshold",
