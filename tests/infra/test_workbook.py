@@ -352,7 +352,11 @@ def test_alert_thresholds_metrics_and_tables() -> None:
     assert evaluate("noRecordsWindow", alerts, {"noRecordsMinutes": 30}) == "PT30M"
     assert evaluate("noRecordsWindow", alerts, {"noRecordsMinutes": 120}) == "PT2H"
     assert evaluate("noRecordsWindow", alerts, {}) == "PT15M"
-    allowed = next(d["argument"] for d in alerts["parameters"]["noRecordsMinutes"]["decorators"] if d["type"] == "allowed")
+    allowed = next(
+        d["argument"]
+        for d in alerts["parameters"]["noRecordsMinutes"]["decorators"]
+        if d["type"] == "allowed"
+    )
     durations = {m: evaluate("noRecordsWindow", alerts, {"noRecordsMinutes": m}) for m in allowed}
     assert durations == {m: f"PT{m}M" if m < 60 else f"PT{m // 60}H" if m < 1440 else "P1D" for m in allowed}
     assert kql_refs.tables(queries["adxFailures"]) == {"FailedIngestion"}
@@ -547,3 +551,61 @@ def test_hook_accepts_good_alert_settings() -> None:
            "KAFKA_ADX_MONITOR_EXISTING": "true"}  # fmt: skip
     done = run_hook("preprovision", env, "--no-generate")
     assert done.returncode == 0, done.stderr
+
+
+# --- the rows the queries read are the rows the exporter writes -------------------------------------------
+
+
+def test_the_exporter_writes_what_the_queries_read() -> None:
+    """The queries read ``Name`` (the metric's name), ``Sum``/``ItemCount``/``Max`` and
+    ``Properties["<attribute>"]``: run our instruments through the real Azure Monitor exporter's
+    conversion and look at what it would send (a MetricData item: the AppMetrics row)."""
+    from azure.monitor.opentelemetry.exporter.export.metrics._exporter import _convert_point_to_envelope
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from shared import metrics as m
+
+    # One collection: cumulative (the reader's default) and delta (the exporter's) give the same points.
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    instruments = m.Metrics(provider)
+    lag = {
+        m.SYSTEM: "eventhubs",
+        m.DESTINATION: "storm-events",
+        m.PARTITION: "3",
+        m.TRIGGER: "eventhub_ingest",
+    }
+    instruments.record(m.LAG, 2.0, lag)
+    instruments.record(m.LAG, 7.5, lag)
+    instruments.add(
+        m.INGESTED, 40, {m.TABLE: "Weather.Storms", m.SYSTEM: "eventhubs", m.TRIGGER: "eventhub_ingest"}
+    )
+    data = reader.get_metrics_data()
+    rows = {}
+    for resource_metrics in data.resource_metrics:
+        for scope in resource_metrics.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    envelope = _convert_point_to_envelope(
+                        point, metric.name, resource_metrics.resource, scope.scope
+                    )
+                    base = envelope.data.base_data
+                    rows[metric.name] = (base.metrics[0], base.properties)
+    lag_row, lag_properties = rows["kafka_adx.lag"]
+    assert (lag_row.name, lag_row.value, lag_row.count, lag_row.min, lag_row.max) == (
+        "kafka_adx.lag",
+        9.5,
+        2,
+        2.0,
+        7.5,
+    )
+    assert lag_properties["messaging.destination.partition.id"] == "3"
+    assert lag_properties["messaging.destination.name"] == "storm-events"
+    ingested_row, ingested_properties = rows["kafka_adx.records.ingested"]
+    assert (ingested_row.name, ingested_row.value) == ("kafka_adx.records.ingested", 40)
+    assert ingested_properties["kafka_adx.table"] == "Weather.Storms"
+    # The workbook reads exactly these property names and the columns that carry these fields.
+    queries = workbook_queries()
+    assert 'Properties["messaging.destination.partition.id"]' in queries["lag-per-partition"]
+    assert "max(Max)" in queries["lag-per-partition"] and "Sum / ItemCount" in queries["batch-latency"]
