@@ -91,6 +91,9 @@ class DuckDbSink:
         #: Client-mapped batches loaded by DuckDB from their payload (False: every batch takes
         #: the reference path, which tests compare the direct load with).
         self.direct_load = direct_load
+        #: Client-mapped batches the direct load handed to the reference path (a value it does
+        #: not take, or a DuckDB error): each is logged at DEBUG with DuckDB's message.
+        self.direct_fallbacks = 0
 
     def ensure_table(self, database: str, table_name: str) -> None:
         """Create the schema and table, adding any column the config has and the table lacks."""
@@ -226,6 +229,7 @@ class DuckDbSink:
                 # A value the direct load does not take (the marker _NEEDS_REFERENCE raises), or
                 # anything else DuckDB refused: the reference path writes the batch or fails
                 # with its own error, so the outcome never depends on the path.
+                self.direct_fallbacks += 1
                 log.debug("direct load of %s fell back to the reference path: %s", batch.describe(), exc)
                 return False
             return True

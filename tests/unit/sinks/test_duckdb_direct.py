@@ -145,7 +145,7 @@ def _ingest(cfg: IngestionConfig, batch: list[Record], root: Path, *, direct: bo
         sink.close()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(records(width=len(NAMES)))
 def test_direct_load_stores_what_the_reference_path_stores(tmp_path_factory: Any, batch: list[Record]) -> None:
     cfg = config()
@@ -153,7 +153,7 @@ def test_direct_load_stores_what_the_reference_path_stores(tmp_path_factory: Any
     assert _ingest(cfg, batch, root, direct=True) == _ingest(cfg, batch, root, direct=False)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records(width=len(NAMES)))
 def test_a_timespan_column_takes_the_reference_path_with_the_same_rows(tmp_path_factory: Any,
                                                                         batch: list[Record]) -> None:
@@ -176,21 +176,16 @@ def test_json_like_text_in_a_dynamic_column_is_stored_as_the_reference_stores_it
 
 
 def test_the_direct_load_takes_the_demo_shaped_batch(tmp_path: Path) -> None:
-    """A JSON object in the dynamic column and plain values: loaded by DuckDB (not the reference
-    path: the sink refuses to convert a row in Python here)."""
+    """A JSON object in the dynamic column and plain values: loaded by DuckDB, not handed to the
+    reference path."""
     cfg = config()
     sink = DuckDbSink(cfg, tmp_path / "x.duckdb")
-
-    def no_python_rows(*_: object) -> None:
-        raise AssertionError("the reference path ran")
-
-    sink.iter_rows = no_python_rows  # type: ignore[method-assign,assignment]
     doc = {"string_col": "a,\"b\"\r", "int_col": 7, "long_col": 2**40, "real_col": 26.1589, "decimal_col": "1.25",
            "bool_col": True, "datetime_col": "2007-08-24T19:23:00Z", "guid_col": "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
            "dynamic_col": {"TotalDamages": 20000, "Details": {"Description": "Heavy Rain, near \"Adair\""}}}
     result = Pipeline(cfg, sink, LocalDeadLetterStore(tmp_path / "dl")).process(
         [Record(value=orjson.dumps(doc), topic="jv", partition=1, offset=5)])
-    assert (result.ingested, result.dead_lettered) == (1, 0)
+    assert (result.ingested, result.dead_lettered, sink.direct_fallbacks) == (1, 0, 0)
     (row,) = sink.query('SELECT "string_col", "dynamic_col", "KafkaTopic", "KafkaOffset" FROM "db"."T"')
     assert row == ('a,"b"\r', '{"TotalDamages":20000,"Details":{"Description":"Heavy Rain, near \\"Adair\\""}}', "jv", 5)
 
