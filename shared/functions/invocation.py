@@ -77,15 +77,18 @@ def process(adapted: Adapted, context: Any, *, trigger: str, source: str) -> Res
                 result.received += len(adapted.errors)
                 state.pipeline.dead_letter(_letters(adapted.errors, attempt), result)
             state.pipeline.process(adapted.records, attempt=attempt.number, final_attempt=attempt.final, result=result)
-        except TransientError:
+        except TransientError as exc:
             summary.outcome = "retry"
+            summary.error_type = type(exc).__name__
             _finish(summary, result, started, state.telemetry, span, logging.WARNING)
             raise
-        except DeadLetterError:
+        except DeadLetterError as exc:
             summary.outcome = "failed"
+            summary.error_type = type(exc).__name__
             _finish(summary, result, started, state.telemetry, span, logging.ERROR)
             raise
         except Exception as exc:
+            summary.error_type = type(exc).__name__
             if not attempt.final:
                 summary.outcome = "retry"
                 _finish(summary, result, started, state.telemetry, span, logging.ERROR)
@@ -115,9 +118,7 @@ def _dead_letter_rest(pipeline: Pipeline, adapted: Adapted, attempt: Attempt, er
 
 
 def _finish(summary: BatchSummary, result: Result, started: float, telemetry: Telemetry, span: Any, level: int) -> None:
-    summary.ingested = result.ingested
-    summary.dead_lettered = result.dead_lettered
-    summary.reasons = dict(result.reasons)
+    summary.take(result)  # totals, dead letters by stage, and per table (batches and bytes queued)
     summary.seconds = time.perf_counter() - started
     if summary.outcome == "ok" and result.dead_lettered:
         summary.outcome = "partial" if result.ingested else "dead-lettered"

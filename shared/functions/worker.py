@@ -49,10 +49,12 @@ def worker() -> Worker:
             config = load_config(settings.ingestion_config)
             # Once per worker start: a misconfiguration is one error with its remedy, not a
             # flood of dead letters to discover it by (the worker still starts).
-            log_preflight(settings, config, logger=log)
+            ok = log_preflight(settings, config, logger=log)
             # One attempt in process: the trigger's retry policy redelivers the batch.
             pipeline = build_pipeline(settings, config, retry=RetryPolicy(attempts=1))
             _worker = Worker(pipeline=pipeline, telemetry=Telemetry.from_env(), settings=settings)
+            if not ok:  # counted once the telemetry exists, so an alert can fire on it
+                _worker.telemetry.preflight_failed()
             builds += 1
         return _worker
 
