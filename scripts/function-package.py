@@ -3,6 +3,10 @@ requirements.txt (``pip install --target``, as Flex Consumption's build does) an
 time of ``function_app`` (fresh interpreters, both triggers on, median of --runs).
 
 Usage: python scripts/function-package.py [--python .venv-313/bin/python] [--runs 5] [--json]
+[--requirements FILE]
+
+``--requirements`` measures another requirements file's package (default requirements.txt), to
+compare a change of dependencies before committing it.
 
 ``--python`` is the app's interpreter (Python 3.13 with requirements.txt: ``make venv313``); the
 import runs there with the repo's code, so the figure is the app's own start-up before its first
@@ -30,11 +34,11 @@ SETTINGS = {
 _IMPORT = "import time; t = time.perf_counter(); import function_app; print(time.perf_counter() - t)"
 
 
-def package_size(python: str) -> tuple[int, list[tuple[str, int]]]:
-    """Bytes of ``pip install -r requirements.txt --target``, and the five largest top-level entries."""
+def package_size(python: str, requirements: Path = REPO / "requirements.txt") -> tuple[int, list[tuple[str, int]]]:
+    """Bytes of ``pip install -r requirements --target``, and the five largest top-level entries."""
     with tempfile.TemporaryDirectory() as target:
         subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r",
-                        str(REPO / "requirements.txt"), "--target", target], check=True)  # fmt: skip
+                        str(requirements), "--target", target], check=True)  # fmt: skip
         sizes = {
             entry.name: sum(f.stat().st_size for f in entry.rglob("*") if f.is_file()) if entry.is_dir()
             else entry.stat().st_size
@@ -60,8 +64,9 @@ def main() -> None:
     parser.add_argument("--python", default=str(REPO / ".venv-313" / "bin" / "python"))
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--requirements", type=Path, default=REPO / "requirements.txt")
     args = parser.parse_args()
-    size, largest = package_size(args.python)
+    size, largest = package_size(args.python, args.requirements)
     times = cold_import_seconds(args.python, args.runs)
     result = {
         "package_mb": round(size / 1e6, 1),

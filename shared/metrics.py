@@ -9,8 +9,8 @@ Names follow the OpenTelemetry messaging semantic conventions where one applies
 ``messaging.consumer.group.name``, ``messaging.operation.name``, ``error.type``); what the
 conventions do not cover (tables, dead letters, lag, retries) is named ``kafka_adx.*``.
 
-Export: Azure Monitor (Application Insights) when ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is
-set, else OTLP when :data:`OTLP_ENDPOINT_SETTING` (the standard OpenTelemetry variable) is set
+Export: Azure Monitor (Application Insights, with ``azure-monitor-opentelemetry-exporter``) when
+``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set, else OTLP when :data:`OTLP_ENDPOINT_SETTING` (the standard OpenTelemetry variable) is set
 and ``opentelemetry-exporter-otlp-proto-http`` is installed, else nothing (no instrument is
 created and nothing OpenTelemetry is imported).
 """
@@ -203,64 +203,100 @@ class Metrics:
 
 @dataclass
 class Export:
-    """Where metrics go once configured; :meth:`flush` before the process ends."""
+    """Where metrics (and the function app's spans) go once configured; :meth:`flush` before the
+    process ends."""
 
     kind: Literal["azure-monitor", "otlp"]
     meter_provider: Any = None
     """The provider to create the instruments on (None: the global one)."""
+    tracer_provider: Any = None
+    """The provider of the function app's spans (None: the global one)."""
 
     def flush(self) -> None:
         """Export what is pending (the exporters send periodically otherwise)."""
-        provider = self.meter_provider
-        if provider is None:
-            from opentelemetry import metrics
+        from opentelemetry import metrics, trace
 
-            provider = metrics.get_meter_provider()
-        force_flush = getattr(provider, "force_flush", None)
-        if callable(force_flush):
-            try:
-                force_flush()
-            except Exception:  # never fail a command over telemetry
-                log.warning("could not export the last metrics", exc_info=True)
+        for provider in (self.meter_provider or metrics.get_meter_provider(),
+                         self.tracer_provider or trace.get_tracer_provider()):  # fmt: skip
+            force_flush = getattr(provider, "force_flush", None)
+            if callable(force_flush):
+                try:
+                    force_flush()
+                except Exception:  # never fail a command over telemetry
+                    log.warning("could not export the last metrics", exc_info=True)
 
 
 def configure_export(
     env: Mapping[str, str] | None = None,
     *,
-    azure_monitor: Callable[[str], None] | None = None,
+    azure_monitor: Callable[[str], Export | None] | None = None,
     otlp: Callable[[], Any] | None = None,
 ) -> Export | None:
     """Set up the exporter the environment asks for (see the module docstring), or None.
 
-    ``azure_monitor`` (given the connection string) and ``otlp`` (returns a meter provider) are
-    the set-up functions; tests pass their own.
+    ``azure_monitor`` (given the connection string; returns the export, or None when it set the
+    global providers) and ``otlp`` (returns a meter provider) are the set-up functions; tests
+    pass their own.
     """
     env = os.environ if env is None else env
     connection_string = env.get(APPINSIGHTS_SETTING, "").strip()
     if connection_string:
-        (azure_monitor or configure_azure_monitor)(connection_string)
-        return Export("azure-monitor")
+        return (azure_monitor or azure_monitor_export)(connection_string) or Export("azure-monitor")
     if env.get(OTLP_ENDPOINT_SETTING, "").strip() or env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "").strip():
         return Export("otlp", (otlp or otlp_meter_provider)())
     return None
 
 
-def configure_azure_monitor(connection_string: str) -> None:
-    """Set up the Azure Monitor OpenTelemetry distro (metrics and traces; the Functions host
-    already forwards the worker's logs, so the distro's log export stays off)."""
+def azure_monitor_export(connection_string: str, env: Mapping[str, str] | None = None) -> Export:
+    """Providers exporting to Application Insights with the Azure Monitor exporter: metrics every
+    ``OTEL_METRIC_EXPORT_INTERVAL`` ms (60 s by default), spans in batches.
+
+    The exporter, not the Azure Monitor distro: the distro also installs instrumentations of
+    Django, Flask, FastAPI, psycopg2, requests, urllib3 and httpx that the app never uses (1.5 MB
+    of the deployed package, scripts/function-package.py) and exports logs, which the Functions
+    host already does for the worker. The resource is what
+    the distro's Azure resource detectors find (``service.name`` is the function app's name, the
+    cloud role of Application Insights)."""
     try:
-        from azure.monitor.opentelemetry import configure_azure_monitor as configure
-    except ImportError as exc:  # pragma: no cover - a packaging error, reported clearly
+        from azure.monitor.opentelemetry.exporter import (
+            AzureMonitorMetricExporter,
+            AzureMonitorTraceExporter,
+        )
+        from opentelemetry.resource.detector.azure.app_service import (
+            AzureAppServiceResourceDetector,
+        )
+        from opentelemetry.resource.detector.azure.functions import (
+            AzureFunctionsResourceDetector,
+        )
+    except ImportError as exc:  # a packaging error, reported clearly
         raise ConfigError(
-            f"{APPINSIGHTS_SETTING} is set but azure-monitor-opentelemetry is not installed "
+            f"{APPINSIGHTS_SETTING} is set but azure-monitor-opentelemetry-exporter is not installed "
             "(pip install -r requirements.txt)"
         ) from exc
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource, get_aggregated_resources
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     from shared.credentials import host_identity
 
     # Application Insights has local (key) auth disabled in our infra: export with Entra ID, as
     # the host's managed identity (the user-assigned one when AZURE_CLIENT_ID names it).
-    configure(connection_string=connection_string, credential=host_identity(), disable_logging=True,
-              enable_live_metrics=False)  # fmt: skip
+    credential = host_identity(env)
+    resource = get_aggregated_resources(
+        [AzureAppServiceResourceDetector(), AzureFunctionsResourceDetector()], initial_resource=Resource.create()
+    )
+    meter_provider = MeterProvider(
+        metric_readers=[PeriodicExportingMetricReader(
+            AzureMonitorMetricExporter(connection_string=connection_string, credential=credential))],
+        resource=resource,
+    )  # fmt: skip
+    tracer_provider = TracerProvider(resource=resource)
+    # The trace exporter reads the resource from its tracer provider (the global one if not told).
+    tracer_provider.add_span_processor(BatchSpanProcessor(AzureMonitorTraceExporter(
+        connection_string=connection_string, credential=credential, tracer_provider=tracer_provider)))  # fmt: skip
+    return Export("azure-monitor", meter_provider, tracer_provider)
 
 
 def otlp_meter_provider() -> Any:

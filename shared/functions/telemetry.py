@@ -25,17 +25,17 @@ class Telemetry:
     def from_env(
         cls,
         env: Mapping[str, str] | None = None,
-        configure: Callable[[str], None] | None = None,
+        configure: Callable[[str], m.Export | None] | None = None,
         otlp: Callable[[], Any] | None = None,
     ) -> Telemetry:
         """Export to Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set (with
-        ``configure``, default the Azure Monitor distro), else over OTLP when
+        ``configure``, default :func:`shared.metrics.azure_monitor_export`), else over OTLP when
         OTEL_EXPORTER_OTLP_ENDPOINT is; otherwise nothing is imported or configured."""
         env = os.environ if env is None else env
         telemetry = cls()
         export = m.configure_export(env, azure_monitor=configure, otlp=otlp)
         if export is not None:
-            telemetry.enable(meter_provider=export.meter_provider)
+            telemetry.enable(meter_provider=export.meter_provider, tracer_provider=export.tracer_provider)
         return telemetry
 
     def enable(self, meter_provider: Any = None, tracer_provider: Any = None) -> None:

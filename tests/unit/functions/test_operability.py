@@ -70,7 +70,7 @@ def test_azure_monitor_is_configured_only_with_a_connection_string() -> None:
     assert calls == [connection]
 
 
-def test_without_a_connection_string_the_distro_is_never_imported(tmp_path: Path) -> None:
+def test_without_a_connection_string_the_exporter_is_never_imported(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import os, sys
