@@ -21,11 +21,11 @@ CHECK_PYTHON313 := import sys; v = sys.version_info[:2]; sys.exit(0 if v == (3, 
 	'the function runtime tests need Python 3.13 for $(VENV313); %s is %d.%d. Install one (e.g. pyenv install 3.13) \
 	or name it: make PYTHON313=/path/to/python3.13' % ((sys.executable,) + v))
 
-.PHONY: venv venv313 demo test tools lint typecheck unit unit-fast bench local-settings kafka kafka-stop infra-check infra-kql clean
+.PHONY: venv venv313 lock demo test tools lint typecheck unit unit-fast bench local-settings kafka kafka-stop infra-check infra-kql clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-cli.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements.in requirements-cli.txt requirements-dev.txt pyproject.toml
 	@$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -c "$(CHECK_PYTHON)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -41,6 +41,12 @@ $(STAMP313): requirements.txt requirements-runtime-test.txt
 	$(VENV313)/bin/python -m pip install -q --upgrade pip
 	$(VENV313)/bin/python -m pip install -q -r requirements.txt -r requirements-runtime-test.txt
 	touch $(STAMP313)
+
+## lock: requirements.txt, what the remote build installs, from requirements.in: every package pinned for
+## Python 3.11-3.13 (uv; existing pins are kept unless UPGRADE=1). Run it after editing requirements.in
+lock:
+	$(or $(wildcard $(VENV)/bin/uv),uv) pip compile requirements.in --universal --python-version 3.11 \
+		--custom-compile-command 'make lock' --quiet $(if $(UPGRADE),--upgrade) -o requirements.txt
 
 ## demo: the Kafka tutorial on a local broker (produce, consume into the local DuckDB, dead letters, fix, replay); files without Java
 demo: venv

@@ -13,6 +13,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
 from tests.support.functions_app import EVENTHUB_ENV, KAFKA_ENV, REPO
 
 CLI_ONLY = ("click", "duckdb", "confluent_kafka", "azure.eventhub", "shared.cli")
@@ -73,7 +78,7 @@ def test_requirements_split_the_function_app_from_the_command_line() -> None:
     assert not app & cli
     assert {"azure-functions", "azure-functions-runtime"} <= app
     dev = (REPO / "requirements-dev.txt").read_text(encoding="utf-8")
-    assert "-r requirements.txt" in dev and "-r requirements-cli.txt" in dev
+    assert "-r requirements.txt" in dev and "-r requirements-cli.txt" in dev  # the suite runs on the lock
 
 
 def test_funcignore_keeps_what_the_app_imports_and_leaves_out_the_rest() -> None:
@@ -83,6 +88,66 @@ def test_funcignore_keeps_what_the_app_imports_and_leaves_out_the_rest() -> None
     }  # fmt: skip
     for needed in ("function_app.py", "host.json", "requirements.txt", "ingestion.yaml", "shared/", "shared"):
         assert needed not in ignored
-    for left_out in ("tests/", "bench/", "docs/", "infra/", "scripts/", ".venv*/", "requirements-cli.txt",
+    for left_out in ("tests/", "bench/", "docs/", "infra/", "scripts/", ".venv*/", "requirements.in", "requirements-cli.txt",
                      "requirements-dev.txt", "requirements-runtime-test.txt", "shared/cli/"):
         assert left_out in ignored, left_out
+
+
+# --- the lock: requirements.in -> requirements.txt (make lock), and pyproject.toml -------------------
+
+PYTHONS = ("3.11", "3.12", "3.13")
+"""The versions requires-python allows and the lock is compiled for (uv pip compile --universal)."""
+
+
+def _requirements(path: str) -> list[Requirement]:
+    lines = [line.split("#", 1)[0].strip() for line in (REPO / path).read_text(encoding="utf-8").splitlines()]
+    return [Requirement(line) for line in lines if line]
+
+
+def _applies(requirement: Requirement, python: str) -> bool:
+    environment = {"python_version": python, "python_full_version": f"{python}.0", "sys_platform": "linux",
+                   "platform_system": "Linux", "platform_machine": "x86_64"}  # fmt: skip
+    return requirement.marker is None or requirement.marker.evaluate(environment)
+
+
+def test_pyproject_lists_the_requirements_of_requirements_in() -> None:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert "dependencies" not in project.get("dynamic", [])
+    assert [str(Requirement(r)) for r in project["dependencies"]] == [str(r) for r in _requirements("requirements.in")]
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_requirements_txt_pins_every_package_and_satisfies_requirements_in(python: str) -> None:
+    """What the remote build installs (Linux x86_64) is one version of each package, chosen by the
+    lock, inside every range of requirements.in; a stale lock (a range changed without
+    `make lock`) fails here."""
+    pins: dict[str, Version] = {}
+    for requirement in _requirements("requirements.txt"):
+        specifiers = list(requirement.specifier)
+        assert len(specifiers) == 1 and specifiers[0].operator == "==", str(requirement)
+        if _applies(requirement, python):
+            name = canonicalize_name(requirement.name)
+            assert name not in pins, f"{name} pinned twice for Python {python}"
+            pins[name] = Version(specifiers[0].version)
+    for wanted in _requirements("requirements.in"):
+        if _applies(wanted, python):
+            name = canonicalize_name(wanted.name)
+            assert name in pins, f"{name} (requirements.in) is not in requirements.txt: make lock"
+            assert wanted.specifier.contains(pins[name], prereleases=True), (str(wanted), str(pins[name]))
+    assert ("azure-functions-runtime" in pins) is (python == "3.13")
+
+
+def test_the_lock_is_what_the_function_apps_venv_holds() -> None:
+    """.venv-313 (make venv313) is installed from requirements.txt: every pinned package is
+    there at its pinned version (the lock resolves and installs on Python 3.13)."""
+    from tests.support.runtime_host import RUNTIME_PYTHON
+
+    script = "import json, importlib.metadata as m; print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
+    proc = subprocess.run([str(RUNTIME_PYTHON), "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    installed = {canonicalize_name(name): Version(version) for name, version in json.loads(proc.stdout).items()}
+    for requirement in _requirements("requirements.txt"):
+        if _applies(requirement, "3.13"):
+            name = canonicalize_name(requirement.name)
+            assert installed.get(name) == Version(next(iter(requirement.specifier)).version), name
