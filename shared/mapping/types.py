@@ -465,6 +465,11 @@ def _real_cell(raw: Any) -> str:
 
 
 def _datetime_cell(raw: Any) -> str:
+    if type(raw) is datetime and raw.tzinfo is UTC:
+        # A UTC datetime (what Avro's timestamp-* values decode to): C's isoformat, then ADX's
+        # seven digits and Z; exactly format_datetime(raw) at half its cost.
+        text = raw.isoformat()
+        return text[:26] + "0Z" if raw.microsecond else text[:19] + ".0000000Z"
     if type(raw) is str and _simple_utc_stamp(raw) is not None:
         # A valid 2007-01-01T00:00:00Z with a four-digit year is written as itself + fraction.
         return raw[:19] + ".0000000Z"
