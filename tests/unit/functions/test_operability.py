@@ -134,6 +134,42 @@ def test_local_settings_sample_lists_every_setting_of_the_app() -> None:
     assert set(SETTING_NAMES) | set(FUNCTION_SETTINGS) <= set(local_settings())
 
 
+def test_make_local_settings_creates_local_settings_json_from_the_sample_and_keeps_an_edited_one(tmp_path: Path) -> None:
+    (tmp_path / "local.settings.sample.json").write_bytes((REPO / "local.settings.sample.json").read_bytes())
+    make = ["make", "--no-print-directory", "-f", str(REPO / "Makefile"), "-C", str(tmp_path), "local-settings"]
+    subprocess.run(make, check=True, capture_output=True, timeout=60)
+    created = tmp_path / "local.settings.json"
+    assert created.read_bytes() == (REPO / "local.settings.sample.json").read_bytes()
+    created.write_text('{"IsEncrypted": false, "Values": {"KAFKA_BROKERS": "mine:9092"}}')
+    subprocess.run(make, check=True, capture_output=True, timeout=60)
+    assert "mine:9092" in created.read_text()  # a developer's settings are never overwritten
+
+
+def test_vscode_attaches_to_the_python_worker_after_installing_and_starting_the_host() -> None:
+    """.vscode/ as the Azure Functions extension's Python template writes it (launch: debugpy
+    attach on 9091, the port the extension passes the worker; tasks: func host start after pip
+    install of requirements.txt into azureFunctions.pythonVenv), plus local.settings.json."""
+    vscode = REPO / ".vscode"
+    launch, tasks, settings, extensions = (json.loads((vscode / f"{name}.json").read_text())
+                                           for name in ("launch", "tasks", "settings", "extensions"))  # fmt: skip
+    (attach,) = launch["configurations"]
+    assert (attach["type"], attach["request"], attach["connect"]["port"]) == ("debugpy", "attach", 9091)
+    by_label = {task["label"]: task for task in tasks["tasks"]}
+    host = by_label[attach["preLaunchTask"]]
+    assert (host["type"], host["command"], host["isBackground"]) == ("func", "host start", True)
+    install, local = (by_label[name] for name in host["dependsOn"])
+    for platform in ("linux", "osx", "windows"):
+        command = install[platform]["command"]
+        assert command.startswith("${config:azureFunctions.pythonVenv}") and command.endswith("-m pip install -r requirements.txt")
+    assert local["linux"]["command"] == local["osx"]["command"] == "make local-settings"
+    assert "local.settings.sample.json" in local["windows"]["command"]
+    venv = re.search(r"^VENV \?= (\S+)$", (REPO / "Makefile").read_text(), re.MULTILINE)
+    assert venv and settings["azureFunctions.pythonVenv"] == venv.group(1)  # the venv make builds
+    assert settings["azureFunctions.projectLanguageModel"] == 2 and settings["azureFunctions.projectRuntime"] == "~4"
+    assert {"ms-azuretools.vscode-azurefunctions", "ms-python.python"} <= set(extensions["recommendations"])
+    assert ".vscode/" in (REPO / ".funcignore").read_text().splitlines()
+
+
 def test_host_json_pins_the_bundle_and_the_delivery_options() -> None:
     host = json.loads((REPO / "host.json").read_text())
     assert host["extensionBundle"] == {"id": "Microsoft.Azure.Functions.ExtensionBundle", "version": "[4.36.0, 5.0.0)"}
