@@ -70,7 +70,10 @@ def parse_avro(schema: RegisteredSchema) -> AvroSchema:
     if schema.kind != "AVRO":
         raise UnknownSchema(f"schema id {schema.schema_id} is a {schema.kind} schema, the route's format is avro")
     try:
-        parsed = parse_schema(orjson.loads(schema.text))
+        named: dict[str, Any] = {}
+        for text in schema.references:  # dependencies first, so each parses with those before it
+            parse_schema(orjson.loads(text), named_schemas=named)
+        parsed = parse_schema(orjson.loads(schema.text), named_schemas=named)
     except Exception as exc:  # fastavro's SchemaParseException, UnknownType, JSON errors...
         raise UnknownSchema(f"schema id {schema.schema_id} is not an Avro schema fastavro can parse: {exc}") from None
     return AvroSchema(schema.schema_id, parsed)

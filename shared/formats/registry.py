@@ -55,6 +55,9 @@ class RegisteredSchema:
     """AVRO, JSON or PROTOBUF."""
     text: str
     """The schema definition (JSON text for Avro and JSON Schema)."""
+    references: tuple[str, ...] = ()
+    """The definitions of the schemas it references (Confluent schema references), dependencies
+    first: an Avro schema naming a type registered under another subject needs them to parse."""
 
 
 class UnknownSchema(Exception):
@@ -142,7 +145,31 @@ class ConfluentSource:
         kind = _KINDS.get((schema.schema_type or "AVRO").upper())
         if kind is None:
             raise UnknownSchema(f"schema id {schema_id} has type {schema.schema_type}, which kafka-adx does not read")
-        return RegisteredSchema(schema_id, kind, schema.schema_str)
+        return RegisteredSchema(schema_id, kind, schema.schema_str, self._referenced(schema, schema_id))
+
+    def _referenced(self, schema: Any, schema_id: str, depth: int = 0) -> tuple[str, ...]:
+        """The texts of the schemas ``schema`` references, each after its own references (GET
+        /subjects/{subject}/versions/{version}); cached by the client like the schemas."""
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        out: list[str] = []
+        for ref in schema.references or ():
+            if depth > 16:
+                raise UnknownSchema(f"schema id {schema_id}: schema references nest deeper than 16 levels")
+            try:
+                found = self.client.get_version(ref.subject, ref.version)
+            except SchemaRegistryError as exc:
+                status = exc.http_status_code
+                if status in _RETRIABLE_4XX or status >= 500 or status < 400:
+                    raise RegistryUnavailable(f"{self.name} answered HTTP {status}: {exc.error_message}") from None
+                raise UnknownSchema(
+                    f"schema id {schema_id} references {ref.subject} version {ref.version}, which {self.name} "
+                    f"does not have ({exc.error_message})"
+                ) from None
+            except self._transport_errors as exc:
+                raise RegistryUnavailable(f"{self.name} unreachable: {describe(exc)}") from None
+            out += [*self._referenced(found.schema, schema_id, depth + 1), found.schema.schema_str]
+        return tuple(out)
 
 
     def latest(self, subject: str) -> RegisteredSchema:

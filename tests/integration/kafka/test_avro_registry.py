@@ -120,3 +120,25 @@ def test_init_from_a_subject_reads_its_latest_version(
     assert (config.routes[0].topic, config.routes[0].format) == ("readings", "avro")
     missing = CliRunner().invoke(main, ["init", "--config", str(target), "--from-schema", "nothing-value"])
     assert missing.exit_code == 2 and "has no subject 'nothing-value'" in missing.output
+
+
+ADDRESS = {"type": "record", "name": "Address", "namespace": "shop",
+           "fields": [{"name": "city", "type": "string"}, {"name": "zip", "type": "string"}]}  # fmt: skip
+CUSTOMER = {"type": "record", "name": "Customer", "namespace": "shop",
+            "fields": [{"name": "name", "type": "string"}, {"name": "home", "type": "shop.Address"}]}  # fmt: skip
+
+
+def test_schema_references_are_resolved(schema_registry: RegistryStandIn) -> None:
+    from confluent_kafka.schema_registry import SchemaReference
+
+    sr = client(schema_registry)
+    sr.register_schema("shop.Address", Schema(json.dumps(ADDRESS), "AVRO"))
+    customer = Schema(json.dumps(CUSTOMER), "AVRO", [SchemaReference("shop.Address", "shop.Address", 1)])
+    sr.register_schema("customers-value", customer)
+    serialize = AvroSerializer(sr, customer, conf={"auto.register.schemas": False, "use.latest.version": True})
+    value = {"name": "Ada", "home": {"city": "Oslo", "zip": "0150"}}
+    data = serialize(value, SerializationContext("customers", MessageField.VALUE))
+    assert data is not None
+    schema_id = str(int.from_bytes(data[1:5], "big"))
+    cache = SchemaCache(ConfluentSource.connect(schema_registry.url), parse_avro)
+    assert cache.get(schema_id).decode(data[5:]) == value
