@@ -44,6 +44,9 @@ UNKNOWN_TTL = 60.0
 """Seconds an id the registry did not know is answered from memory (a producer may register it
 in the meantime; ids are never reused)."""
 
+UNKNOWN_MEMORY = 10_000
+"""At most this many unknown ids are remembered (then forgotten all at once)."""
+
 
 @dataclass(frozen=True, slots=True)
 class RegisteredSchema:
@@ -268,6 +271,8 @@ class SchemaCache(Generic[T]):
             try:
                 parsed = self.parse(self.source.fetch(schema_id))
             except UnknownSchema as exc:
+                if len(self._unknown) >= UNKNOWN_MEMORY:  # random bytes name random ids: stay bounded
+                    self._unknown.clear()
                 self._unknown[schema_id] = (str(exc), time.monotonic() + UNKNOWN_TTL)
                 raise
             self._parsed[schema_id] = parsed
