@@ -216,7 +216,7 @@ def test_registry_outage_is_transient_not_a_bad_record(tmp_path: Path) -> None:
     s = Setup(tmp_path, registries=Registries(confluent=Down()))
     data = Setup(tmp_path / "producer").avro(order())
     with pytest.raises(TransientError, match="unreachable"):
-        s.pipeline.process([record(data)])
+        s.pipeline.process([record(data)], attempt=1, final_attempt=False)
     assert s.letters() == [] and s.sink.batches == []
 
 
