@@ -56,9 +56,11 @@ demo: venv
 test: venv tools lint typecheck unit
 
 ## tools: fetch the pinned local services the tests start (Kafka jars via Maven, Azurite via npm, into .tools/)
+## and the Compose specification's schema (compose-go's compose-spec.json via the Go module proxy)
 tools:
 	bash scripts/kafka-install.sh >/dev/null
 	bash scripts/azurite-install.sh
+	bash scripts/compose-schema-install.sh
 
 ## kafka: a local Kafka broker on 127.0.0.1:9092 (a free port if taken); Ctrl-C stops it. BACKGROUND=1 detaches
 kafka: venv tools
