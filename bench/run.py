@@ -480,11 +480,12 @@ LOCAL_CASES = (("JSON", "bench-local-json", "json"), ("CSV", "bench-local-csv", 
 
 # The floor: a Python process that does nothing but DuckDB's bulk load of the rows, with
 # DuckDB's default settings (the local sink's 64 MB memory_limit is too small for read_json's
-# buffers: the floor gets the memory it wants).
+# buffers: the floor gets the memory it wants) but, like the sink, one thread per CPU it may use.
 _FLOOR_LOAD = """
-import sys, duckdb
+import os, sys, duckdb
 db, ddl, load = sys.argv[1:4]
 con = duckdb.connect(db)
+con.execute(f"SET threads = {len(os.sched_getaffinity(0))}")
 con.execute(ddl)
 con.execute(load)
 con.close()

@@ -82,6 +82,10 @@ class DuckDbSink:
             # it so that ingesting a large file stays flat. A file database spills to disk
             # when an operation needs more (an in-memory one could not, so it keeps the default).
             self.con.execute(f"SET memory_limit = '{self.MEMORY_LIMIT}'")
+        if hasattr(os, "sched_getaffinity"):
+            # DuckDB sizes its thread pool by the machine's cores: a process allowed fewer CPUs
+            # (taskset, a cpuset) would only switch between its threads (~10 % of a batch's load).
+            self.con.execute(f"SET threads = {len(os.sched_getaffinity(0))}")
         self._lock = threading.Lock()
         self._mappings: dict[tuple[str, str | None, str], CompiledMapping] = {}
         self._created: set[tuple[str, str]] = set()
