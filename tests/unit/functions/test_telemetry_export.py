@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import ssl
+import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -82,8 +83,12 @@ def ingestion(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     base = f"https://127.0.0.1:{server.server_address[1]}"
-    # The exporter's own usage reporting (statsbeat) goes to Microsoft's endpoint: off here.
+    # The exporter's own usage reporting: statsbeat goes to Microsoft's endpoint, and its SDK
+    # statistics (Item_Success_Count) to ours, still retrying once the server is gone: both off.
     monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
+    monkeypatch.setenv("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")
+    # The exporter's offline store (for sends that fail) is made under the temporary folder.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setenv("IDENTITY_ENDPOINT", f"{base}/msi/token")
     monkeypatch.setenv("IDENTITY_HEADER", IDENTITY_HEADER)
     monkeypatch.setenv("WEBSITE_SITE_NAME", "func-kafka-adx")
@@ -97,10 +102,9 @@ def ingestion(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple
 
 
 def test_metrics_and_the_batch_span_reach_application_insights_signed_in_as_the_host(
-    ingestion: tuple[Ingestion, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ingestion: tuple[Ingestion, str],
 ) -> None:
     seen, connection_string = ingestion
-    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the exporter's offline store, should a send fail
     export = m.configure_export({m.APPINSIGHTS_SETTING: connection_string})
     assert export is not None and export.kind == "azure-monitor"
     telemetry = Telemetry()
@@ -120,8 +124,6 @@ def test_metrics_and_the_batch_span_reach_application_insights_signed_in_as_the_
         spans = [item for item in seen.envelopes if item["name"].endswith(".RemoteDependency")]
         assert [item["data"]["baseData"]["name"] for item in spans] == ["kafka_adx.batch"]
         # The cloud role is the function app (the Azure resource detectors' service.name).
-        # (Not the exporter's own envelopes: its SDK statistics, Item_Success_Count, carry the
-        # default role, unknown_service:python.)
         catalogue = {metric.name for metric in m.CATALOGUE}
         ours = spans + [item for item in seen.envelopes if item["name"].endswith(".Metric")
                         and item["data"]["baseData"]["metrics"][0]["name"] in catalogue]  # fmt: skip
