@@ -339,7 +339,9 @@ def _dynamic_expr(column: str) -> str:
         f"AND NOT regexp_matches({column}, {_sql_literal(_JSON_LENIENT)}) "
         # Text that is not JSON at all fails the cast, which also sends the batch to the reference.
         f"THEN {column}::JSON "
-        f"ELSE error({_sql_literal(_NEEDS_REFERENCE + ': ')} || left({column}, 40)) END"
+        # The message names the value by its length only (no record content in logs); it must
+        # depend on the row, or DuckDB would raise it while planning, for every batch.
+        f"ELSE error({_sql_literal(_NEEDS_REFERENCE + ': a dynamic value of ')} || length({column}) || ' characters') END"
     )
 
 
