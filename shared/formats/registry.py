@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -96,6 +96,14 @@ _RETRIABLE_4XX = frozenset({401, 403, 408, 429})
 the registry refused (fixing the settings makes the same record decode)."""
 
 
+T = TypeVar("T")
+
+
+def _transient_status(status: int) -> bool:
+    """Whether an HTTP status says the registry could not answer now (rather than "not here")."""
+    return status in _RETRIABLE_4XX or status >= 500 or status < 400
+
+
 _KINDS: dict[str, SchemaKind] = {"AVRO": "AVRO", "JSON": "JSON", "PROTOBUF": "PROTOBUF"}
 
 
@@ -132,19 +140,25 @@ class ConfluentSource:
         shown = first._replace(netloc=first.hostname + (f":{first.port}" if first.port else "") if first.hostname else "")
         return cls(SchemaRegistryClient(conf), name=f"schema registry {shown.geturl()}")
 
-    def fetch(self, schema_id: str) -> RegisteredSchema:
-        """GET /schemas/ids/{id}, sorted into the two kinds of failure."""
+    def _ask(self, call: Callable[[], T], missing: str) -> T:
+        """``call()``'s answer, its failures sorted: a registry that cannot answer now is
+        :class:`RegistryUnavailable`; one that answers "not here" (4xx) :class:`UnknownSchema`
+        with ``missing`` and the registry's message."""
         from confluent_kafka.schema_registry.error import SchemaRegistryError
 
         try:
-            schema = self.client.get_schema(int(schema_id))
+            return call()
         except SchemaRegistryError as exc:
             status = exc.http_status_code
-            if status in _RETRIABLE_4XX or status >= 500 or status < 400:
+            if _transient_status(status):
                 raise RegistryUnavailable(f"{self.name} answered HTTP {status}: {exc.error_message}") from None
-            raise UnknownSchema(f"{self.name} has no schema id {schema_id} (HTTP {status}: {exc.error_message})") from None
+            raise UnknownSchema(f"{missing} (HTTP {status}: {exc.error_message})") from None
         except self._transport_errors as exc:
             raise RegistryUnavailable(f"{self.name} unreachable: {describe(exc)}") from None
+
+    def fetch(self, schema_id: str) -> RegisteredSchema:
+        """GET /schemas/ids/{id}, sorted into the two kinds of failure."""
+        schema = self._ask(lambda: self.client.get_schema(int(schema_id)), f"{self.name} has no schema id {schema_id}")
         kind = _KINDS.get((schema.schema_type or "AVRO").upper())
         if kind is None:
             raise UnknownSchema(f"schema id {schema_id} has type {schema.schema_type}, which kafka-adx does not read")
@@ -153,40 +167,21 @@ class ConfluentSource:
     def _referenced(self, schema: Any, schema_id: str, depth: int = 0) -> tuple[str, ...]:
         """The texts of the schemas ``schema`` references, each after its own references (GET
         /subjects/{subject}/versions/{version}); cached by the client like the schemas."""
-        from confluent_kafka.schema_registry.error import SchemaRegistryError
-
         out: list[str] = []
         for ref in schema.references or ():
             if depth > 16:
                 raise UnknownSchema(f"schema id {schema_id}: schema references nest deeper than 16 levels")
-            try:
-                found = self.client.get_version(ref.subject, ref.version)
-            except SchemaRegistryError as exc:
-                status = exc.http_status_code
-                if status in _RETRIABLE_4XX or status >= 500 or status < 400:
-                    raise RegistryUnavailable(f"{self.name} answered HTTP {status}: {exc.error_message}") from None
-                raise UnknownSchema(
-                    f"schema id {schema_id} references {ref.subject} version {ref.version}, which {self.name} "
-                    f"does not have ({exc.error_message})"
-                ) from None
-            except self._transport_errors as exc:
-                raise RegistryUnavailable(f"{self.name} unreachable: {describe(exc)}") from None
+            found = self._ask(
+                partial(self.client.get_version, ref.subject, ref.version),
+                f"schema id {schema_id} references {ref.subject} version {ref.version}, which {self.name} does not have",
+            )
             out += [*self._referenced(found.schema, schema_id, depth + 1), found.schema.schema_str]
         return tuple(out)
 
 
     def latest(self, subject: str) -> RegisteredSchema:
         """The latest version of ``subject`` (for ``kafka-adx init --from-schema``)."""
-        from confluent_kafka.schema_registry.error import SchemaRegistryError
-
-        try:
-            found = self.client.get_latest_version(subject)
-        except SchemaRegistryError as exc:
-            if exc.http_status_code == 404:
-                raise UnknownSchema(f"{self.name} has no subject {subject!r} ({exc.error_message})") from None
-            raise RegistryUnavailable(f"{self.name} answered HTTP {exc.http_status_code}: {exc.error_message}") from None
-        except self._transport_errors as exc:
-            raise RegistryUnavailable(f"{self.name} unreachable: {describe(exc)}") from None
+        found = self._ask(lambda: self.client.get_latest_version(subject), f"{self.name} has no subject {subject!r}")
         kind = _KINDS.get((found.schema.schema_type or "AVRO").upper())
         if kind is None:
             raise UnknownSchema(f"subject {subject!r} has type {found.schema.schema_type}, which kafka-adx does not read")
@@ -225,8 +220,7 @@ class AzureSource:
         except (ClientAuthenticationError, ServiceRequestError, ServiceResponseError) as exc:
             raise RegistryUnavailable(f"{self.name} unreachable: {describe(exc)}") from None
         except HttpResponseError as exc:
-            status = exc.status_code or 0
-            if status in _RETRIABLE_4XX or status >= 500 or status < 400:
+            if _transient_status(exc.status_code or 0):
                 raise RegistryUnavailable(f"{self.name}: {describe(exc)}") from None
             raise UnknownSchema(f"{self.name} refused schema id {schema_id}: {describe(exc)}") from None
         fmt = getattr(schema.properties, "format", "Avro")
@@ -234,9 +228,6 @@ class AzureSource:
         if fmt != "AVRO":
             raise UnknownSchema(f"schema id {schema_id} has format {fmt}, which kafka-adx does not read")
         return RegisteredSchema(schema_id, "AVRO", schema.definition)
-
-
-T = TypeVar("T")
 
 
 class SchemaCache(Generic[T]):
