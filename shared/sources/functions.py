@@ -38,7 +38,6 @@ and the reason, for the caller to dead-letter.
 
 from __future__ import annotations
 
-import base64
 import binascii
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -179,6 +178,25 @@ class Adapted:
 def parse_timestamp(value: Any) -> datetime | None:
     """An ISO 8601 timestamp from the host as aware UTC; naive values are UTC (the host writes
     UTC clock times without an offset). .NET's ``DateTime.MinValue`` (no timestamp) is None."""
+    # Fast path, one per event of every batch: text or a datetime already in UTC (what the host
+    # and the converters give) needs neither ``strip`` nor ``astimezone``.
+    if type(value) is str:
+        try:
+            ts = datetime.fromisoformat(value)
+        except ValueError:
+            pass  # the general path below strips it or names the fault
+        else:
+            if ts.tzinfo is UTC:
+                return None if ts.year == 1 and ts == _DOTNET_MIN_DATE else ts
+    elif type(value) is datetime and (value.tzinfo is UTC or value.tzinfo is None):
+        # The Event Hubs converter's enqueued time: naive, UTC clock time.
+        ts = value if value.tzinfo is UTC else value.replace(tzinfo=UTC)
+        return None if ts.year == 1 and ts == _DOTNET_MIN_DATE else ts
+    return _parse_timestamp(value)
+
+
+def _parse_timestamp(value: Any) -> datetime | None:
+    """:func:`parse_timestamp` for any value (the reference its fast path must agree with)."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -195,6 +213,8 @@ def parse_timestamp(value: Any) -> datetime | None:
 
 
 def _int(value: Any, what: str) -> int:
+    if type(value) is int:  # the common case first (bool is not ``int`` by type)
+        return value
     if isinstance(value, bool):
         raise AdapterFault(f"{what} is a boolean, expected an integer")
     if isinstance(value, int):
@@ -222,11 +242,13 @@ def _text_bytes(value: Any) -> bytes | None:
 
 def _strict_b64(text: str) -> bytes | None:
     """The bytes of canonical base64 text, or None when ``text`` is not canonical base64."""
+    # binascii's strict mode rather than ``b64decode(validate=True)`` (a regular expression over
+    # the text first): the same bytes for canonical text, and the round trip refuses the rest.
     try:
-        data = base64.b64decode(text, validate=True)
+        data = binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError):
         return None
-    return data if base64.b64encode(data).decode("ascii") == text else None
+    return data if binascii.b2a_base64(data, newline=False) == text.encode("ascii") else None
 
 
 def _b64_field(value: Any, what: str) -> bytes | None:
@@ -243,6 +265,9 @@ def _b64_field(value: Any, what: str) -> bytes | None:
     raise AdapterFault(f"{what} has type {type(value).__name__}, expected base64 text")
 
 
+_MISSING: Any = object()
+
+
 def _field(doc: Mapping[str, Any], name: str) -> Any:
     """``doc[name]``, also accepting the camelCase spelling some serialisers use."""
     if name in doc:
@@ -252,6 +277,17 @@ def _field(doc: Mapping[str, Any], name: str) -> Any:
 
 def kafka_headers(value: Any) -> tuple[Header, ...]:
     """Kafka headers as the extension serialises them: ``[{"Key": str, "Value": base64|null}]``."""
+    if value is None:
+        return ()
+    if type(value) is list:
+        fast = _plain_kafka_headers(value)
+        if fast is not None:
+            return fast
+    return _kafka_headers(value)
+
+
+def _kafka_headers(value: Any) -> tuple[Header, ...]:
+    """:func:`kafka_headers` for any value (the reference its fast path must agree with)."""
     if value is None:
         return ()
     if isinstance(value, str):  # a headers array that arrived as JSON text
@@ -269,6 +305,29 @@ def kafka_headers(value: Any) -> tuple[Header, ...]:
         if not isinstance(name, str):
             raise AdapterFault(f"header #{index} has no name")
         headers.append((name, _b64_field(_field(item, "Value"), f"header {name!r}")))
+    return tuple(headers)
+
+
+def _plain_kafka_headers(items: list[Any]) -> tuple[Header, ...] | None:
+    """The headers of the usual shape (dicts with ``Key`` text and ``Value`` canonical base64 or
+    null), or None for anything else, which :func:`kafka_headers`' general loop reads (or names
+    the fault of)."""
+    headers: list[Header] = []
+    for item in items:
+        if type(item) is not dict or "Key" not in item or "Value" not in item:
+            return None
+        name, value = item["Key"], item["Value"]
+        if type(name) is not str:
+            return None
+        if value is None:
+            headers.append((name, None))
+            continue
+        if type(value) is not str:
+            return None
+        data = _strict_b64(value)
+        if data is None:
+            return None
+        headers.append((name, data))
     return tuple(headers)
 
 
@@ -316,20 +375,36 @@ def _envelope_record(body: bytes, key_type: KafkaKeyType, streams: _KafkaStreams
         raise AdapterFault(f"body is not a Kafka trigger JSON envelope ({exc})") from None
     if not isinstance(doc, dict):
         raise AdapterFault("body is not a Kafka trigger JSON envelope (not an object)")
-    topic = _field(doc, "Topic")
-    if not isinstance(topic, str) or _field(doc, "Offset") is None:
+    # :func:`_field` inlined (one ``get`` per field when the extension's spelling is used): this
+    # runs once per event.
+    get = doc.get
+    topic = get("Topic", _MISSING)
+    topic = get("topic") if topic is _MISSING else topic
+    offset = get("Offset", _MISSING)
+    offset = get("offset") if offset is _MISSING else offset
+    if not isinstance(topic, str) or offset is None:
         raise AdapterFault("Kafka trigger JSON envelope has no Topic or Offset")
-    value = _field(doc, "Value")
+    value = get("Value", _MISSING)
+    value = get("value") if value is _MISSING else value
+    key = get("Key", _MISSING)
+    key = get("key") if key is _MISSING else key
+    headers = get("Headers", _MISSING)
+    headers = get("headers") if headers is _MISSING else headers
+    partition = get("Partition", _MISSING)
+    partition = get("partition") if partition is _MISSING else partition
+    timestamp = get("Timestamp", _MISSING)
+    timestamp = get("timestamp") if timestamp is _MISSING else timestamp
     return Record(
-        value=_text_bytes(value),
-        key=_kafka_key(_field(doc, "Key"), key_type),
-        headers=kafka_headers(_field(doc, "Headers")),
-        topic=topic,
-        partition=_int(_field(doc, "Partition") or 0, "Partition"),
-        offset=_int(_field(doc, "Offset"), "Offset"),
-        timestamp=parse_timestamp(_field(doc, "Timestamp")),
-        source="kafka",
-        stream=streams(topic),
+        value.encode("utf-8") if type(value) is str else _text_bytes(value),
+        _kafka_key(key, key_type),
+        kafka_headers(headers),
+        topic,
+        _int(partition or 0, "Partition"),
+        _int(offset, "Offset"),
+        parse_timestamp(timestamp),
+        "kafka",
+        "",
+        streams(topic),
     )
 
 
@@ -340,19 +415,27 @@ def kafka_record_from_event(event: KafkaEventLike, *, key_type: KafkaKeyType = "
 
 
 def _event_record(event: KafkaEventLike, key_type: KafkaKeyType, streams: _KafkaStreams) -> Record:
+    # Each property once (each is a Python call on the azure.functions event), converted in
+    # the order the faults are named in.
     topic = event.topic
-    if not isinstance(topic, str) or event.offset is None:
+    offset = event.offset
+    if not isinstance(topic, str) or offset is None:
         raise AdapterFault("Kafka event has no topic or offset metadata")
+    value = event.get_body()
+    key = _kafka_key(event.key, key_type)
+    headers = kafka_headers(event.headers)
+    partition = event.partition
     return Record(
-        value=event.get_body(),
-        key=_kafka_key(event.key, key_type),
-        headers=kafka_headers(event.headers),
-        topic=topic,
-        partition=_int(event.partition if event.partition is not None else 0, "partition"),
-        offset=_int(event.offset, "offset"),
-        timestamp=parse_timestamp(event.timestamp),
-        source="kafka",
-        stream=streams(topic),
+        value,
+        key,
+        headers,
+        topic,
+        _int(partition if partition is not None else 0, "partition"),
+        _int(offset, "offset"),
+        parse_timestamp(event.timestamp),
+        "kafka",
+        "",
+        streams(topic),
     )
 
 
@@ -421,7 +504,7 @@ def property_bytes(value: Any, encoding: HeaderEncoding) -> bytes | None:
 
 def eventhub_headers(properties: Any, encoding: HeaderEncoding) -> tuple[Header, ...]:
     """Application properties of one event as headers, in the order the host sent them."""
-    if properties is None:
+    if properties is None or (type(properties) is dict and not properties):
         return ()
     if not isinstance(properties, Mapping):
         raise AdapterFault(f"application properties have type {type(properties).__name__}, expected an object")
@@ -451,10 +534,23 @@ def _batch_metadata(events: Sequence[EventHubEventLike]) -> Mapping[str, Any]:
     return meta if isinstance(meta, Mapping) else {}
 
 
-def _item(array: Any, index: int) -> Mapping[str, Any]:
-    if isinstance(array, list) and index < len(array) and isinstance(array[index], Mapping):
-        return array[index]  # type: ignore[no-any-return]
-    return {}
+_NONE: Mapping[str, Any] = {}
+
+
+def _items(array: Any, count: int) -> list[Mapping[str, Any]]:
+    """``array`` (one object per event, as the host sends it) as ``count`` mappings: an entry
+    that is missing or not an object is an empty one."""
+    if not isinstance(array, list):
+        return [_NONE] * count
+    return [item if type(item) is dict or isinstance(item, Mapping) else _NONE for item in array[:count]] + (
+        [_NONE] * (count - len(array)))
+
+
+def _entries(array: Any, count: int) -> list[Any]:
+    """``array`` cut or padded with None to ``count`` entries (None for a missing array)."""
+    if not isinstance(array, list):
+        return [None] * count
+    return array[:count] + [None] * (count - len(array))
 
 
 def _partition_id(value: Any) -> int:
@@ -489,31 +585,41 @@ def eventhub_records(
     topic = event_hub or str(context.get("EventHubName") or "")
     stream = eventhub_stream(namespace or str(context.get("FullyQualifiedNamespace") or ""), topic)
     partition_id = context.get("PartitionId")
-    properties = meta.get("PropertiesArray")
-    systems = meta.get("SystemPropertiesArray")
+    # The batch's arrays once, not per event; the partition id is the batch's too (its fault,
+    # if it has one, is every event's).
+    count = len(events)
+    properties = _entries(meta.get("PropertiesArray"), count)
+    systems = _items(meta.get("SystemPropertiesArray"), count)
+    partition_fault = ""
+    try:
+        partition = _partition_id(partition_id)
+    except AdapterFault as fault:
+        partition, partition_fault = 0, str(fault)
     out = Adapted()
-    for index, event in enumerate(events):
-        system = _item(systems, index)
+    records = out.records
+    for event, system, props in zip(events, systems, properties, strict=True):
         body = event.get_body()
         try:
             sequence = _sequence_number(event, system)
             if sequence is None:
                 raise AdapterFault("event has no sequence number")
             enqueued = event.enqueued_time
-            record = Record(
-                value=body,
-                key=_eventhub_key(system, event.partition_key),
-                headers=eventhub_headers(
-                    properties[index] if isinstance(properties, list) and index < len(properties) else None,
-                    header_encoding,
-                ),
-                topic=topic,
-                partition=_partition_id(partition_id),
-                offset=_int(sequence, "sequence number"),
-                timestamp=parse_timestamp(enqueued if enqueued is not None else system.get("EnqueuedTimeUtc")),
-                source="eventhub",
-                stream=stream,
-            )
+            key = _eventhub_key(system, event.partition_key)
+            headers = eventhub_headers(props, header_encoding)
+            if partition_fault:
+                raise AdapterFault(partition_fault)
+            records.append(Record(
+                body,
+                key,
+                headers,
+                topic,
+                partition,
+                _int(sequence, "sequence number"),
+                parse_timestamp(enqueued if enqueued is not None else system.get("EnqueuedTimeUtc")),
+                "eventhub",
+                "",
+                stream,
+            ))  # fmt: skip
         except AdapterFault as exc:
             # Best effort, field by field: the dead letter must name the event's real partition
             # and sequence number even when another field is what could not be read.
@@ -527,6 +633,4 @@ def eventhub_records(
                 stream=stream,
             )
             out.errors.append(AdapterError(fallback, str(exc)))
-            continue
-        out.records.append(record)
     return out
