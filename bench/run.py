@@ -29,11 +29,9 @@ same machine. Nothing here is a pass/fail test: the table shows ratios next to t
 from __future__ import annotations
 
 import argparse
-import base64
 import csv
 import gc
 import io
-import json
 import os
 import platform
 import shutil
@@ -45,7 +43,6 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +52,11 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # `python bench/run.py` from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
+from bench.function_entry import BATCH as FUNCTION_BATCH  # noqa: E402
+from bench.function_entry import EntryMeasured, entry_lines, measure_function_entry  # noqa: E402
 from bench.kafka_e2e import KafkaMeasured, measure_kafka, report_lines  # noqa: E402
 from shared.config import IngestionConfig, load_config  # noqa: E402
 from shared.deadletters.local import LocalDeadLetterStore  # noqa: E402
-from shared.mapping.types import format_datetime  # noqa: E402
 from shared.ops.sample import COLUMNS, storm_events, to_csv, to_json  # noqa: E402
 from shared.pipeline.core import Pipeline  # noqa: E402
 from shared.pipeline.records import Record  # noqa: E402
@@ -66,7 +64,6 @@ from shared.pipeline.sink import MemorySink  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parent / "ingestion.yaml"
 METADATA_TOPIC = "bench-json-client"
-FUNCTION_BATCH = 100
 MEMORY_TARGET_MB = 300
 
 
@@ -239,121 +236,6 @@ def measure_case(case: Case, values: list[bytes], config: IngestionConfig, workd
             if not turn % 2:
                 best_floor = min(best_floor, timed(run_floor))
     return Measured(case, len(values), sum(map(len, values)), best_pipeline, best_floor)
-
-
-# --------------------------------------------------------------------------- function entry
-
-
-class _Collection:
-    """Stands in for the worker's protobuf collections (.bytes / .string / .sint64)."""
-
-    def __init__(self, *, bytes: Sequence[bytes] = (), string: Sequence[str] = (), sint64: Sequence[int] = ()) -> None:
-        self.bytes = list(bytes)
-        self.string = list(string)
-        self.sint64 = list(sint64)
-
-
-def eventhub_batch(values: Sequence[bytes], first_sequence: int, hub: str) -> list[Any]:
-    """An Event Hubs trigger batch as the worker hands it over (real azure.functions converter)."""
-    from azure.functions.eventhub import EventHubTriggerConverter
-    from azure.functions.meta import Datum
-
-    enqueued = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
-    systems = []
-    for index in range(len(values)):
-        sequence = first_sequence + index
-        when = format_datetime(enqueued + timedelta(milliseconds=index), 6)
-        systems.append({"x-opt-sequence-number": sequence, "x-opt-offset": str(sequence * 1024),
-                        "x-opt-enqueued-time": when, "SequenceNumber": sequence,
-                        "Offset": sequence * 1024, "PartitionKey": None, "EnqueuedTimeUtc": when[:-1]})
-    context = {"FullyQualifiedNamespace": "bench.servicebus.windows.net", "EventHubName": hub,
-               "ConsumerGroup": "$Default", "PartitionId": "0"}
-    metadata = {
-        "PartitionContext": Datum(json.dumps(context), "json"),
-        "SystemPropertiesArray": Datum(json.dumps(systems), "json"),
-        "PropertiesArray": Datum(json.dumps([{} for _ in values]), "json"),
-        "SequenceNumberArray": Datum(_Collection(sint64=[s["SequenceNumber"] for s in systems]), "collection_sint64"),
-        "EnqueuedTimeUtcArray": Datum(json.dumps([s["EnqueuedTimeUtc"] for s in systems]), "json"),
-    }
-    events = EventHubTriggerConverter.decode(Datum(_Collection(bytes=values), "collection_bytes"),
-                                             trigger_metadata=metadata)
-    return list(events)
-
-
-def kafka_batch(values: Sequence[bytes], first_offset: int, topic: str) -> list[Any]:
-    """A Kafka trigger batch (dataType binary) as the worker hands it over."""
-    from azure.functions.kafka import KafkaTriggerConverter
-    from azure.functions.meta import Datum
-
-    count = len(values)
-    key = base64.b64encode(b"k").decode()
-    metadata = {
-        "OffsetArray": Datum(_Collection(sint64=range(first_offset, first_offset + count)), "collection_sint64"),
-        "TopicArray": Datum(_Collection(string=[topic] * count), "collection_string"),
-        "PartitionArray": Datum(json.dumps([0] * count), "json"),
-        # keyDataType Binary (what the app binds): keys arrive base64.
-        "KeyArray": Datum(json.dumps([base64.b64encode(b"station-7").decode()] * count), "json"),
-        "TimestampArray": Datum(json.dumps(["2024-05-01T12:00:00.123Z"] * count), "json"),
-        "HeadersArray": Datum(json.dumps([[{"Key": "source", "Value": key}]] * count), "json"),
-    }
-    events = KafkaTriggerConverter.decode(Datum(_Collection(bytes=values), "collection_bytes"),
-                                          trigger_metadata=metadata)
-    return list(events)
-
-
-class _Context:
-    """The parts of the invocation context the function reads: no retry policy, final attempt."""
-
-    retry_context = None
-    function_name = "bench"
-    invocation_id = "bench"
-
-
-@dataclass
-class EntryMeasured:
-    """Per-event cost of the function entry point."""
-
-    label: str
-    events: int
-    per_event_s: float
-
-
-def measure_function_entry(values: list[bytes], config: IngestionConfig, workdir: Path,
-                           invocations: int, repeat: int) -> list[EntryMeasured]:
-    """Time ``handle_eventhub`` / ``handle_kafka`` (adapter + pipeline + memory sink) per event
-    for batches of FUNCTION_BATCH events; building the events (the worker's part) is not timed."""
-    from shared.functions import invocation, worker
-
-    pipeline = new_pipeline(config, workdir / "deadletter-functions")
-    worker.install(pipeline)
-    topic = "bench-json"
-    chunks = [values[i * FUNCTION_BATCH:(i + 1) * FUNCTION_BATCH] for i in range(invocations)]
-    hub_batches = [eventhub_batch(chunk, i * FUNCTION_BATCH, topic) for i, chunk in enumerate(chunks)]
-    kafka_batches = [kafka_batch(chunk, i * FUNCTION_BATCH, topic) for i, chunk in enumerate(chunks)]
-    context = _Context()
-
-    def eventhub() -> None:
-        pipeline.forget_written()
-        for events in hub_batches:
-            invocation.handle_eventhub(events, context, trigger="bench", event_hub=topic)
-
-    def kafka() -> None:
-        pipeline.forget_written()
-        for events in kafka_batches:
-            invocation.handle_kafka(events, context, trigger="bench", data_type="binary")
-
-    try:
-        events = invocations * FUNCTION_BATCH
-        out = []
-        for label, fn in (("Event Hubs", eventhub), ("Kafka, binary", kafka)):
-            with frozen_input():
-                best = min(timed(fn) for _ in range(repeat))
-            out.append(EntryMeasured(label, events, best / events))
-        if pipeline.sink.records_written != 2 * repeat * events:  # type: ignore[attr-defined]
-            raise SystemExit("function entry: not every event reached the sink")
-        return out
-    finally:
-        worker.reset()
 
 
 # --------------------------------------------------------------------------- peak memory
@@ -620,16 +502,7 @@ def report(workload: Workload, cpu: int | None, repeat: int, level: int, cases: 
             f"{m.case.label:<42} {m.records / m.pipeline_s:>14,.0f} {mb(m.raw_bytes / m.pipeline_s):>7} "
             f"{m.records / m.floor_s:>12,.0f} {mb(m.raw_bytes / m.floor_s):>7} {m.ratio:>6.2f}  {target}"
         )
-    streaming = next((m for m in cases if m.case.key == "a"), None)
-    for e in entries:
-        extra = ""
-        if streaming is not None:
-            per_record = streaming.pipeline_s / streaming.records
-            extra = f" ({(e.per_event_s - per_record) * 1e6:,.1f} us over streaming (a))"
-        lines.append(
-            f"{'function entry, ' + e.label + f', {FUNCTION_BATCH} events':<42} {1 / e.per_event_s:>14,.0f} "
-            f"{'':>7} {e.per_event_s * 1e6:>10,.1f} us/event{extra}"
-        )
+    lines += entry_lines(entries)
     lines += local_lines(local)
     if memory is not None:
         ok = "ok" if memory.peak_rss_bytes < MEMORY_TARGET_MB * 1e6 else "MISSED"
@@ -707,7 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     count = args.records or (3_000 if args.quick else 200_000)
     repeat = args.repeat or (1 if args.quick else 5)
     memory_bytes = int((args.memory_mb or (10 if args.quick else 1000)) * 1e6)
-    invocations = max(1, min(count // FUNCTION_BATCH, 20 if args.quick else 500))
+    invocations = max(1, min(count // FUNCTION_BATCH, 3 if args.quick else 50))
 
     kafka_count = args.kafka_records or (5_000 if args.quick else 1_000_000)
 
@@ -735,7 +608,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for case in CASES:
             values = workload.json if case.source == "json" else workload.csv
             measured.append(measure_case(case, values, config, workdir, repeat))
-        entries = measure_function_entry(workload.json, config, workdir, invocations, repeat)
+        entries = measure_function_entry(workload.json, config, workdir, new_pipeline, invocations, repeat)
         local = [] if args.no_local else measure_local(workload, config, workdir, min(repeat, 3))
         memory = None if args.no_memory else measure_memory(workload.json[:10_000], memory_bytes, workdir)
     print(report(workload, cpu, repeat, config.limits.gzip_level, measured, entries, memory, kafka, local))
