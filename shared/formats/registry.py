@@ -317,8 +317,8 @@ def _registries(
         try:
             confluent = ConfluentSource.connect(url, username=username, password=password, timeout=timeout)
         except ImportError as exc:
-            # The function app's package leaves confluent-kafka to the command line
-            # (requirements-cli.txt): say so in each dead letter rather than fail the batch.
+            # requirements.txt holds confluent-kafka, but an environment built otherwise may lack
+            # it: say so in each dead letter rather than fail the batch.
             problems.append(("confluent", f"SCHEMA_REGISTRY_URL is set but its client is not installed here "
                                           f"(pip install 'confluent-kafka[schemaregistry]'): {exc}"))  # fmt: skip
     if namespace:
