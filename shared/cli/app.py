@@ -3,7 +3,7 @@ the exit codes, and the registration of the commands, each of which lives in the
 for it: validate, preview, ingest (:mod:`shared.cli.files`), kql (:mod:`shared.cli.kql`), demo
 (:mod:`shared.cli.demo`), replay and deadletters (:mod:`shared.cli.deadletters`), status
 (:mod:`shared.cli.status`), consume, produce (:mod:`shared.cli.kafka`), doctor
-(:mod:`shared.cli.doctor`), import-connect (:mod:`shared.cli.connect`).
+(:mod:`shared.cli.doctor`), import-connect (:mod:`shared.cli.connect`), init (:mod:`shared.cli.init`).
 
 Every command's ``--help`` ends with its exit codes, from the one table in
 :data:`shared.cli.common.EXIT_CODES`. Nothing the CLI prints carries a credential: log records go
