@@ -275,12 +275,13 @@ def _field(doc: Mapping[str, Any], name: str) -> Any:
     return doc.get(name[:1].lower() + name[1:])
 
 
-def kafka_headers(value: Any) -> tuple[Header, ...]:
-    """Kafka headers as the extension serialises them: ``[{"Key": str, "Value": base64|null}]``."""
+def kafka_headers(value: Any, memo: dict[str, bytes | None] | None = None) -> tuple[Header, ...]:
+    """Kafka headers as the extension serialises them: ``[{"Key": str, "Value": base64|null}]``.
+    ``memo`` (text -> :func:`_strict_b64` of it) decodes each distinct value once per batch."""
     if value is None:
         return ()
     if type(value) is list:
-        fast = _plain_kafka_headers(value)
+        fast = _plain_kafka_headers(value, {} if memo is None else memo)
         if fast is not None:
             return fast
     return _kafka_headers(value)
@@ -308,7 +309,7 @@ def _kafka_headers(value: Any) -> tuple[Header, ...]:
     return tuple(headers)
 
 
-def _plain_kafka_headers(items: list[Any]) -> tuple[Header, ...] | None:
+def _plain_kafka_headers(items: list[Any], memo: dict[str, bytes | None]) -> tuple[Header, ...] | None:
     """The headers of the usual shape (dicts with ``Key`` text and ``Value`` canonical base64 or
     null), or None for anything else, which :func:`kafka_headers`' general loop reads (or names
     the fault of)."""
@@ -324,7 +325,9 @@ def _plain_kafka_headers(items: list[Any]) -> tuple[Header, ...] | None:
             continue
         if type(value) is not str:
             return None
-        data = _strict_b64(value)
+        data = memo.get(value, _MISSING)
+        if data is _MISSING:
+            data = memo[value] = _strict_b64(value)
         if data is None:
             return None
         headers.append((name, data))
@@ -335,14 +338,38 @@ def _plain_kafka_headers(items: list[Any]) -> tuple[Header, ...] | None:
 
 
 class _KafkaStreams:
-    """One shared ``stream`` string per topic of a batch (records of one topic share it, so the
-    per-record cost is one dict lookup)."""
+    """What the records of one batch share: one ``stream`` string per topic (records of one
+    topic share it, so the per-record cost is one dict lookup), each distinct base64 text
+    decoded once (keys and header values repeat within a batch), and the last timestamp text
+    with its value (a busy partition's records come in runs of one millisecond)."""
 
-    __slots__ = ("cluster", "known")
+    __slots__ = ("b64", "cluster", "known", "stamp", "stamp_text")
 
     def __init__(self, brokers: str) -> None:
         self.cluster = kafka_cluster(brokers)
         self.known: dict[str, str] = {}
+        self.b64: dict[str, bytes | None] = {}
+        self.stamp_text: str | None = None
+        self.stamp: datetime | None = None
+
+    def timestamp(self, value: Any) -> datetime | None:
+        """:func:`parse_timestamp` of ``value``, once for a run of equal texts."""
+        if type(value) is not str:
+            return parse_timestamp(value)
+        if value != self.stamp_text:
+            self.stamp = parse_timestamp(value)  # before the text: a fault leaves the memo as it was
+            self.stamp_text = value
+        return self.stamp
+
+    def key(self, value: Any, key_type: KafkaKeyType) -> bytes | None:
+        """:func:`_kafka_key`, each distinct base64 key decoded once."""
+        if key_type == "binary" and type(value) is str and value:
+            data = self.b64.get(value, _MISSING)
+            if data is _MISSING:
+                data = self.b64[value] = _strict_b64(value)
+            if data is not None:
+                return data  # type: ignore[no-any-return]
+        return _kafka_key(value, key_type)
 
     def __call__(self, topic: str) -> str:
         stream = self.known.get(topic)
@@ -396,12 +423,12 @@ def _envelope_record(body: bytes, key_type: KafkaKeyType, streams: _KafkaStreams
     timestamp = get("timestamp") if timestamp is _MISSING else timestamp
     return Record(
         value.encode("utf-8") if type(value) is str else _text_bytes(value),
-        _kafka_key(key, key_type),
-        kafka_headers(headers),
+        streams.key(key, key_type),
+        kafka_headers(headers, streams.b64),
         topic,
         _int(partition or 0, "Partition"),
         _int(offset, "Offset"),
-        parse_timestamp(timestamp),
+        streams.timestamp(timestamp),
         "kafka",
         "",
         streams(topic),
@@ -422,8 +449,8 @@ def _event_record(event: KafkaEventLike, key_type: KafkaKeyType, streams: _Kafka
     if not isinstance(topic, str) or offset is None:
         raise AdapterFault("Kafka event has no topic or offset metadata")
     value = event.get_body()
-    key = _kafka_key(event.key, key_type)
-    headers = kafka_headers(event.headers)
+    key = streams.key(event.key, key_type)
+    headers = kafka_headers(event.headers, streams.b64)
     partition = event.partition
     return Record(
         value,
@@ -432,7 +459,7 @@ def _event_record(event: KafkaEventLike, key_type: KafkaKeyType, streams: _Kafka
         topic,
         _int(partition if partition is not None else 0, "partition"),
         _int(offset, "offset"),
-        parse_timestamp(event.timestamp),
+        streams.timestamp(event.timestamp),
         "kafka",
         "",
         streams(topic),
