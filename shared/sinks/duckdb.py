@@ -15,9 +15,10 @@ A client-mapped batch (the pipeline's own CSV rows, in table column order) is lo
 itself: one ``read_csv`` of the gzip payload, each column typed as the reference path would
 store it (see :func:`_direct_columns`), instead of parsing, converting and rewriting each row in
 Python. The reference path still serves server-mapped batches (ADX's mapping applied to the
-producer's bytes), and any client batch the direct load cannot take exactly (a ``timespan``
-column; a ``dynamic`` value that is not a JSON object or array as the pipeline writes them):
-such a batch is rolled back and written the reference way, so both paths store the same rows.
+producer's bytes), and any client batch the direct load cannot take exactly (a ``dynamic``
+value that is not a JSON object or array as the pipeline writes them, a timespan of more than
+9,999 days, any DuckDB error): such a batch is rolled back and written the reference way, so
+both paths store the same rows.
 """
 
 from __future__ import annotations
@@ -345,6 +346,35 @@ def _dynamic_expr(column: str) -> str:
     )
 
 
+# A timespan as the pipeline writes it (format_timespan: [-][d.]hh:mm:ss.ffffff0), days capped
+# at 4 digits (27 years: below that the reference's float arithmetic is exact, see below).
+_TIMESPAN = r"^(-?)(?:([0-9]{1,4})\.)?([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{6})0$"
+
+
+def _timespan_expr(column: str) -> str:
+    """SQL storing the pipeline's text of a timespan as the reference path does: the reference
+    parses it into a timedelta and hands DuckDB ``f"{round(td.total_seconds() * 1e6)}
+    microseconds"``, the exact microsecond count for spans this short. The same count is
+    computed here from the text's fields and cast from the same text; any other shape raises
+    :data:`_NEEDS_REFERENCE`."""
+    parts = f"regexp_extract({column}, {_sql_literal(_TIMESPAN)}, ['sign', 'd', 'h', 'm', 's', 'f'])"
+
+    def part(name: str) -> str:
+        return f"struct_extract({parts}, '{name}')"
+
+    micros = (
+        f"(coalesce(nullif({part('d')}, ''), '0')::BIGINT * 86400000000 + {part('h')}::BIGINT * 3600000000 "
+        f"+ {part('m')}::BIGINT * 60000000 + {part('s')}::BIGINT * 1000000 + {part('f')}::BIGINT) "
+        f"* (CASE WHEN {part('sign')} = '-' THEN -1 ELSE 1 END)"
+    )
+    return (
+        f"CASE WHEN {column} IS NULL THEN NULL "
+        f"WHEN regexp_full_match({column}, {_sql_literal(_TIMESPAN)}) "
+        f"THEN CAST({micros} || ' microseconds' AS INTERVAL) "
+        f"ELSE error({_sql_literal(_NEEDS_REFERENCE + ': a timespan of ')} || length({column}) || ' characters') END"
+    )
+
+
 def _direct_columns(table: Table) -> list[tuple[str, str]] | None:
     """How the direct load reads each column of a client-mapped payload: (``read_csv`` type,
     SQL expression of column ``c<i>``), or None when the table has a column it cannot take.
@@ -360,9 +390,11 @@ def _direct_columns(table: Table) -> list[tuple[str, str]] | None:
             out.append(("VARCHAR", f"coalesce({name}, '')"))
         elif column.type == "dynamic":
             out.append(("VARCHAR", _dynamic_expr(name)))
+        elif column.type == "timespan":
+            out.append(("VARCHAR", _timespan_expr(name)))
         elif column.type in _SAME_TEXT:
             out.append((TYPES[column.type].duckdb, name))
-        else:  # timespan: the reference stores a microsecond count the payload's text does not give
+        else:  # a type this table does not know: the reference path says what it makes of it
             return None
     return out
 
