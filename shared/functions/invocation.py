@@ -65,11 +65,13 @@ def process(adapted: Adapted, context: Any, *, trigger: str, source: str) -> Res
     """
     attempt = attempt_of(context)
     summary = BatchSummary(trigger=trigger, source=source, attempt=attempt.describe())
-    summary.describe_input(adapted.records + [error.record for error in adapted.errors], datetime.now(UTC))
+    received = adapted.records + [error.record for error in adapted.errors] if adapted.errors else adapted.records
+    summary.describe_input(received, datetime.now(UTC))
     started = time.perf_counter()
     state = worker()
-    # Tracked, so that an unexpected error leaves exact counts and the records not yet settled.
-    result = Result().track_settled()
+    # On the final attempt the records not yet settled are what an unexpected error leaves to
+    # dead-letter, so the result tracks them; before it, such an error is retried whole.
+    result = Result().track_settled() if attempt.final else Result()
     with state.telemetry.span(trigger) as span:
         try:
             if adapted.errors:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared.pipeline.batching import ranges_and_span
+from shared.pipeline.batching import OffsetRange
 from shared.pipeline.core import Result, TableCounts
 from shared.pipeline.records import Record
 
@@ -44,21 +44,43 @@ class BatchSummary:
         """Fill in what the batch holds: counts, bytes, offset ranges and the lag of its oldest
         record at ``now``."""
         self.received = len(records)
-        self.bytes = sum(record.size for record in records)
-        # One stream per topic within an invocation, so these are the (topic, partition) ranges.
-        ranges, oldest, _ = ranges_and_span(records)
-        self.ranges = [str(span) for span in ranges]
-        self.lag_seconds = None if oldest is None else max(0.0, (now - oldest).total_seconds())
-        oldest_by_partition: dict[tuple[str, int], datetime] = {}
-        counts = self.partition_counts = {}
+        # One pass over the batch (this runs for every event of every invocation): per (stream,
+        # topic, partition) the first and last offsets, as ranges_and_span finds them, the count
+        # and the oldest timestamp; everything else from those.
+        spans: dict[tuple[str, str, int], list[Any]] = {}
+        size = 0
         for record in records:
-            key = (record.topic, record.partition)
-            counts[key] = counts.get(key, 0) + 1
-            ts = record.timestamp
+            value = record.value
+            if value is not None:
+                size += len(value)
+            offset, ts = record.offset, record.timestamp
+            key = (record.stream, record.topic, record.partition)
+            span = spans.get(key)
+            if span is None:
+                spans[key] = [offset, offset, 1, ts]
+                continue
+            if offset > span[1]:
+                span[1] = offset
+            elif offset < span[0]:
+                span[0] = offset
+            span[2] += 1
+            if ts is not None and (span[3] is None or ts < span[3]):
+                span[3] = ts
+        self.bytes = size
+        # One stream per topic within an invocation, so these are the (topic, partition) ranges.
+        self.ranges = [str(OffsetRange(topic, partition, first, last, stream))
+                       for (stream, topic, partition), (first, last, _, _) in spans.items()]  # fmt: skip
+        counts = self.partition_counts = {}
+        oldest_by_partition: dict[tuple[str, int], datetime] = {}
+        for (_, topic, partition), (_, _, count, ts) in spans.items():
+            where = (topic, partition)
+            counts[where] = counts.get(where, 0) + count
             if ts is not None:
-                known = oldest_by_partition.get(key)
+                known = oldest_by_partition.get(where)
                 if known is None or ts < known:
-                    oldest_by_partition[key] = ts
+                    oldest_by_partition[where] = ts
+        oldest = min(oldest_by_partition.values(), default=None)
+        self.lag_seconds = None if oldest is None else max(0.0, (now - oldest).total_seconds())
         self.partition_lags = {k: max(0.0, (now - ts).total_seconds()) for k, ts in oldest_by_partition.items()}
 
     def take(self, result: Result) -> None:
