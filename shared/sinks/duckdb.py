@@ -202,17 +202,18 @@ class DuckDbSink:
         dest = batch.destination
         if dest.table not in self.config.tables:
             raise TerminalError(f"table {dest.table!r} is not declared in the ingestion file")
+        table = self.config.tables[dest.table]
+        columns = _direct_columns(table) if self.direct_load and dest.apply == "client" else None
+        if columns is not None and self._write_direct(batch, columns):
+            return
         if dest.dedup:
+            # Before converting anything (the direct load needs no such check: its transaction
+            # checks the tag before it reads a row).
             with self._lock:
                 self._ensure_bookkeeping()
-                if self._has_tag(batch):  # skip before converting anything
+                if self._has_tag(batch):
                     self.skipped_batches += 1
                     return
-        table = self.config.tables[dest.table]
-        if self.direct_load and dest.apply == "client":
-            columns = _direct_columns(table)
-            if columns is not None and self._write_direct(batch, columns):
-                return
         self._write_converted(batch)
 
     def _write_direct(self, batch: Batch, columns: list[tuple[str, str]]) -> bool:
@@ -275,6 +276,8 @@ class DuckDbSink:
         names = ", ".join(_quote(c.name) for c in table.columns)
         with self._lock:
             self.ensure_table(dest.database, dest.table)
+            if dest.dedup:
+                self._ensure_bookkeeping()
             self.con.execute("BEGIN TRANSACTION")
             try:
                 # Checked again inside the transaction: the tag is authoritative only here.

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from shared.config import IngestionConfig, parse_config
 from shared.deadletters.local import LocalDeadLetterStore
@@ -24,7 +25,9 @@ CONFIG_DATA: dict[str, object] = {
     "database": "db",
     "tables": {"T": {"columns": [{"name": "a", "type": "string"}, {"name": "n", "type": "long"}]}},
     "routes": [{"topic": "dedup", "table": "T", "format": "json", "dedup": True},
-               {"topic": "plain", "table": "T", "format": "json"}],
+               {"topic": "plain", "table": "T", "format": "json"},
+               # Client-mapped: the sink's direct load, which checks the tag in its transaction only.
+               {"topic": "dedup-client", "table": "T", "format": "json", "dedup": True, "apply_mapping": "client"}],
 }
 CONFIG = parse_config(CONFIG_DATA)
 
@@ -51,13 +54,14 @@ def count(path: Path, sql: str) -> int:
         con.close()
 
 
-def test_dedup_batch_written_twice_lands_once(tmp_path: Path) -> None:
-    batch = one_batch(CONFIG, "dedup", tmp_path)
+@pytest.mark.parametrize("topic", ["dedup", "dedup-client"])
+def test_dedup_batch_written_twice_lands_once(tmp_path: Path, topic: str) -> None:
+    batch = one_batch(CONFIG, topic, tmp_path)
     sink = DuckDbSink(CONFIG, tmp_path / "x.duckdb")
     sink.write(batch)
     sink.write(batch)
     assert sink.query('SELECT count(*) FROM "db"."T"') == [(3,)]
-    assert sink.skipped_batches == 1
+    assert (sink.skipped_batches, sink.direct_fallbacks) == (1, 0)
     assert sink.query(f"SELECT database, table_name, tag, batch_id, records FROM {INGESTED_BATCHES}") == [
         ("db", "T", batch.dedup_tag, batch.batch_id, 3)
     ]
@@ -103,8 +107,9 @@ class FailsBeforeCommit(DuckDbSink):
         raise RuntimeError("disk gone")
 
 
-def test_a_rolled_back_batch_leaves_neither_rows_nor_tag(tmp_path: Path) -> None:
-    batch = one_batch(CONFIG, "dedup", tmp_path)
+@pytest.mark.parametrize("topic", ["dedup", "dedup-client"])
+def test_a_rolled_back_batch_leaves_neither_rows_nor_tag(tmp_path: Path, topic: str) -> None:
+    batch = one_batch(CONFIG, topic, tmp_path)
     failing = FailsBeforeCommit(CONFIG, tmp_path / "x.duckdb")
     try:
         failing.write(batch)
