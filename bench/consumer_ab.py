@@ -76,6 +76,7 @@ PATCHES: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "no-gc-freeze": lambda: patched(current, "_start_up_frozen", contextlib.nullcontext),
     "frozen-record": lambda: patched(current, "Record", FrozenRecord),
     "csv-module-count": lambda: patched(encoding, "count_fields", _csv_module_count),
+    "prefetch-64MiB": lambda: patched(current, "PREFETCH_KBYTES", 65536),  # librdkafka's default
 }
 """The working tree, or the working tree with one change undone."""
 
