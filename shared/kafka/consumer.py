@@ -163,9 +163,10 @@ _CONSUMER_ONLY_PREFIXES = (
 PREFETCH_KBYTES = 4096
 """librdkafka's ``queued.max.messages.kbytes`` for ``consume`` (its default is 65536): how much it
 fetches ahead of the consumer. 64 MiB of read-ahead, and librdkafka's bookkeeping of each
-message, made half of the process's peak RSS beyond start-up (277 MB over 1,000,000 records into
-DuckDB, 193 MB with 4 MiB; docs/performance.md); 4 MiB is still many fetches ahead of a consumer
-taking ~50 MB/s, and it cost no CPU there. ``-X queued.max.messages.kbytes=...`` sets another."""
+message, took ~80 MB of the peak RSS (277 MB over 1,000,000 records into DuckDB, 199 MB with
+4 MiB; docs/performance.md), and the smaller one cost no CPU in the bench. 4 MiB is ~80 ms of a
+consumer taking ~50 MB/s: many fetch round trips on a LAN; over a link with a long round trip,
+raise it with ``-X queued.max.messages.kbytes=...``."""
 
 METADATA_TIMEOUT = 10.0
 """Seconds to wait for the cluster id and topic ids when partitions are assigned."""
