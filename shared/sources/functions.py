@@ -208,7 +208,10 @@ def _parse_timestamp(value: Any) -> datetime | None:
             raise AdapterFault(f"timestamp {value[:40]!r} is not ISO 8601") from None
     else:
         raise AdapterFault(f"timestamp has type {type(value).__name__}, expected a string")
-    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    try:
+        ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except OverflowError:  # before year 1 or after 9999 in UTC: this event's fault, not the batch's
+        raise AdapterFault(f"timestamp {str(value)[:40]!r} is out of range in UTC") from None
     return None if ts == _DOTNET_MIN_DATE else ts
 
 
@@ -557,8 +560,47 @@ def _batch_metadata(events: Sequence[EventHubEventLike]) -> Mapping[str, Any]:
     # the whole batch's property arrays once per event (quadratic), so read it once.
     if not events:
         return {}
+    raw = getattr(events[0], "_EventHubEvent__trigger_metadata", None)
+    if isinstance(raw, Mapping):
+        read = _raw_metadata(raw)
+        if read is not None:
+            return read
     meta = events[0].metadata
     return meta if isinstance(meta, Mapping) else {}
+
+
+_READ_METADATA = ("PartitionContext", "PropertiesArray", "SystemPropertiesArray")
+
+
+def _raw_metadata(raw: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The metadata the adapter reads, from the ``Datum``s an ``azure.functions`` converter
+    gave the events, or None when they are not the JSON text expected (the caller then reads
+    ``EventHubEvent.metadata``).
+
+    ``EventHubEvent.metadata`` converts every array of the batch (``SystemPropertiesArray`` is
+    ~230 bytes an event) for the three this adapter reads. And the system properties matter
+    only for ``x-opt-kafka-key``: the converter built each event's sequence number, partition
+    key and enqueued time from the same entries, so where one of those is None the entry's is
+    too. So they are parsed only when their text names the Kafka key (Newtonsoft escapes no
+    ``-``, so a key of that name is always there verbatim)."""
+    out: dict[str, Any] = {}
+    for name in _READ_METADATA:
+        datum = raw.get(name)
+        if datum is None:
+            continue
+        kind, text = getattr(datum, "type", None), getattr(datum, "value", None)
+        if text is None or kind is None:
+            out[name] = None
+            continue
+        if kind != "json" or type(text) is not str:
+            return None
+        if name == "SystemPropertiesArray" and KAFKA_KEY_PROPERTY not in text:
+            continue
+        try:
+            out[name] = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return None  # e.g. NaN, which json.loads accepts: the general path reads it
+    return out
 
 
 _NONE: Mapping[str, Any] = {}

@@ -8,7 +8,8 @@ UTC, a naive datetime made UTC with ``replace``), ``_strict_b64`` (binascii's st
 round trip rather than ``b64decode(validate=True)``), ``kafka_headers`` (the usual shape read
 directly), the Kafka event and envelope records (each property or field read once, ``_field``
 inlined) and ``eventhub_records`` (the batch's arrays and partition id read once per batch, no
-header tuple built for an event without properties). The references below are the per-event
+header tuple built for an event without properties, the converter's metadata ``Datum``s parsed
+for the three arrays read, the system properties only when they name the Kafka key). The references below are the per-event
 code the fast paths replaced."""
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ def ref_item(array: Any, index: int) -> Mapping[str, Any]:
 
 def ref_eventhub_records(events: Sequence[Any], *, event_hub: str | None, header_encoding: fx.HeaderEncoding,
                          namespace: str) -> Adapted:
-    meta = fx._batch_metadata(events)
+    meta = events[0].metadata if events else {}  # the public property: every array converted
+    meta = meta if isinstance(meta, Mapping) else {}
     context = meta.get("PartitionContext")
     context = context if isinstance(context, Mapping) else {}
     topic = event_hub or str(context.get("EventHubName") or "")
@@ -321,8 +323,9 @@ def test_eventhub_batches_from_the_converter_agree(events: list[HubEvent], encod
                                                    hub: str | None, namespace: str) -> None:
     batch = eventhub_events(events, partition=partition)
     kwargs = {"event_hub": hub, "header_encoding": encoding, "namespace": namespace}
+    if batch:  # the converter's Datums are read directly (not through EventHubEvent.metadata)
+        assert fx._raw_metadata(batch[0]._EventHubEvent__trigger_metadata) is not None  # type: ignore[attr-defined]
     got = fx.eventhub_records(batch, **kwargs)
-    # Each call reads the metadata the same way (the azure.functions property caches it).
     same(got, ref_eventhub_records(batch, **kwargs))
     assert got.count == len(events)
 
@@ -367,3 +370,13 @@ def test_odd_eventhub_events_agree(metadata: dict[str, Any], fields: list[tuple[
     events = [OddHubEvent(body, sequence, enqueued, key, metadata) for body, sequence, enqueued, key in fields]
     kwargs = {"event_hub": None, "header_encoding": encoding, "namespace": ""}
     same(fx.eventhub_records(events, **kwargs), ref_eventhub_records(events, **kwargs))
+
+
+def test_a_timestamp_out_of_range_in_utc_is_that_events_fault() -> None:
+    """Year 1 at +02:00 is before year 1 in UTC: the event is dead-lettered with the reason,
+    the batch's other events are records (it used to raise OverflowError out of the adapter)."""
+    events = [OddKafkaEvent(b"a", timestamp="0001-01-01T00:00:00+02:00"), OddKafkaEvent(b"b", offset=1)]
+    adapted = fx.kafka_records(events, envelope=False, key_type="binary")
+    assert [r.value for r in adapted.records] == [b"b"]
+    [error] = adapted.errors
+    assert error.record.value == b"a" and "out of range in UTC" in error.reason
