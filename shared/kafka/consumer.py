@@ -7,8 +7,11 @@ Commit protocol (the delivery contract of docs/delivery.md, for a consumer):
 1. Records are polled into a pending batch (``enable.auto.commit`` and
    ``enable.auto.offset.store`` are off: librdkafka never commits on its own).
 2. The batch is flushed when it reaches ``batch_records`` records or ``batch_bytes`` bytes, or
-   when its oldest record has waited ``batch_wait`` seconds: :meth:`Pipeline.process` runs
-   with ``final_attempt=True``, so when it returns every record was ingested or dead-lettered.
+   when its oldest record has waited ``batch_wait`` seconds and :meth:`Pipeline.process` runs;
+   when it returns every record was ingested or dead-lettered. A transient failure (the sink
+   after its own retries, a schema registry the decoder needs) retries the same records within
+   ``deadletter_retry_timeout``; the attempt after that window is the final one
+   (``final_attempt=True``), which dead-letters what it still cannot deliver.
 3. Only then are the next offsets of every partition in the batch committed, synchronously.
 4. Before partitions are revoked in a rebalance the pending batch is flushed and committed, so
    the next owner starts exactly where this consumer stopped. Pending records of partitions
@@ -473,18 +476,25 @@ class KafkaIngestor:
         # machine, a large batch) must not eat into it.
         window = RetryWindow(self.options.deadletter_retry_timeout, self.clock)
         attempt = 1
+        # A transient failure (the sink after its own retries, a schema registry the decoder
+        # needs) retries the same records while the window allows; the attempt after the
+        # window closes is the final one, which dead-letters what it still cannot deliver.
+        final = False
         while True:
             try:
-                return self.pipeline.process(records, attempt=attempt, final_attempt=True)
+                return self.pipeline.process(records, attempt=attempt, final_attempt=final)
             except (DeadLetterError, TransientError) as exc:
                 delay = self.deadletter_retry.delay(attempt)
-                if self.stopping or not window.allows(delay):
+                closing = not window.allows(delay)
+                if self.stopping or final or (closing and isinstance(exc, DeadLetterError)):
                     raise ConsumerAborted(
                         f"{len(records)} record(s) could be neither ingested nor dead-lettered "
                         f"after {attempt} attempt(s): {exc}"
                     ) from exc
-                log.error("%s; retrying the same %d record(s) in %.1f s (nothing committed)",
-                          exc, len(records), delay)  # fmt: skip
+                final = closing
+                log.error("%s; %s the same %d record(s) in %.1f s (nothing committed)%s", exc,
+                          "final attempt for" if final else "retrying", len(records), delay,
+                          ": what still cannot be delivered is dead-lettered" if final else "")  # fmt: skip
                 self._interruptible_sleep(delay)
                 attempt += 1
 

@@ -258,6 +258,18 @@ class Pipeline:
                         self.dead_letter(poison, result)
                         poison = []
                     continue
+                except TransientError as exc:
+                    # A service the decoder needs (a schema registry) cannot answer: not the
+                    # record's fault. Before the final attempt the caller retries the whole
+                    # batch; on the final one nothing may be lost, so the record is
+                    # dead-lettered with that reason, to be replayed once the service is back.
+                    if not final_attempt:
+                        raise
+                    poison.append(self._unavailable(record, exc, attempt))
+                    if len(poison) >= self.POISON_SET_SIZE:
+                        self.dead_letter(poison, result)
+                        poison = []
+                    continue
                 if dest is not last_dest:
                     last_dest = dest
                     found = builders.get(dest)
@@ -313,6 +325,13 @@ class Pipeline:
             destination=exc.destination,
             attempt=attempt,
         )
+
+    def _unavailable(self, record: Record, exc: TransientError, attempt: int) -> DeadLetter:
+        """The dead letter of a record whose decoder could not reach a service on the final
+        attempt: stage ``decode``, the reason says it was transient, so a replay takes it."""
+        error = RecordError(f"transient (final attempt): {exc}", stage="decode")
+        error.route = self._route_name(record)
+        return self._letter(record, error, attempt)
 
     def _route_name(self, record: Record) -> str | None:
         route = self.router.route_for(record.topic)

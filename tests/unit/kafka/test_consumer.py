@@ -378,3 +378,28 @@ def test_the_commit_retry_is_the_bounded_jittered_policy(tmp_path: Path) -> None
     assert ceilings == [0.4, 0.8, 1.6, 3.2]
     assert len(sleeps) == 4 and all(0 <= s <= c for s, c in zip(sleeps, ceilings, strict=True))
     assert ingestor.commit_retry.jitter and ingestor.deadletter_retry.jitter
+
+
+def test_a_sink_down_then_back_is_retried_with_the_same_records_and_nothing_dead_lettered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeConsumer(messages(GOOD, GOOD))
+    with caplog.at_level(logging.ERROR, logger="kafka_adx.consumer"):
+        _, sink, store = run(fake, tmp_path, sink=MemorySink(fail_times=2), batch_records=2)
+    assert caplog.text.count("retrying the same 2 record(s)") == 2
+    assert store.letters() == [] and sum(b.count for b in sink.batches) == 2
+    assert fake.committed == {(TOPIC, 0): 12}
+
+
+def test_a_sink_down_for_good_dead_letters_the_batch_on_the_final_attempt_then_commits(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeConsumer(messages(GOOD, GOOD))
+    with caplog.at_level(logging.ERROR, logger="kafka_adx.consumer"):
+        ingestor, sink, store = run(fake, tmp_path, sink=MemorySink(fail_times=10_000), batch_records=2,
+                                    deadletter_retry_timeout=5.0)
+    assert "final attempt for the same 2 record(s)" in caplog.text
+    assert [letter.record.offset for letter in store.letters()] == [10, 11]
+    assert all("transient (final attempt)" in letter.reason for letter in store.letters())
+    assert sink.batches == [] and fake.committed == {(TOPIC, 0): 12}
+    assert ingestor.stats.result.received == 2 and ingestor.stats.result.dead_lettered == 2

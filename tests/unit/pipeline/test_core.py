@@ -229,3 +229,43 @@ def test_a_batch_is_written_once_per_process_until_forget_written(tmp_path: Path
     p.forget_written()
     p.process(records)
     assert len(sink.batches) == 2
+
+
+class _RegistryDown:
+    """An encoder whose service (a schema registry) cannot answer for records marked ``down``."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+
+    def encode(self, record: object) -> bytes:
+        if b"down" in record.value:  # type: ignore[attr-defined]
+            raise TransientError("schema registry unreachable")
+        return self.inner.encode(record)  # type: ignore[attr-defined]
+
+
+def _registry_down(p: Pipeline) -> Pipeline:
+    plain = p.encoder
+    p.encoder = lambda dest: _RegistryDown(plain(dest))  # type: ignore[method-assign]
+    return p
+
+
+def test_a_decoder_service_down_before_the_final_attempt_raises_and_dead_letters_nothing(tmp_path: Path) -> None:
+    sink = MemorySink()
+    p = _registry_down(pipeline(tmp_path, sink))
+    with pytest.raises(TransientError, match="registry unreachable"):
+        p.process([rec(good_json(1), "json", 1), rec(b'{"a": "down"}', "json", 2), rec(b"{bad", "json", 3)],
+                  final_attempt=False)
+    assert letters(tmp_path) == []  # the whole batch comes back, the bad record with it
+
+
+def test_a_decoder_service_down_on_the_final_attempt_dead_letters_those_records_as_transient(tmp_path: Path) -> None:
+    sink = MemorySink()
+    p = _registry_down(pipeline(tmp_path, sink))
+    records = [rec(good_json(1), "json", 1), rec(b'{"a": "down"}', "json", 2), rec(b"{bad", "json", 3)]
+    result = p.process(records, final_attempt=True)
+    assert (result.received, result.ingested, result.dead_lettered) == (3, 1, 2)
+    by_offset = {letter.record.offset: letter for letter in letters(tmp_path)}
+    assert set(by_offset) == {2, 3}
+    assert by_offset[2].stage == "decode" and "transient (final attempt): schema registry unreachable" in by_offset[2].reason
+    assert by_offset[2].route is not None
+    assert "transient" not in by_offset[3].reason  # bad data stays bad data
