@@ -69,7 +69,7 @@ FUNCTION_SETTINGS: dict[str, tuple[str, str]] = {
     "RETRY_MAX_INTERVAL": ("longest retry delay (hh:mm:ss)", "00:05:00"),
     "APPLICATIONINSIGHTS_CONNECTION_STRING": (
         "Application Insights connection string; when set, OpenTelemetry metrics and traces are "
-        "exported with azure-monitor-opentelemetry",
+        "exported with azure-monitor-opentelemetry-exporter",
         "unset (no export)",
     ),
 }
