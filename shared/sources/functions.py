@@ -20,6 +20,20 @@ host serialises as base64 strings, and their Kafka key as the ``x-opt-kafka-key`
 (Event Hubs does not turn a Kafka key into a partition key or back). The adapter turns both back
 into bytes, so that header routing and header/key columns behave exactly as with Kafka.
 
+An AMQP producer's content type (``EventData.content_type``, the AMQP properties section's
+``content-type``, where azure-schemaregistry's ``AvroEncoder`` puts ``avro/binary+<schema id>``)
+reaches the worker only inside ``SystemPropertiesArray``: the extension copies
+``EventData.SystemProperties`` into it (Azure/azure-sdk-for-net
+sdk/eventhub/Microsoft.Azure.WebJobs.Extensions.EventHubs/src/Triggers/EventHubTriggerBindingStrategy.cs,
+``GetSystemPropertiesForBinding``), and that dictionary holds the properties section's fields
+under their AMQP names, ``content-type`` among them, when set
+(sdk/eventhub/Azure.Messaging.EventHubs/src/Amqp/AmqpSystemProperties.cs; the names are
+Microsoft.Azure.Amqp's ``Properties.*Name``). The binding contract has no ``ContentTypeArray``,
+and ``azure.functions.EventHubEvent`` has no content type attribute (azure/functions/eventhub.py
+reads only sequence number, offset, partition key, enqueued time and the ``iothub-*`` entries
+from it). The adapter gives such a record a ``content-type`` header with it (see
+:func:`_with_content_type`), so the Azure Schema Registry flavour of ``avro`` reads it.
+
 Keys are bytes on every path (this adapter, the Kafka consumer, files): they are decoded only
 when a mapping reads them, by the same rule as headers (``shared/mapping/compiled.py``: strict UTF-8; a
 validating route dead-letters a record whose key is not UTF-8, with a reason naming the key, a
@@ -46,6 +60,7 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
+from shared.formats.wire import CONTENT_TYPE_HEADERS
 from shared.pipeline.records import Header, Record
 
 HeaderEncoding = Literal["base64", "text"]
@@ -67,6 +82,10 @@ rules; unconfirmed end to end.)"""
 KAFKA_KEY_PROPERTY = "x-opt-kafka-key"
 """System property (AMQP message annotation) carrying the Kafka key of an event produced
 through the Event Hubs Kafka endpoint."""
+
+CONTENT_TYPE_PROPERTY = "content-type"
+"""System property (the AMQP properties section's content type, ``EventData.content_type``)
+carrying an AMQP producer's content type, e.g. the ``AvroEncoder``'s ``avro/binary+<id>``."""
 
 _DOTNET_MIN_DATE = datetime(1, 1, 1, tzinfo=UTC)
 
@@ -555,6 +574,22 @@ def _eventhub_key(system: Mapping[str, Any], partition_key: Any) -> bytes | None
     return None if partition_key is None else str(partition_key).encode("utf-8")
 
 
+def _with_content_type(headers: tuple[Header, ...], system: Mapping[str, Any]) -> tuple[Header, ...]:
+    """``headers`` plus a ``content-type`` header holding the event's AMQP content type, when it
+    has one (non-empty text) and no application property already names a content type under a
+    spelling the Avro decoder reads (:data:`shared.formats.wire.CONTENT_TYPE_HEADERS`: the
+    producer's explicit property wins). Other events' headers are unchanged."""
+    if not system:
+        return headers
+    ctype = system.get(CONTENT_TYPE_PROPERTY)
+    if type(ctype) is not str or not ctype:
+        return headers
+    for name, _ in headers:
+        if name in CONTENT_TYPE_HEADERS:
+            return headers
+    return (*headers, (CONTENT_TYPE_PROPERTY, ctype.encode("utf-8")))
+
+
 def _batch_metadata(events: Sequence[EventHubEventLike]) -> Mapping[str, Any]:
     # Every event of a batch points to the same metadata; converting it per event would parse
     # the whole batch's property arrays once per event (quadratic), so read it once.
@@ -581,8 +616,8 @@ def _raw_metadata(raw: Mapping[str, Any]) -> dict[str, Any] | None:
     ~230 bytes an event) for the three this adapter reads. And the system properties matter
     only for ``x-opt-kafka-key``: the converter built each event's sequence number, partition
     key and enqueued time from the same entries, so where one of those is None the entry's is
-    too. So they are parsed only when their text names the Kafka key (Newtonsoft escapes no
-    ``-``, so a key of that name is always there verbatim)."""
+    too. So they are parsed only when their text names the Kafka key or the content type
+    (Newtonsoft escapes no ``-``, so a key of either name is always there verbatim)."""
     out: dict[str, Any] = {}
     for name in _READ_METADATA:
         datum = raw.get(name)
@@ -594,7 +629,7 @@ def _raw_metadata(raw: Mapping[str, Any]) -> dict[str, Any] | None:
             continue
         if kind != "json" or type(text) is not str:
             return None
-        if name == "SystemPropertiesArray" and KAFKA_KEY_PROPERTY not in text:
+        if name == "SystemPropertiesArray" and KAFKA_KEY_PROPERTY not in text and CONTENT_TYPE_PROPERTY not in text:
             continue
         try:
             out[name] = orjson.loads(text)
@@ -674,7 +709,7 @@ def eventhub_records(
                 raise AdapterFault("event has no sequence number")
             enqueued = event.enqueued_time
             key = _eventhub_key(system, event.partition_key)
-            headers = eventhub_headers(props, header_encoding)
+            headers = _with_content_type(eventhub_headers(props, header_encoding), system)
             if partition_fault:
                 raise AdapterFault(partition_fault)
             records.append(Record(

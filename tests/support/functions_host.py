@@ -31,7 +31,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -205,6 +205,9 @@ class HubEvent:
     partition_key: str | None = None
     kafka_key: bytes | None = None
     enqueued: datetime = field(default_factory=lambda: datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=UTC))
+    content_type: str | None = None
+    """The AMQP content type (``EventData.content_type``): the host puts it in the event's
+    system properties as ``content-type`` (AmqpSystemProperties.cs), when set."""
 
     @classmethod
     def from_kafka_producer(cls, sequence_number: int, value: bytes, *, key: bytes | None = None,
@@ -212,6 +215,16 @@ class HubEvent:
         """An event a Kafka producer wrote through the Event Hubs Kafka endpoint: headers
         become binary application properties, the key the x-opt-kafka-key annotation."""
         return cls(sequence_number, value, properties={n: b64(v) for n, v in headers}, kafka_key=key)
+
+    @classmethod
+    def from_avro_encoder(cls, sequence_number: int, message: Mapping[str, Any], *,
+                          properties: dict[str, Any] | None = None) -> HubEvent:
+        """An event an AMQP producer sent with what azure-schemaregistry's ``AvroEncoder.encode``
+        gave (``{"content": bytes, "content_type": "avro/binary+<id>"}``), as
+        ``EventData.from_message_content`` builds it: the content is the body, the content type
+        the AMQP content type (not an application property)."""
+        return cls(sequence_number, bytes(message["content"]), properties=dict(properties or {}),
+                   content_type=str(message["content_type"]))
 
     def system_properties(self) -> dict[str, Any]:
         props: dict[str, Any] = {
@@ -223,6 +236,9 @@ class HubEvent:
             props["x-opt-partition-key"] = self.partition_key
         if self.kafka_key is not None:
             props["x-opt-kafka-key"] = b64(self.kafka_key)
+        if self.content_type is not None:
+            # Properties-section fields come before the annotations in EventData.SystemProperties.
+            props = {"content-type": self.content_type, **props}
         props.update(
             SequenceNumber=self.sequence_number,
             Offset=self.sequence_number * 1024,

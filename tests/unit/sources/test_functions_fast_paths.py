@@ -9,8 +9,8 @@ round trip rather than ``b64decode(validate=True)``), ``kafka_headers`` (the usu
 directly), the Kafka event and envelope records (each property or field read once, ``_field``
 inlined) and ``eventhub_records`` (the batch's arrays and partition id read once per batch, no
 header tuple built for an event without properties, the converter's metadata ``Datum``s parsed
-for the three arrays read, the system properties only when they name the Kafka key). The references below are the per-event
-code the fast paths replaced."""
+for the three arrays read, the system properties only when they name the Kafka key or the
+content type). The references below are the per-event code the fast paths replaced."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.pipeline.records import Record
+from shared.formats.wire import CONTENT_TYPE_HEADERS
+from shared.pipeline.records import Header, Record
 from shared.sources import functions as fx
 from shared.sources.functions import Adapted, AdapterError, AdapterFault
 from tests.support.functions_host import HubEvent, KafkaMessage, eventhub_events, kafka_events
@@ -104,6 +105,15 @@ def ref_item(array: Any, index: int) -> Mapping[str, Any]:
     return {}
 
 
+def ref_content_type(headers: tuple[Header, ...], system: Mapping[str, Any]) -> tuple[Header, ...]:
+    """An AMQP content type (system property ``content-type``) as a header, unless an
+    application property already gives one under a name the decoder reads."""
+    ctype = system.get("content-type")
+    if isinstance(ctype, str) and ctype and not any(name in CONTENT_TYPE_HEADERS for name, _ in headers):
+        return (*headers, ("content-type", ctype.encode("utf-8")))
+    return headers
+
+
 def ref_eventhub_records(events: Sequence[Any], *, event_hub: str | None, header_encoding: fx.HeaderEncoding,
                          namespace: str) -> Adapted:
     meta = events[0].metadata if events else {}  # the public property: every array converted
@@ -127,9 +137,9 @@ def ref_eventhub_records(events: Sequence[Any], *, event_hub: str | None, header
             record = Record(
                 value=body,
                 key=fx._eventhub_key(system, event.partition_key),
-                headers=fx.eventhub_headers(
+                headers=ref_content_type(fx.eventhub_headers(
                     properties[index] if isinstance(properties, list) and index < len(properties) else None,
-                    header_encoding),
+                    header_encoding), system),
                 topic=topic,
                 partition=fx._partition_id(partition_id),
                 offset=fx._int(sequence, "sequence number"),
@@ -309,10 +319,12 @@ hub_events = st.builds(
     HubEvent,
     sequence_number=st.integers(0, 2**40),
     body=st.binary(max_size=12),
-    properties=st.dictionaries(st.sampled_from(["a", "b", "source"]), property_values, max_size=3),
+    properties=st.dictionaries(st.sampled_from(["a", "b", "source", "content-type", "contentType"]), property_values,
+                               max_size=3),
     partition_key=st.none() | st.text(max_size=4),
     kafka_key=st.none() | st.binary(max_size=4),
     enqueued=instants.filter(lambda ts: ts.year >= 1000),
+    content_type=st.none() | st.sampled_from(["avro/binary+0a1b2c", "application/json", ""]) | st.text(max_size=4),
 )  # fmt: skip
 
 
@@ -347,7 +359,8 @@ class OddHubEvent:
 system_entries = st.one_of(
     st.fixed_dictionaries({}, optional={"SequenceNumber": odd_ints, "EnqueuedTimeUtc": timestamp_texts,
                                         "PartitionKey": st.none() | st.text(max_size=3),
-                                        "x-opt-kafka-key": st.none() | b64_texts | st.lists(st.integers(0, 300), max_size=2)}),
+                                        "x-opt-kafka-key": st.none() | b64_texts | st.lists(st.integers(0, 300), max_size=2),
+                                        "content-type": st.none() | st.text(max_size=3) | st.integers(0, 9)}),
     st.none(), st.integers(-2**62, 2**62),
 )  # fmt: skip
 odd_metadata = st.fixed_dictionaries(
@@ -357,7 +370,8 @@ odd_metadata = st.fixed_dictionaries(
             {}, optional={"PartitionId": odd_ints, "EventHubName": st.sampled_from(["h", "H2"]),
                           "FullyQualifiedNamespace": st.just("sb://X.servicebus.windows.net/")})),
         "PropertiesArray": st.none() | st.integers(-2**62, 2**62) | st.lists(
-            st.none() | st.integers(-2**62, 2**62) | st.dictionaries(st.sampled_from(["a", "b"]), property_values, max_size=2), max_size=10),
+            st.none() | st.integers(-2**62, 2**62) | st.dictionaries(st.sampled_from(["a", "b", "Content-Type"]), property_values,
+                                                                     max_size=2), max_size=10),
         "SystemPropertiesArray": st.none() | st.lists(system_entries, max_size=10),
     },
 )  # fmt: skip
