@@ -28,7 +28,8 @@ sdk/eventhub/Microsoft.Azure.WebJobs.Extensions.EventHubs/src/Triggers/EventHubT
 ``GetSystemPropertiesForBinding``), and that dictionary holds the properties section's fields
 under their AMQP names, ``content-type`` among them, when set
 (sdk/eventhub/Azure.Messaging.EventHubs/src/Amqp/AmqpSystemProperties.cs; the names are
-Microsoft.Azure.Amqp's ``Properties.*Name``). The binding contract has no ``ContentTypeArray``,
+Microsoft.Azure.Amqp's ``Properties.*Name``; the value is a ``string``,
+sdk/core/Azure.Core.Amqp/src/AmqpMessageProperties.cs, so JSON text). The binding contract has no ``ContentTypeArray``,
 and ``azure.functions.EventHubEvent`` has no content type attribute (azure/functions/eventhub.py
 reads only sequence number, offset, partition key, enqueued time and the ``iothub-*`` entries
 from it). The adapter gives such a record a ``content-type`` header with it (see
