@@ -93,5 +93,10 @@ def test_an_azure_registry_outage_is_transient(tmp_path: Path, azure_schema_regi
     pipe, sink, store = pipeline(tmp_path, azure_schema_registry)
     azure_schema_registry.fail_status = 503
     with pytest.raises(TransientError, match="Azure Schema Registry"):
-        pipe.process([record(produced[0][1], 0)])
+        pipe.process([record(produced[0][1], 0)], final_attempt=False)
     assert sink.batches == [] and list(store.sets()) == []
+    # On the final attempt nothing may be lost: the record is dead-lettered as transient.
+    result = pipe.process([record(produced[0][1], 0)], final_attempt=True)
+    assert (result.ingested, result.dead_lettered) == (0, 1) and sink.batches == []
+    [letter] = [letter for set_id in store.sets() for letter in store.read(set_id)]
+    assert "transient (final attempt)" in letter.reason and "Azure Schema Registry" in letter.reason
