@@ -52,6 +52,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # `python bench/run.py` from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
+from bench.avro import AvroMeasured, avro_lines, measure_avro  # noqa: E402
 from bench.function_entry import BATCH as FUNCTION_BATCH  # noqa: E402
 from bench.function_entry import EntryMeasured, entry_lines, measure_function_entry  # noqa: E402
 from bench.kafka_e2e import KafkaMeasured, measure_kafka, report_lines  # noqa: E402
@@ -486,7 +487,8 @@ def mb(count: float) -> str:
 
 def report(workload: Workload, cpu: int | None, repeat: int, level: int, cases: list[Measured],
            entries: list[EntryMeasured], memory: MemoryMeasured | None,
-           kafka: list[KafkaMeasured] | str | None = None, local: Sequence[LocalMeasured] = ()) -> str:
+           kafka: list[KafkaMeasured] | str | None = None, local: Sequence[LocalMeasured] = (),
+           avro: AvroMeasured | None = None) -> str:
     """The one table the bench prints."""
     lines = [
         f"kafka-adx bench: {len(workload.json):,} storm events (JSON {Workload.mean_size(workload.json):.0f} B, "
@@ -502,6 +504,7 @@ def report(workload: Workload, cpu: int | None, repeat: int, level: int, cases: 
             f"{m.case.label:<42} {m.records / m.pipeline_s:>14,.0f} {mb(m.raw_bytes / m.pipeline_s):>7} "
             f"{m.records / m.floor_s:>12,.0f} {mb(m.raw_bytes / m.floor_s):>7} {m.ratio:>6.2f}  {target}"
         )
+    lines += avro_lines(avro)
     lines += entry_lines(entries)
     lines += local_lines(local)
     if memory is not None:
@@ -568,6 +571,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-local", action="store_true", help="skip the local-mode rows (kafka-adx ingest into DuckDB)")
     parser.add_argument("--only-local", action="store_true", help="run only the local-mode rows")
     parser.add_argument("--no-kafka", action="store_true", help="skip the end-to-end Kafka consumer rows")
+    parser.add_argument("--no-avro", action="store_true", help="skip the Avro row (bench/avro.py)")
     parser.add_argument("--kafka-records", type=int,
                         help="records per Kafka end-to-end case (default 1,000,000; 5,000 with --quick)")
     parser.add_argument("--only-kafka", action="store_true", help="run only the end-to-end Kafka consumer rows")
@@ -608,10 +612,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for case in CASES:
             values = workload.json if case.source == "json" else workload.csv
             measured.append(measure_case(case, values, config, workdir, repeat))
+        avro = None if args.no_avro else measure_avro(list(storm_events(count)), config, workdir, new_pipeline,
+                                                      gzip_all, repeat)
         entries = measure_function_entry(workload.json, config, workdir, new_pipeline, invocations, repeat)
         local = [] if args.no_local else measure_local(workload, config, workdir, min(repeat, 3))
         memory = None if args.no_memory else measure_memory(workload.json[:10_000], memory_bytes, workdir)
-    print(report(workload, cpu, repeat, config.limits.gzip_level, measured, entries, memory, kafka, local))
+    print(report(workload, cpu, repeat, config.limits.gzip_level, measured, entries, memory, kafka, local, avro))
     return 0
 
 

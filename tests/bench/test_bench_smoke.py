@@ -17,6 +17,7 @@ ROWS = [
     "(c)  JSON -> CSV rows + 3 metadata cols",
     "(a0) JSON passthrough, no validation",
     "(b0) CSV passthrough, no validation",
+    "(d)  Avro -> CSV rows, registry schema",  # bench/avro.py
     "function entry, Event Hubs, ",  # the batch size follows the label
     "function entry, Kafka, binary, ",
     "function entry, Kafka, string, ",
@@ -45,7 +46,7 @@ def test_quick_bench_prints_every_row() -> None:
     assert re.search(r"case\s+pipeline rec/s\s+MB/s\s+floor rec/s\s+MB/s\s+ratio\s+target", out)
     for label in ROWS:
         assert label in out, f"missing row {label!r} in:\n{out}"
-    for label in ROWS[:5]:  # each pipeline case has a ratio and a verdict or '-'
+    for label in ROWS[:6]:  # each pipeline case (and the Avro row) has a ratio and a verdict or '-'
         line = next(line for line in out.splitlines() if line.startswith(label))
         assert re.search(r"\d\.\d\d\s+(>= \d\.\d (ok|MISSED)|-)$", line), line
     memory = next(line for line in out.splitlines() if line.startswith("peak memory"))
