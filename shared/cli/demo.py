@@ -15,7 +15,14 @@ kafka-integration/dockerized-quickstart) has a Go producer send 6-field CSV reco
    DuckDB with the ingestion file as it is, then the rows and the dead letters;
 4. a fix a user would make, written next to the database (the ``storm-events`` route lets a
    record choose ``StormEvents`` by header), and a replay of the dead letters with it: the
-   StormEvents rows land, the poison records stay dead-lettered.
+   StormEvents rows land, the poison records stay dead-lettered;
+5. Avro through a schema registry: a local Confluent-compatible registry
+   (``scripts/schema_registry.py``, started for the run and stopped after it) and a producer
+   using confluent-kafka's real ``AvroSerializer`` send StormEvents records to
+   ``storm-events-avro`` in two schema versions (the second adds the narratives); ``consume``
+   decodes them by schema id into ``StormEvents``, and the rows are shown. The registry is the
+   tests' stand-in, not a real one (Apicurio Registry cannot be built from Maven Central here:
+   docs/formats.md), and the demo says so.
 
 Where no broker can run (Java, or Maven for the first install, is missing) it says so and
 ingests generated files instead, as ``kafka-adx ingest`` would.
@@ -24,6 +31,7 @@ ingests generated files instead, as ``kafka-adx ingest`` would.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
 import sys
@@ -44,7 +52,7 @@ from shared.cli.common import (
     print_summary,
     settings_or_exit,
 )
-from shared.config import IngestionConfig, load_config
+from shared.config import IngestionConfig, Route, load_config
 from shared.errors import ConfigError
 from shared.settings import Settings
 
@@ -58,6 +66,10 @@ MISROUTED_RECORDS = 3
 POISON_RECORDS = 4
 """Poison records among the tutorial's records."""
 GROUP = "kafka-adx-demo"
+AVRO_TOPIC = "storm-events-avro"
+"""The Avro step's topic (the sample ingestion file routes it to ``StormEvents``)."""
+AVRO_RECORDS = 200
+"""StormEvents records the Avro step sends: the first half in schema version 1, the rest in 2."""
 
 # The position a pipeline reason starts with ("storm-events[0]@12: has 5 fields ..."): dropped
 # when reasons are counted, so that equal reasons of different records count together.
@@ -97,6 +109,7 @@ def demo(config_path: str | None, count: int, directory: str) -> None:
     if broker_code is None or libs_dir is None:
         click.echo(f"no local Kafka broker ({why}): ingesting generated files instead of the Kafka tutorial")
         _file_demo(config, settings, root, count)
+        click.echo(f"avro ({AVRO_TOPIC}): skipped, it needs the local Kafka broker")
         return
     started = time.monotonic()
     try:
@@ -105,7 +118,9 @@ def demo(config_path: str | None, count: int, directory: str) -> None:
         raise CliError(f"the local Kafka broker did not start: {exc}") from None
     try:
         click.echo(f"kafka: Apache Kafka {broker.version} on {broker.bootstrap} (ready in {broker.started_in:.1f} s)")
-        _kafka_demo(config, path, settings, root, broker.bootstrap, count)
+        fixed = _kafka_demo(config, path, settings, root, broker.bootstrap, count)
+        _avro_demo(config, settings, broker.bootstrap)
+        _closing(settings, fixed, count)
     finally:
         broker.stop()
     click.echo(f"kafka: broker stopped; the demo took {time.monotonic() - started:.1f} s")
@@ -115,10 +130,21 @@ def _broker_code() -> tuple[Any, str]:
     """``scripts/kafka_broker.py`` loaded as a module (the developer's and the tests' broker),
     or None and why not. It lives beside the package, not in it: an installation without the
     repository has no broker to start."""
-    path = Path(__file__).resolve().parents[2] / "scripts" / "kafka_broker.py"
+    module, why = _script("kafka_broker.py", "kafka_adx_demo_broker")
+    if module is None:
+        return None, why
+    try:
+        module.java_binary()
+    except module.KafkaToolsMissing as exc:
+        return None, str(exc)
+    return module, ""
+
+
+def _script(filename: str, name: str) -> tuple[Any, str]:
+    """``scripts/<filename>`` loaded as the module ``name`` (once per process), or None and why not."""
+    path = Path(__file__).resolve().parents[2] / "scripts" / filename
     if not path.is_file():
         return None, f"{path} is not part of this installation"
-    name = "kafka_adx_demo_broker"
     module: ModuleType | None = sys.modules.get(name)
     if module is None:
         spec = importlib.util.spec_from_file_location(name, path)
@@ -127,15 +153,12 @@ def _broker_code() -> tuple[Any, str]:
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses look their module up while the class is made
         spec.loader.exec_module(module)
-    try:
-        module.java_binary()
-    except module.KafkaToolsMissing as exc:
-        return None, str(exc)
     return module, ""
 
 
-def _kafka_demo(config: IngestionConfig, path: Path, settings: Settings, root: Path, bootstrap: str, count: int) -> None:
-    """Produce, consume, show, fix, replay (the module docstring's steps 2 to 4)."""
+def _kafka_demo(config: IngestionConfig, path: Path, settings: Settings, root: Path, bootstrap: str, count: int) -> Path:
+    """Produce, consume, show, fix, replay (the module docstring's steps 2 to 4); returns the
+    fixed ingestion file."""
     from shared.kafka.consumer import ConsumerOptions, KafkaIngestor
     from shared.kafka.producer import KafkaSender, produce, sample_messages
     from shared.ops.sample import TUTORIAL_COLUMNS
@@ -185,11 +208,163 @@ def _kafka_demo(config: IngestionConfig, path: Path, settings: Settings, root: P
         f"replay --config {fixed}: {letters} dead letters, {ingested} ingested{f' ({into})' if into else ''}, "
         f"{again} dead-lettered again (poison records: only their producer can fix them)"
     )
+    return fixed
+
+
+def _closing(settings: Settings, fixed: Path, count: int) -> None:
+    """How to do it by hand, and where the results are."""
     click.echo(
         f"\nby hand: make kafka (then export KAFKA_BROKERS=127.0.0.1:9092); kafka-adx produce -t {TOPIC} -n {count}; "
         f"kafka-adx consume -t {TOPIC} --idle-exit 3; kafka-adx replay --config {fixed}"
     )
+    click.echo(
+        "  Avro: python scripts/schema_registry.py start (prints its URL; export SCHEMA_REGISTRY_URL=<it>); "
+        f"kafka-adx consume -t {AVRO_TOPIC} --idle-exit 3"
+    )
     click.echo(f"database: {settings.local_db}   dead letters: {settings.local_deadletter_dir}")
+
+
+def _avro_schema(version: int) -> dict[str, Any]:
+    """The Avro schema of a StormEvents record, version 1 or 2 (2 adds the two narratives, with
+    defaults, as a compatible evolution would). StartTime and EndTime are ``timestamp-micros``."""
+    timestamp = {"type": "long", "logicalType": "timestamp-micros"}
+    fields: list[dict[str, Any]] = [
+        {"name": "StartTime", "type": timestamp},
+        {"name": "EndTime", "type": timestamp},
+        *({"name": n, "type": "int"} for n in ("EpisodeId", "EventId")),
+        *({"name": n, "type": "string"} for n in ("State", "EventType")),
+        *({"name": n, "type": "int"} for n in ("InjuriesDirect", "InjuriesIndirect", "DeathsDirect", "DeathsIndirect")),
+        *({"name": n, "type": "long"} for n in ("DamageProperty", "DamageCrops")),
+        *({"name": n, "type": "string"} for n in ("Source", "BeginLocation", "EndLocation")),
+        *({"name": n, "type": "double"} for n in ("BeginLat", "BeginLon", "EndLat", "EndLon")),
+        {"name": "StormSummary", "type": {"type": "record", "name": "StormSummary", "fields": [
+            {"name": "TotalDamages", "type": "long"},
+            {"name": "StartTime", "type": "string"},
+            {"name": "Details", "type": {"type": "record", "name": "Details", "fields": [
+                {"name": "Description", "type": "string"}, {"name": "Location", "type": "string"}]}},
+        ]}},
+    ]  # fmt: skip
+    if version == 2:
+        fields += [{"name": n, "type": ["null", "string"], "default": None} for n in ("EpisodeNarrative", "EventNarrative")]
+    return {"type": "record", "name": "StormEvent", "namespace": "kafka_adx.demo", "fields": fields}
+
+
+def avro_events(count: int, seed: int = 23) -> list[tuple[int, dict[str, Any]]]:
+    """The Avro step's records: (schema version, value) for ``count`` storm events, the first
+    half in version 1 (no narratives), the rest in version 2."""
+    from datetime import datetime
+
+    from shared.ops.sample import storm_events
+
+    out: list[tuple[int, dict[str, Any]]] = []
+    for index, event in enumerate(storm_events(count, seed)):
+        version = 1 if index < count // 2 else 2
+        value = {**event, "StartTime": datetime.fromisoformat(event["StartTime"]),
+                 "EndTime": datetime.fromisoformat(event["EndTime"])}  # fmt: skip
+        if version == 1:
+            del value["EpisodeNarrative"], value["EventNarrative"]
+        out.append((version, value))
+    return out
+
+
+def _avro_demo(config: IngestionConfig, settings: Settings, bootstrap: str) -> None:
+    """Step 5 of the module docstring: Avro through a local schema registry into StormEvents."""
+    route = next((r for r in config.routes if r.topic == AVRO_TOPIC), None)
+    if route is None:
+        click.echo(f"\navro: skipped (the ingestion file has no route for the topic {AVRO_TOPIC})")
+        return
+    code, why = _script("schema_registry.py", "kafka_adx_demo_registry")
+    try:
+        registry = None if code is None else code.start_registry()
+    except code.RegistryUnavailable as exc:
+        why = str(exc)
+        registry = None
+    if registry is None:
+        click.echo(f"\navro: skipped (no local schema registry: {why})")
+        return
+    started = time.monotonic()
+    try:
+        click.echo(f"\nschema registry: {code.KIND}, on {registry.url} (ready in {registry.started_in:.2f} s)")
+        avro_settings = settings.model_copy(update={"schema_registry_url": registry.url})
+        # The pipeline's Avro decoder reads the registry settings from the environment
+        # (shared.formats.encoder.SchemaMapped: Settings.from_env()), not from the Settings
+        # given to build_pipeline: set them there for this step, and put them back after it.
+        saved = os.environ.get("SCHEMA_REGISTRY_URL")
+        os.environ["SCHEMA_REGISTRY_URL"] = registry.url
+        try:
+            _avro_step(config, avro_settings, bootstrap, registry.url, route)
+        finally:
+            if saved is None:
+                del os.environ["SCHEMA_REGISTRY_URL"]
+            else:
+                os.environ["SCHEMA_REGISTRY_URL"] = saved
+    finally:
+        registry.stop()
+    click.echo(f"schema registry: stopped; the Avro step took {time.monotonic() - started:.1f} s")
+
+
+def _avro_step(config: IngestionConfig, settings: Settings, bootstrap: str, registry_url: str, route: Route) -> None:
+    """Produce with the real AvroSerializer, consume, show the rows."""
+    import json
+
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    from shared.kafka.consumer import ConsumerOptions, KafkaIngestor
+    from shared.kafka.producer import KafkaSender, OutMessage, produce
+    from shared.pipeline.retry import RetryPolicy
+    from shared.wiring import build_pipeline
+
+    client = SchemaRegistryClient({"url": registry_url})
+    serializers = {v: AvroSerializer(client, json.dumps(_avro_schema(v))) for v in (1, 2)}
+    context = SerializationContext(AVRO_TOPIC, MessageField.VALUE)
+    events = avro_events(AVRO_RECORDS)
+    messages = [OutMessage(value=serializers[v](value, context) or b"", key=str(value["State"]).encode())
+                for v, value in events]  # fmt: skip
+    stats = produce(messages, KafkaSender({"bootstrap.servers": bootstrap}, AVRO_TOPIC, idempotent=False))
+    subject = f"{AVRO_TOPIC}-value"
+    ids = [client.get_version(subject, n).schema_id for n in client.get_versions(subject)]
+    click.echo(
+        f"produce to {AVRO_TOPIC}: {stats.delivered:,} StormEvents records serialized by confluent-kafka's "
+        f"AvroSerializer (Confluent wire format), {sum(v == 1 for v, _ in events)} with schema version 1 and "
+        f"{sum(v == 2 for v, _ in events)} with version 2 (adds EpisodeNarrative, EventNarrative); subject "
+        f"{subject}, schema ids {', '.join(map(str, ids))}"
+    )
+    pipeline = build_pipeline(settings, config, retry=RetryPolicy())
+    options = ConsumerOptions(topics=(AVRO_TOPIC,), group=GROUP, max_records=len(messages), idle_exit=30.0)
+    try:
+        consumed = KafkaIngestor(pipeline, {"bootstrap.servers": bootstrap}, options).run()
+    finally:
+        pipeline.close()
+    print_summary(consumed.result, consumed.raw_bytes, label=f"consume {AVRO_TOPIC} (SCHEMA_REGISTRY_URL={registry_url})")
+    if consumed.result.received != len(messages):
+        raise CliError(f"consume read {consumed.result.received} of {len(messages)} records ({consumed.stopped_by})")
+    _show_avro_rows(config, settings, route.database or config.database, route.table)
+
+
+def _show_avro_rows(config: IngestionConfig, settings: Settings, database: str, table: str) -> None:
+    """The Avro rows in ``table``: how many, and the first of each schema version."""
+    from shared.sinks.duckdb import DuckDbSink
+
+    name = f'"{database}"."{table}"'
+    where = f"WHERE \"KafkaTopic\" = '{AVRO_TOPIC}'"
+    columns = ["KafkaOffset", "StartTime", "EventId", "State", "EventType", "DamageProperty", "EventNarrative", "StormSummary"]
+    selected = ", ".join(f'"{c}"' for c in columns)
+    sink = DuckDbSink(config, settings.local_db)
+    try:
+        (total, narrated) = sink.query(f"SELECT count(*), count(*) FILTER (WHERE \"EventNarrative\" <> '') FROM {name} {where}")[0]
+        rows = sink.query(
+            f"SELECT {selected} FROM {name} {where} "
+            f"AND \"KafkaOffset\" IN (0, {AVRO_RECORDS // 2}) ORDER BY \"KafkaOffset\""
+        )
+    finally:
+        sink.close()
+    click.echo(f"\n{table} from {AVRO_TOPIC}: {total:,} rows, {narrated:,} with an EventNarrative (version 1 has "
+               "none: a field its schema lacks is an empty string, as ADX has no null string); the first of each version:")  # fmt: skip
+    click.echo("  " + " | ".join(columns))
+    for row in rows:
+        click.echo("  " + " | ".join("" if v is None else str(v) for v in row))
 
 
 def _show_table(config: IngestionConfig, settings: Settings, database: str, table: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import shutil
 import socket
@@ -28,6 +29,7 @@ import duckdb
 import pytest
 from confluent_kafka import Producer
 
+from shared.cli.demo import AVRO_RECORDS, AVRO_TOPIC, avro_events
 from shared.deadletters.local import LocalDeadLetterStore
 from shared.deadletters.replay import ReplayFilter, iter_selected, marks_for
 from shared.kafka.producer import sample_messages
@@ -229,10 +231,19 @@ def test_demo_plays_the_tutorial_on_a_broker_of_its_own(tmp_path: Path) -> None:
     assert Counter(typed(row) for row in storms_rows(tmp_path / "demo" / "kafka-adx.duckdb")) == expected
     con = duckdb.connect(str(tmp_path / "demo" / "kafka-adx.duckdb"), read_only=True)
     try:
-        replayed = con.execute('SELECT "KafkaTopic", count(*) FROM "Weather"."StormEvents" GROUP BY ALL').fetchall()
+        per_topic = con.execute('SELECT "KafkaTopic", count(*) FROM "Weather"."StormEvents" GROUP BY ALL ORDER BY ALL').fetchall()
+        cursor = con.execute(f'SELECT * FROM "Weather"."StormEvents" WHERE "KafkaTopic" = \'{AVRO_TOPIC}\' ORDER BY "KafkaOffset"')
+        names = [d[0] for d in cursor.description]
+        avro_rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     finally:
         con.close()
-    assert replayed == [(TOPIC, misrouted)]
+    # The replay's StormEvents rows, and the Avro step's.
+    assert per_topic == [(TOPIC, misrouted), (AVRO_TOPIC, AVRO_RECORDS)]
+    assert_avro_rows(avro_rows)
+    assert "not a real registry" in out  # the demo says plainly what serves the schemas
+    assert f"consume {AVRO_TOPIC} (SCHEMA_REGISTRY_URL=http://127.0.0.1:" in out
+    assert f"{AVRO_RECORDS} received, {AVRO_RECORDS} ingested, 0 dead-lettered" in out
+    assert "schema ids 1, 2" in out and "schema registry: stopped" in out
     # What waits for a replay now is the poison, with its original bytes (the replayed sets are
     # marked; the poison was dead-lettered anew).
     store = LocalDeadLetterStore(tmp_path / "demo" / "deadletter")
@@ -242,8 +253,29 @@ def test_demo_plays_the_tutorial_on_a_broker_of_its_own(tmp_path: Path) -> None:
     )
     assert not {letter.record.value for letter in pending} & {to_csv(e) for e in storm_events(misrouted, seed=11)}
 
-    # The broker the demo started is gone: nothing listens on its port any more.
+    # The broker and the registry the demo started are gone: nothing listens on their ports any more.
     match = re.search(r"on 127\.0\.0\.1:(\d+) ", out)
-    assert match, out
-    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", int(match.group(1))), timeout=2):
-        pass
+    registry_port = re.search(r"on http://127\.0\.0\.1:(\d+) ", out)
+    assert match and registry_port, out
+    for port in (match.group(1), registry_port.group(1)):
+        with pytest.raises(OSError), socket.create_connection(("127.0.0.1", int(port)), timeout=2):
+            pass
+
+
+def assert_avro_rows(rows: list[dict[str, Any]]) -> None:
+    """The demo's Avro rows are the records its AvroSerializer producer sent, value for value:
+    version 1 records (no narratives) have empty narratives, version 2 records theirs."""
+    sent = avro_events(AVRO_RECORDS)
+    assert [row["KafkaOffset"] for row in rows] == list(range(len(sent)))
+    for row, (version, value) in zip(rows, sent, strict=True):
+        for column in ("StartTime", "EndTime"):
+            assert row[column] == value[column].replace(tzinfo=None), column
+        for column in ("EpisodeId", "EventId", "State", "EventType", "InjuriesDirect", "InjuriesIndirect",
+                       "DeathsDirect", "DeathsIndirect", "DamageProperty", "DamageCrops", "Source",
+                       "BeginLocation", "EndLocation", "BeginLat", "BeginLon", "EndLat", "EndLon"):  # fmt: skip
+            assert row[column] == value[column], column
+        for column in ("EpisodeNarrative", "EventNarrative"):
+            assert row[column] == (value[column] if version == 2 else ""), column
+        assert json.loads(row["StormSummary"]) == value["StormSummary"]
+        assert (row["KafkaPartition"], row["KafkaKey"]) == (0, value["State"])
+    assert {version for version, _ in sent} == {1, 2}

@@ -1,0 +1,88 @@
+"""The demo's Avro step without a broker: the local schema registry tool (scripts/schema_registry.py)
+held to confluent-kafka's real client and AvroSerializer, its start/stop command line, and the
+step's skips. (The step on a broker, every value compared: tests/integration/kafka/test_tutorial.py.)"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import fastavro
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from scripts import schema_registry
+from shared.cli import demo
+from shared.config import load_config
+
+REPO = Path(__file__).resolve().parents[3]
+SAMPLE = REPO / "ingestion.yaml"
+
+
+def test_the_local_registry_serves_the_real_serializer_both_schema_versions() -> None:
+    registry = schema_registry.start_registry()
+    try:
+        client = SchemaRegistryClient({"url": registry.url})
+        context = SerializationContext(demo.AVRO_TOPIC, MessageField.VALUE)
+        serializers = {v: AvroSerializer(client, json.dumps(demo._avro_schema(v))) for v in (1, 2)}
+        events = demo.avro_events(10)
+        framed = [(version, value, serializers[version](value, context)) for version, value in events]
+        subject = f"{demo.AVRO_TOPIC}-value"
+        assert client.get_subjects() == [subject]
+        assert client.get_versions(subject) == [1, 2]
+        for version, value, data in framed:
+            assert data is not None and data[0] == 0
+            schema_id = int.from_bytes(data[1:5], "big")
+            assert schema_id == version  # the first schema registered got id 1, the evolution id 2
+            schema = json.loads(client.get_schema(schema_id).schema_str or "")
+            decoded = fastavro.schemaless_reader(io.BytesIO(data[5:]), fastavro.parse_schema(schema))
+            assert decoded == value
+    finally:
+        registry.stop()
+    assert not schema_registry.answers(registry.url)
+
+
+def test_avro_events_are_half_version_1_without_narratives() -> None:
+    events = demo.avro_events(demo.AVRO_RECORDS)
+    assert [v for v, _ in events] == [1] * (demo.AVRO_RECORDS // 2) + [2] * (demo.AVRO_RECORDS // 2)
+    assert all("EventNarrative" not in value for v, value in events if v == 1)
+    assert all(value["EventNarrative"] for v, value in events if v == 2)
+
+
+def test_the_command_line_starts_once_and_stops(tmp_path: Path) -> None:
+    state = tmp_path / "registry.json"
+    run = [sys.executable, str(REPO / "scripts" / "schema_registry.py")]
+    started = subprocess.run([*run, "start", "--state-file", str(state)], capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+    url = started.stdout.strip().splitlines()[-1]
+    try:
+        assert "not a real registry" in started.stderr
+        assert schema_registry.answers(url)
+        again = subprocess.run([*run, "start", "--state-file", str(state)], capture_output=True, text=True, timeout=60)
+        assert again.returncode == 0 and again.stdout.strip() == url and "already runs" in again.stderr
+    finally:
+        stopped = subprocess.run([*run, "stop", "--state-file", str(state)], capture_output=True, text=True, timeout=60)
+    assert stopped.returncode == 0 and not state.exists()
+    assert not schema_registry.answers(url)
+    nothing = subprocess.run([*run, "stop", "--state-file", str(state)], capture_output=True, text=True, timeout=60)
+    assert nothing.returncode == 0 and "nothing to stop" in nothing.stderr
+
+
+def test_the_step_is_skipped_without_its_route(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = SAMPLE.read_text().replace("- topic: storm-events-avro", "- topic: storm-events-avro-renamed")
+    (tmp_path / "ingestion.yaml").write_text(text)
+    demo._avro_demo(load_config(tmp_path / "ingestion.yaml"), demo.Settings(), "127.0.0.1:1")
+    assert f"avro: skipped (the ingestion file has no route for the topic {demo.AVRO_TOPIC})" in capsys.readouterr().out
+
+
+def test_the_step_is_skipped_and_says_why_without_a_registry(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(demo, "_script", lambda filename, name: (None, f"scripts/{filename} is not here"))
+    demo._avro_demo(load_config(SAMPLE), demo.Settings(), "127.0.0.1:1")
+    assert "avro: skipped (no local schema registry: scripts/schema_registry.py is not here)" in capsys.readouterr().out
