@@ -54,9 +54,12 @@ and the reason, for the caller to dead-letter.
 from __future__ import annotations
 
 import binascii
-from collections.abc import Callable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import add, attrgetter, is_, itemgetter, methodcaller, sub
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -526,8 +529,11 @@ def kafka_records(
     by :func:`kafka_cluster`): the events do not carry the cluster, and the records' ``stream``
     is ``kafka:<brokers>/<topic>``. Without it the stream is ``kafka:/<topic>``.
     """
-    out = Adapted()
     streams = _KafkaStreams(brokers)
+    fast = _envelope_batch(events, key_type, streams) if envelope else _kafka_event_batch(events, key_type, streams)
+    if fast is not None:
+        return Adapted(fast)
+    out = Adapted()
     for event in events:
         try:
             if envelope:
@@ -700,6 +706,10 @@ def eventhub_records(
         partition = _partition_id(partition_id)
     except AdapterFault as fault:
         partition, partition_fault = 0, str(fault)
+    if not partition_fault:
+        fast = _eventhub_batch(events, systems, properties, header_encoding, topic, partition, stream)
+        if fast is not None:
+            return Adapted(fast)
     out = Adapted()
     records = out.records
     for event, system, props in zip(events, systems, properties, strict=True):
@@ -739,3 +749,212 @@ def eventhub_records(
             )
             out.errors.append(AdapterError(fallback, str(exc)))
     return out
+
+
+# --------------------------------------------------------------------------- whole-batch fast paths
+#
+# The per-event loops above are the reference. A batch of the usual shape is read column by
+# column instead: each field of every event by a C-level ``map`` (``attrgetter``, ``itemgetter``,
+# ``methodcaller``), checked with one ``set`` of its types, converted in bulk, and the records
+# made by ``map(Record, ...)``, so that per event there is no Python call but ``Record.__init__``
+# (and, for Kafka, the headers' loop). A batch not of the usual shape in any field makes the fast
+# path give up as a whole and the per-event loop read it, so every fault keeps one definition.
+
+_NOT_PLAIN = (AdapterFault, LookupError, AttributeError, TypeError, ValueError, OverflowError)
+"""What a bulk step raises on a batch not of the usual shape (a fault, a missing field, a type a
+bulk conversion does not take): the fast path then gives up, and the reference reads the batch
+(and names the fault, where there is one)."""
+
+_NONE_TYPE = type(None)
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
+_FROM_ISO = datetime.fromisoformat
+_TZINFO = attrgetter("tzinfo")
+_FOLD = attrgetter("fold")
+_GET_BODY = methodcaller("get_body")
+
+
+def _kinds(values: Iterable[Any]) -> set[type]:
+    """The exact types of ``values`` (``bool`` is not ``int`` here, nor a ``str`` subclass ``str``)."""
+    return set(map(type, values))
+
+
+def _azure_class(module: str, name: str) -> type | None:
+    """An ``azure.functions`` event class when its module is loaded (it is whenever events are
+    of that class), without importing azure.functions where the app does not run."""
+    cls = getattr(sys.modules.get(module), name, None)
+    return cls if isinstance(cls, type) else None
+
+
+def _utc_column(values: Sequence[Any]) -> Sequence[datetime | None]:
+    """:func:`parse_timestamp` of every value, in bulk for the usual shapes: ISO 8601 text (the
+    Kafka trigger's, with ``Z``) or datetimes (the Event Hubs converter's enqueued time, naive
+    UTC clock time), all in UTC or all naive. Raises on anything else (the caller gives up)."""
+    kinds = _kinds(values)
+    if kinds == {str}:
+        stamps: Sequence[datetime] = list(map(_FROM_ISO, values))
+    elif kinds == {datetime}:
+        stamps = values
+    else:
+        raise TypeError("timestamps not all text or all datetimes")
+    zones = list(map(_TZINFO, stamps))
+    if all(map(is_, zones, repeat(UTC))):
+        pass  # parse_timestamp keeps these as they are
+    elif all(map(is_, zones, repeat(None))) and not any(map(_FOLD, stamps)):
+        # The same clock time in UTC as ``replace(tzinfo=UTC)`` gives (a timedelta is exact to
+        # the microsecond at any date), without its keyword parsing: ~0.1 us an event against
+        # ~1 us on CPython 3.11.
+        stamps = list(map(add, repeat(_EPOCH_UTC), map(sub, stamps, repeat(_EPOCH_NAIVE))))
+    else:
+        raise ValueError("timestamps not all in UTC or all naive")
+    if _DOTNET_MIN_DATE in stamps:  # .NET's DateTime.MinValue: no timestamp
+        return [None if ts == _DOTNET_MIN_DATE else ts for ts in stamps]
+    return stamps
+
+
+def _kafka_header_column(values: Sequence[Any], memo: dict[str, bytes | None]) -> list[tuple[Header, ...]]:
+    """:func:`kafka_headers` of every event's headers: none and a single header of the usual
+    shape read inline (one loop for the batch instead of two calls an event), the rest by
+    :func:`kafka_headers`. (Reading them position by position with ``map``s was no faster.)"""
+    out: list[tuple[Header, ...]] = []
+    append = out.append
+    for value in values:
+        if type(value) is list and len(value) < 2:
+            if not value:
+                append(())
+                continue
+            item = value[0]
+            if type(item) is dict:
+                name, text = item.get("Key"), item.get("Value", _MISSING)
+                if type(name) is str:
+                    if text is None:
+                        append(((name, None),))
+                        continue
+                    if type(text) is str:
+                        data = memo.get(text, _MISSING)
+                        if data is _MISSING:
+                            data = memo[text] = _strict_b64(text)
+                        if data is not None:
+                            append(((name, data),))
+                            continue
+        append(kafka_headers(value, memo))
+    return out
+
+
+def _kafka_batch(values: Sequence[Any], keys: Sequence[Any], headers: Sequence[Any], topics: Sequence[Any],
+                 partitions: Sequence[Any], offsets: Sequence[Any], timestamps: Sequence[Any],
+                 key_type: KafkaKeyType, streams: _KafkaStreams) -> list[Record] | None:
+    """The records of a Kafka batch from its columns, or None when the batch is not of the usual
+    shape: topics text, offsets and partitions integers (a missing partition is 0), keys text
+    or null, timestamps as :func:`_utc_column` takes them, no fault anywhere."""
+    try:
+        if _kinds(topics) != {str} or _kinds(offsets) != {int} or not _kinds(keys) <= {str, _NONE_TYPE}:
+            return None
+        kinds = _kinds(partitions)
+        if not kinds <= {int, _NONE_TYPE}:
+            return None
+        if _NONE_TYPE in kinds:
+            partitions = [0 if partition is None else partition for partition in partitions]
+        # Keys repeat within a batch: each distinct one converted once.
+        decoded = {key: streams.key(key, key_type) for key in set(keys)}
+        stamps = _utc_column(timestamps)
+        header_column = _kafka_header_column(headers, streams.b64)
+        named = {topic: streams(topic) for topic in set(topics)}
+    except _NOT_PLAIN:
+        return None
+    stream_column = repeat(named[topics[0]]) if len(named) == 1 else map(named.__getitem__, topics)
+    return list(map(Record, values, map(decoded.__getitem__, keys), header_column, topics, partitions, offsets, stamps,
+                    repeat("kafka"), repeat(""), stream_column))  # fmt: skip
+
+
+_KAFKA_PRIVATE = attrgetter(*(f"_KafkaEvent__{name}" for name in
+                              ("body", "key", "headers", "topic", "partition", "offset", "timestamp")))  # fmt: skip
+"""The fields behind ``azure.functions.KafkaEvent``'s properties (each returns its attribute as
+is, azure-functions 1.26 and 2.3.0): read without a Python call per property."""
+_KAFKA_PUBLIC = attrgetter("key", "headers", "topic", "partition", "offset", "timestamp")
+
+
+def _kafka_event_batch(events: Sequence[KafkaEventLike], key_type: KafkaKeyType,
+                       streams: _KafkaStreams) -> list[Record] | None:
+    """:func:`_kafka_batch` of raw-binary events (``dataType: binary``), or None."""
+    if not events:
+        return None
+    try:
+        if _kinds(events) == {_azure_class("azure.functions.kafka", "KafkaEvent")}:
+            columns: list[Sequence[Any]] = list(zip(*map(_KAFKA_PRIVATE, events), strict=True))
+        else:
+            columns = [list(map(_GET_BODY, events)), *zip(*map(_KAFKA_PUBLIC, events), strict=True)]
+    except _NOT_PLAIN:
+        return None
+    values, keys, headers, topics, partitions, offsets, timestamps = columns
+    return _kafka_batch(values, keys, headers, topics, partitions, offsets, timestamps, key_type, streams)
+
+
+_ENVELOPE = itemgetter("Value", "Key", "Headers", "Topic", "Partition", "Offset", "Timestamp")
+"""The envelope's fields under the extension's spelling (a missing one: the reference reads the
+event, camelCase included)."""
+
+
+def _envelope_batch(events: Sequence[KafkaEventLike], key_type: KafkaKeyType,
+                    streams: _KafkaStreams) -> list[Record] | None:
+    """:func:`_kafka_batch` of JSON-envelope events (``dataType: string``), or None."""
+    try:
+        docs = list(map(orjson.loads, map(_GET_BODY, events)))
+        if _kinds(docs) != {dict}:
+            return None
+        texts, keys, headers, topics, partitions, offsets, timestamps = zip(*map(_ENVELOPE, docs), strict=True)
+        kinds = _kinds(texts)
+        if kinds == {str}:
+            values: list[bytes | None] = list(map(str.encode, texts))
+        elif kinds <= {str, _NONE_TYPE}:  # null values (tombstones) among them
+            values = [None if text is None else text.encode() for text in texts]
+        else:
+            return None
+    except _NOT_PLAIN:
+        return None
+    return _kafka_batch(values, keys, headers, topics, partitions, offsets, timestamps, key_type, streams)
+
+
+_HUB_PRIVATE = attrgetter("_EventHubEvent__body", "_EventHubEvent__sequence_number", "_EventHubEvent__enqueued_time",
+                          "_EventHubEvent__partition_key")  # fmt: skip
+"""The fields behind ``azure.functions.EventHubEvent``'s ``get_body`` and properties (each
+returns its attribute as is, azure-functions 1.26 and 2.3.0)."""
+_HUB_PUBLIC = attrgetter("sequence_number", "enqueued_time", "partition_key")
+
+
+def _hub_header_column(properties: Sequence[Any], encoding: HeaderEncoding) -> Sequence[tuple[Header, ...]]:
+    """:func:`eventhub_headers` of every event's application properties."""
+    if not any(properties) and _kinds(properties) <= {dict, _NONE_TYPE}:
+        return [()] * len(properties)
+    return [eventhub_headers(props, encoding) for props in properties]
+
+
+def _eventhub_batch(events: Sequence[EventHubEventLike], systems: Sequence[Mapping[str, Any]],
+                    properties: Sequence[Any], encoding: HeaderEncoding, topic: str, partition: int,
+                    stream: str) -> list[Record] | None:
+    """The records of an Event Hubs batch from its columns, or None when the batch is not of the
+    usual shape: every event with an integer sequence number and an enqueued time as
+    :func:`_utc_column` takes them, no fault anywhere."""
+    if not events:
+        return None
+    try:
+        if _kinds(events) == {_azure_class("azure.functions._eventhub", "EventHubEvent")}:
+            bodies, sequences, enqueued, partition_keys = zip(*map(_HUB_PRIVATE, events), strict=True)
+        else:
+            bodies = tuple(map(_GET_BODY, events))
+            sequences, enqueued, partition_keys = zip(*map(_HUB_PUBLIC, events), strict=True)
+        if _kinds(sequences) != {int}:
+            return None
+        headers = _hub_header_column(properties, encoding)
+        if any(systems):  # some event's system properties were read (a Kafka key, a content type)
+            keys: Iterable[bytes | None] = list(map(_eventhub_key, systems, partition_keys))
+            headers = list(map(_with_content_type, headers, systems))
+        elif _kinds(partition_keys) == {_NONE_TYPE}:
+            keys = repeat(None)
+        else:  # what _eventhub_key gives without system properties
+            keys = [None if pk is None else str(pk).encode("utf-8") for pk in partition_keys]
+        stamps = _utc_column(enqueued)
+    except _NOT_PLAIN:
+        return None
+    return list(map(Record, bodies, keys, headers, repeat(topic), repeat(partition), sequences, stamps,
+                    repeat("eventhub"), repeat(""), repeat(stream)))  # fmt: skip

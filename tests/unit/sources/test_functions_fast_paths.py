@@ -3,7 +3,10 @@ paths give: the same records and the same errors (record and reason), for batche
 real ``azure.functions`` converters from what the host sends (tests/support/functions_host.py)
 and for events whose metadata is odd in every way the adapter has a rule for.
 
-The fast paths: ``parse_timestamp`` (no ``strip``/``astimezone`` for text or a datetime already in
+The fast paths: the whole-batch ones (``_kafka_event_batch``, ``_envelope_batch``,
+``_eventhub_batch``: every field of the batch read by C-level ``map``s, checked by the set of
+its types, converted in bulk, naive enqueued times made UTC by timedelta arithmetic; a batch not
+of the usual shape falls back to the per-event loop), ``parse_timestamp`` (no ``strip``/``astimezone`` for text or a datetime already in
 UTC, a naive datetime made UTC with ``replace``), ``_strict_b64`` (binascii's strict mode and a
 round trip rather than ``b64decode(validate=True)``), ``kafka_headers`` (the usual shape read
 directly), the Kafka event and envelope records (each property or field read once, ``_field``
@@ -243,6 +246,9 @@ kafka_messages = st.builds(
 
 def same(got: Adapted, want: Adapted) -> None:
     assert got.records == want.records
+    # Every field exactly, types included (bytes, not bytearray; int, not bool; the timestamp's
+    # tzinfo object and fold): a record's repr shows them, its equality does not.
+    assert repr(got.records) == repr(want.records)
     assert [(e.record, e.reason) for e in got.errors] == [(e.record, e.reason) for e in want.errors]
 
 
@@ -254,6 +260,8 @@ def test_kafka_batches_from_the_converter_agree(messages: list[KafkaMessage], da
     got = fx.kafka_records(events, **kwargs)
     same(got, ref_kafka_records(events, **kwargs))
     assert len(got.records) == len(messages)
+    if messages:  # a converter's batch is of the usual shape: read column by column
+        assert kafka_batch(events, envelope=data_type == "string", key_type=key_type) is not None
 
 
 @dataclass
@@ -340,6 +348,8 @@ def test_eventhub_batches_from_the_converter_agree(events: list[HubEvent], encod
     got = fx.eventhub_records(batch, **kwargs)
     same(got, ref_eventhub_records(batch, **kwargs))
     assert got.count == len(events)
+    if batch:  # a converter's batch is of the usual shape: read column by column
+        assert hub_batch(batch, encoding) is not None
 
 
 @dataclass
@@ -394,3 +404,213 @@ def test_a_timestamp_out_of_range_in_utc_is_that_events_fault() -> None:
     assert [r.value for r in adapted.records] == [b"b"]
     [error] = adapted.errors
     assert error.record.value == b"a" and "out of range in UTC" in error.reason
+
+
+# --------------------------------------------------------------------------- whole-batch fast paths
+
+
+def kafka_batch(events: Sequence[Any], *, envelope: bool, key_type: fx.KafkaKeyType) -> list[Record] | None:
+    """The whole-batch fast path alone (None: it gave up and the per-event loop reads the batch)."""
+    streams = fx._KafkaStreams("a:9092")
+    return fx._envelope_batch(events, key_type, streams) if envelope else fx._kafka_event_batch(events, key_type, streams)
+
+
+def hub_batch(events: Sequence[Any], encoding: fx.HeaderEncoding) -> list[Record] | None:
+    meta = fx._batch_metadata(events)
+    count = len(events)
+    return fx._eventhub_batch(events, fx._items(meta.get("SystemPropertiesArray"), count),
+                              fx._entries(meta.get("PropertiesArray"), count), encoding, "h", 3, "eventhub:/h")  # fmt: skip
+
+
+utc_instants = instants.map(lambda ts: ts.astimezone(UTC))
+naive_instants = instants.map(lambda ts: ts.replace(tzinfo=None))
+usual_stamps = st.one_of(
+    st.lists(utc_instants.map(lambda ts: ts.isoformat().replace("+00:00", "Z")), min_size=1, max_size=6),
+    st.lists(utc_instants.map(lambda ts: ts.isoformat()), min_size=1, max_size=6),
+    st.lists(naive_instants.map(lambda ts: ts.isoformat()), min_size=1, max_size=6),
+    st.lists(naive_instants, min_size=1, max_size=6),
+    st.lists(utc_instants, min_size=1, max_size=6),
+    st.lists(st.sampled_from([datetime(1, 1, 1), datetime(1, 1, 1, 0, 0, 1), datetime(9999, 12, 31, 23, 59, 59, 999999),
+                              datetime(2024, 5, 1, 2, 30, fold=1)]) | naive_instants, min_size=1, max_size=6),
+    st.lists(st.sampled_from(["0001-01-01T00:00:00Z", "0001-01-01T00:00:00", "9999-12-31T23:59:59.9999999Z"])
+             | utc_instants.map(lambda ts: ts.isoformat()), min_size=1, max_size=6),
+    st.lists(timestamp_values, min_size=1, max_size=6),
+)  # fmt: skip
+
+
+def bulk_takes(values: list[Any]) -> bool:
+    """Whether the bulk conversion takes these: all datetimes or all ISO text, all in UTC or all
+    naive (fold 0)."""
+    if all(type(v) is datetime for v in values):
+        stamps = values
+    elif all(type(v) is str for v in values):
+        try:
+            stamps = [datetime.fromisoformat(v) for v in values]
+        except ValueError:
+            return False
+    else:
+        return False
+    return all(ts.tzinfo is UTC for ts in stamps) or all(ts.tzinfo is None and not ts.fold for ts in stamps)
+
+
+@given(usual_stamps)
+@settings(max_examples=500, deadline=None)
+def test_timestamps_in_bulk_agree_with_the_reference(values: list[Any]) -> None:
+    try:
+        got = fx._utc_column(values)
+    except fx._NOT_PLAIN:
+        assert not bulk_takes(values)  # given up only on what it does not take
+        return
+    assert bulk_takes(values)
+    want = [fx._parse_timestamp(v) for v in values]
+    assert repr(list(got)) == repr(want)
+    assert all(ts is None or ts.tzinfo is UTC for ts in got)
+
+
+def test_timestamps_in_bulk_take_the_usual_shapes() -> None:
+    naive = [datetime(2024, 5, 1, 12, 0, 0, 250000), datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999999)]
+    assert list(fx._utc_column(naive)) == [datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=UTC), None,
+                                           datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)]  # fmt: skip
+    assert list(fx._utc_column(["2024-05-01T12:00:00.1234567Z", "0001-01-01T00:00:00+00:00"])) == [
+        datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC), None]
+
+
+b64_of_bytes = st.binary(max_size=6).map(lambda b: base64.b64encode(b).decode())
+usual_headers = st.lists(st.fixed_dictionaries({"Key": st.sampled_from(["a", "source"]), "Value": st.none() | b64_of_bytes}),
+                         max_size=2)  # fmt: skip
+usual_kafka_fields: dict[str, Any] = {
+    "body": st.binary(max_size=8),
+    "key": st.none() | st.just("") | b64_of_bytes,
+    "offset": st.integers(0, 2**40),
+    "partition": st.none() | st.integers(0, 3),
+    "topic": st.sampled_from(["t", "u"]),
+    "timestamp": st.sampled_from(["2024-05-01T12:00:00Z", "2024-05-01T12:00:00.001Z", "0001-01-01T00:00:00Z"])
+    | utc_instants.map(lambda ts: ts.isoformat().replace("+00:00", "Z")),
+    "headers": usual_headers,
+}  # fmt: skip
+odd_kafka_fields: dict[str, Any] = {
+    "body": st.none() | st.text(max_size=2),
+    "key": st.one_of(b64_texts, st.integers(-2**62, 2**62), st.lists(st.integers(0, 300), max_size=2)),
+    "offset": odd_ints, "partition": odd_ints,
+    "topic": st.none() | st.integers(0, 3),
+    "timestamp": timestamp_values, "headers": header_values,
+}  # fmt: skip
+
+
+@st.composite
+def near_usual_kafka_events(draw: st.DrawFn) -> list[OddKafkaEvent]:
+    """Batches of the usual shape, or with one field of one event odd (so that the fast path
+    goes as far as that field before it gives up)."""
+    events = draw(st.lists(st.builds(OddKafkaEvent, **usual_kafka_fields), min_size=1, max_size=8))
+    if draw(st.booleans()):
+        name = draw(st.sampled_from(sorted(odd_kafka_fields)))
+        setattr(events[draw(st.integers(0, len(events) - 1))], name, draw(odd_kafka_fields[name]))
+    return events
+
+
+@given(near_usual_kafka_events(), st.sampled_from(["binary", "string"]))
+@settings(max_examples=400, deadline=None)
+def test_near_usual_kafka_batches_agree(events: list[OddKafkaEvent], key_type: Any) -> None:
+    kwargs = {"envelope": False, "key_type": key_type, "brokers": "a:9092"}
+    same(fx.kafka_records(events, **kwargs), ref_kafka_records(events, **kwargs))
+
+
+envelope_renames = {"Value": "value", "Key": "key", "Headers": "headers", "Topic": "topic", "Partition": "partition",
+                    "Offset": "offset", "Timestamp": "timestamp"}  # fmt: skip
+
+
+@st.composite
+def near_usual_envelopes(draw: st.DrawFn) -> list[OddKafkaEvent]:
+    """Envelope batches of the usual shape, or with one event's envelope odd in one way."""
+    docs = draw(st.lists(st.fixed_dictionaries({
+        "Offset": usual_kafka_fields["offset"], "Partition": st.integers(0, 3), "Topic": usual_kafka_fields["topic"],
+        "Timestamp": usual_kafka_fields["timestamp"], "Value": st.none() | st.text(max_size=6),
+        "Key": usual_kafka_fields["key"], "Headers": usual_headers,
+    }), min_size=1, max_size=8))  # fmt: skip
+    bodies: list[Any] = [orjson.dumps(doc) for doc in docs]
+    if draw(st.booleans()):
+        index = draw(st.integers(0, len(docs) - 1))
+        doc = docs[index]
+        how = draw(st.sampled_from(["field", "camel", "missing", "body"]))
+        name = draw(st.sampled_from(sorted(envelope_renames)))
+        if how == "field":
+            doc[name] = draw(envelope_fields.map(lambda d: next(iter(d.values()), None)) | st.integers(-2**62, 2**62)
+                             | st.lists(st.integers(-3, 3), max_size=2) | st.booleans())  # fmt: skip
+        elif how == "camel":
+            doc[envelope_renames[name]] = doc.pop(name)
+        elif how == "missing":
+            del doc[name]
+        bodies[index] = draw(st.sampled_from([b"", b"[]", b"{", b"null", b'"x"', b"{}, {}"])) if how == "body" else orjson.dumps(doc)
+    return [OddKafkaEvent(body) for body in bodies]
+
+
+@given(near_usual_envelopes(), st.sampled_from(["binary", "string"]))
+@settings(max_examples=400, deadline=None)
+def test_near_usual_envelope_batches_agree(events: list[OddKafkaEvent], key_type: Any) -> None:
+    kwargs = {"envelope": True, "key_type": key_type, "brokers": ""}
+    same(fx.kafka_records(events, **kwargs), ref_kafka_records(events, **kwargs))
+
+
+usual_hub_fields: dict[str, Any] = {
+    "body": st.binary(max_size=4),
+    "sequence_number": st.integers(0, 2**40),
+    "enqueued_time": naive_instants | st.just(datetime(1, 1, 1)),
+    "partition_key": st.none() | st.text(max_size=3),
+}
+odd_hub_fields: dict[str, Any] = {
+    "body": st.none() | st.text(max_size=2),
+    "sequence_number": odd_ints,
+    "enqueued_time": timestamp_values | utc_instants | st.just(datetime(2024, 5, 1, 2, 30, fold=1)),
+    "partition_key": st.integers(-3, 3) | st.text(max_size=3),
+}
+usual_metadata = st.fixed_dictionaries(
+    {"PartitionContext": st.fixed_dictionaries({"PartitionId": st.sampled_from(["0", "3"]), "EventHubName": st.just("h")})},
+    optional={
+        "PropertiesArray": st.lists(st.none() | st.dictionaries(st.sampled_from(["a", "b", "Content-Type"]), property_values,
+                                                                max_size=2), max_size=10),
+        "SystemPropertiesArray": st.lists(system_entries, max_size=10),
+    },
+)  # fmt: skip
+
+
+@st.composite
+def near_usual_hub_events(draw: st.DrawFn) -> list[OddHubEvent]:
+    """Event Hubs batches of the usual shape (the enqueued times all naive or all UTC), or with
+    one field of one event odd."""
+    metadata = draw(usual_metadata | odd_metadata)
+    rows = draw(st.lists(st.fixed_dictionaries(usual_hub_fields), min_size=1, max_size=8))
+    if draw(st.booleans()):
+        for row in rows:
+            row["enqueued_time"] = row["enqueued_time"].replace(tzinfo=UTC)
+    if draw(st.booleans()):
+        name = draw(st.sampled_from(sorted(odd_hub_fields)))
+        rows[draw(st.integers(0, len(rows) - 1))][name] = draw(odd_hub_fields[name])
+    return [OddHubEvent(metadata=metadata, **row) for row in rows]
+
+
+@given(near_usual_hub_events(), st.sampled_from(["base64", "text"]))
+@settings(max_examples=400, deadline=None)
+def test_near_usual_eventhub_batches_agree(events: list[OddHubEvent], encoding: Any) -> None:
+    kwargs = {"event_hub": None, "header_encoding": encoding, "namespace": ""}
+    same(fx.eventhub_records(events, **kwargs), ref_eventhub_records(events, **kwargs))
+
+
+def test_the_fast_paths_read_the_usual_batches() -> None:
+    """A batch of the usual shape is read column by column (not by the per-event loop), with and
+    without properties, content types, Kafka keys, null keys and tombstones."""
+    stamp = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    messages = [KafkaMessage("t", n, b"v" if n % 3 else None, partition=n % 2, key=None if n % 2 else b"k",
+                             headers=[("a", b"1")] if n % 2 else [], timestamp=stamp) for n in range(6)]  # fmt: skip
+    for data_type in ("binary", "string"):
+        events = kafka_events(messages, data_type=data_type)
+        assert kafka_batch(events, envelope=data_type == "string", key_type="binary") == \
+            ref_kafka_records(events, envelope=data_type == "string", key_type="binary", brokers="a:9092").records  # fmt: skip
+    hubs = [HubEvent(0, b"x"), HubEvent(1, b"y", properties={"a": "MQ=="}, partition_key="p"),
+            HubEvent.from_kafka_producer(2, b"z", key=b"k", headers=[("b", b"2")]),
+            HubEvent(3, b"w", content_type="avro/binary+0a")]  # fmt: skip
+    batch = eventhub_events(hubs, event_hub="h", partition="3")
+    got = hub_batch(batch, "base64")
+    assert got is not None
+    assert [r.key for r in got] == [None, b"p", b"k", None]
+    assert [r.headers for r in got] == [(), (("a", b"1"),), (("b", b"2"),), (("content-type", b"avro/binary+0a"),)]
+    assert {r.timestamp for r in got} == {datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=UTC)}
