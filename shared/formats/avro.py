@@ -28,8 +28,11 @@ from typing import Any
 import orjson
 from fastavro import parse_schema, schemaless_reader
 
+from shared.config import Mapping
 from shared.errors import RecordError
+from shared.formats.avro_rows import AvroRows, plan
 from shared.formats.registry import RegisteredSchema, UnknownSchema
+from shared.mapping.compiled import CompiledMapping
 
 _NEEDS_TEXT = frozenset({"bytes", "fixed"})
 _LOGICAL_TEXT = frozenset({"decimal", "uuid", "date", "time-millis", "time-micros"})
@@ -38,9 +41,13 @@ _LOGICAL_TEXT = frozenset({"decimal", "uuid", "date", "time-millis", "time-micro
 class AvroSchema:
     """A parsed writer schema and the decoder of its records."""
 
-    def __init__(self, schema_id: str, parsed: Any) -> None:
+    def __init__(self, schema_id: str, parsed: Any, source: Any = None, named_sources: tuple[Any, ...] = ()) -> None:
         self.schema_id = schema_id
         self.parsed = parsed
+        self.source = source
+        """The schema as JSON (before parsing), and those it references (dependencies first):
+        a plan (:mod:`shared.formats.avro_rows`) parses a variant of it."""
+        self.named_sources = named_sources
         # Most schemas hold no bytes/decimal/uuid/date/time: their records skip the walk that
         # turns those into text.
         self.plain: Callable[[Any], Any] = _to_plain if _needs_plain(parsed) else _identity
@@ -64,6 +71,13 @@ class AvroSchema:
             )
         return self.plain(value)
 
+    def rows(self, mapping: CompiledMapping, declared: Mapping | None) -> AvroRows | None:
+        """The plan that decodes and maps this schema's records under ``mapping`` straight to
+        CSV rows (None: nothing to plan; see :mod:`shared.formats.avro_rows`)."""
+        if self.source is None:
+            return None
+        return plan(self.schema_id, self.parsed, self.plain, self.source, self.named_sources, mapping, declared)
+
 
 def parse_avro(schema: RegisteredSchema) -> AvroSchema:
     """Parse a registered Avro schema (:class:`UnknownSchema` when it is not one fastavro reads)."""
@@ -71,12 +85,14 @@ def parse_avro(schema: RegisteredSchema) -> AvroSchema:
         raise UnknownSchema(f"schema id {schema.schema_id} is a {schema.kind} schema, the route's format is avro")
     try:
         named: dict[str, Any] = {}
-        for text in schema.references:  # dependencies first, so each parses with those before it
-            parse_schema(orjson.loads(text), named_schemas=named)
-        parsed = parse_schema(orjson.loads(schema.text), named_schemas=named)
+        dependencies = tuple(orjson.loads(text) for text in schema.references)
+        for dependency in dependencies:  # dependencies first, so each parses with those before it
+            parse_schema(dependency, named_schemas=named)
+        source = orjson.loads(schema.text)
+        parsed = parse_schema(source, named_schemas=named)
     except Exception as exc:  # fastavro's SchemaParseException, UnknownType, JSON errors...
         raise UnknownSchema(f"schema id {schema.schema_id} is not an Avro schema fastavro can parse: {exc}") from None
-    return AvroSchema(schema.schema_id, parsed)
+    return AvroSchema(schema.schema_id, parsed, source, dependencies)
 
 
 def _needs_plain(schema: Any, seen: set[str] | None = None) -> bool:

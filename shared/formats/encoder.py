@@ -19,7 +19,8 @@ from typing import Any, Protocol
 from shared.config import IngestionConfig
 from shared.errors import RecordError
 from shared.formats import wire
-from shared.formats.avro import parse_avro
+from shared.formats.avro import AvroSchema, parse_avro
+from shared.formats.avro_rows import AvroRows
 from shared.formats.json_schema import parse_json_schema
 from shared.formats.registry import (
     RegisteredSchema,
@@ -80,6 +81,7 @@ class SchemaMapped:
             registries = registries_from(Settings.from_env())
         table = config.tables[dest.table]
         mapping = config.declared_mapping(dest.table, dest.mapping)
+        self.declared = mapping
         self.mapping = CompiledMapping(table, mapping, "json", strict=dest.validate)
         parse = _PARSERS[dest.format]
         self.azure_avro = dest.format == "avro"
@@ -92,6 +94,9 @@ class SchemaMapped:
         # decoder: a record without headers then costs one slice and one dict lookup before
         # decoding, instead of the framing's checks and the shared cache's.
         self._known: dict[bytes, Decoder] = {}
+        # Each Avro schema's plan under this mapping (shared.formats.avro_rows), made on its
+        # first record; None: the reference path only.
+        self._plans: dict[Decoder, AvroRows | None] = {}
 
     def decoder(self, record: Record) -> tuple[Decoder, bytes | memoryview]:
         """The decoder of a record's schema and the bytes it decodes."""
@@ -118,9 +123,30 @@ class SchemaMapped:
         decoder, payload = self.decoder(record)
         return decoder.schema_id, decoder.decode(payload)
 
+    def plan(self, decoder: Decoder) -> AvroRows | None:
+        """The plan of ``decoder``'s schema under this encoder's mapping (made once)."""
+        try:
+            return self._plans[decoder]
+        except KeyError:
+            made = decoder.rows(self.mapping, self.declared) if isinstance(decoder, AvroSchema) else None
+            self._plans[decoder] = made
+            return made
+
     def encode(self, record: Record) -> bytes:
         """The decoded record as one CSV row in table column order."""
         decoder, payload = self.decoder(record)
+        rows = self._plans[decoder] if decoder in self._plans else self.plan(decoder)
+        if rows is not None:
+            value_bytes = record.value or b""
+            try:
+                return rows.line(value_bytes, len(value_bytes) - len(payload), record).encode("utf-8")
+            except Exception:  # any failure: the reference path below gives this record its exact outcome
+                pass
+        return self.reference(record, decoder, payload)
+
+    def reference(self, record: Record, decoder: Decoder, payload: bytes | memoryview) -> bytes:
+        """The record's row by the reference path: decode, then the compiled mapping's
+        ``csv_line`` (what a plan must equal; a bad record's RecordError)."""
         value = decoder.decode(payload)
         try:
             line = self.mapping.csv_line(value, record, f"{record.topic}/{record.partition}")
