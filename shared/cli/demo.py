@@ -16,13 +16,13 @@ kafka-integration/dockerized-quickstart) has a Go producer send 6-field CSV reco
 4. a fix a user would make, written next to the database (the ``storm-events`` route lets a
    record choose ``StormEvents`` by header), and a replay of the dead letters with it: the
    StormEvents rows land, the poison records stay dead-lettered;
-5. Avro through a schema registry: a local Confluent-compatible registry
-   (``scripts/schema_registry.py``, started for the run and stopped after it) and a producer
-   using confluent-kafka's real ``AvroSerializer`` send StormEvents records to
-   ``storm-events-avro`` in two schema versions (the second adds the narratives); ``consume``
-   decodes them by schema id into ``StormEvents``, and the rows are shown. The registry is the
-   tests' stand-in, not a real one (Apicurio Registry cannot be built from Maven Central here:
-   docs/formats.md), and the demo says so.
+5. Avro through a schema registry: Apicurio Registry (``scripts/schema_registry.py``: built
+   once from Maven Central, launched with the broker so that it starts while the tutorial runs,
+   stopped after the run) and a producer using confluent-kafka's real ``AvroSerializer`` send
+   StormEvents records to ``storm-events-avro`` in two schema versions (the second adds the
+   narratives); ``consume`` decodes them by schema id into ``StormEvents``, and the rows are
+   shown. Where Apicurio cannot be built or run, the tests' Confluent-compatible stand-in serves
+   instead, and the demo says plainly that it is not a real registry.
 
 Where no broker can run (Java, or Maven for the first install, is missing) it says so and
 ingests generated files instead, as ``kafka-adx ingest`` would.
@@ -111,18 +111,26 @@ def demo(config_path: str | None, count: int, directory: str) -> None:
         _file_demo(config, settings, root, count)
         click.echo(f"avro ({AVRO_TOPIC}): skipped, it needs the local Kafka broker")
         return
+    # The registry of the Avro step (a JVM too) starts while the broker starts and the tutorial
+    # runs; the Avro step waits for it.
+    registry, registry_note = _launch_registry(config)
     started = time.monotonic()
     try:
-        broker = broker_code.start_broker(libs_dir, num_partitions=1)
-    except broker_code.KafkaStartError as exc:
-        raise CliError(f"the local Kafka broker did not start: {exc}") from None
-    try:
-        click.echo(f"kafka: Apache Kafka {broker.version} on {broker.bootstrap} (ready in {broker.started_in:.1f} s)")
-        fixed = _kafka_demo(config, path, settings, root, broker.bootstrap, count)
-        _avro_demo(config, settings, broker.bootstrap)
-        _closing(settings, fixed, count)
+        try:
+            broker = broker_code.start_broker(libs_dir, num_partitions=1)
+        except broker_code.KafkaStartError as exc:
+            raise CliError(f"the local Kafka broker did not start: {exc}") from None
+        try:
+            click.echo(f"kafka: Apache Kafka {broker.version} on {broker.bootstrap} (ready in {broker.started_in:.1f} s)")
+            fixed = _kafka_demo(config, path, settings, root, broker.bootstrap, count)
+            _avro_demo(config, settings, broker.bootstrap, registry, registry_note)
+            _closing(settings, fixed, count)
+        finally:
+            broker.stop()
     finally:
-        broker.stop()
+        if registry is not None:
+            registry.stop()
+            click.echo("schema registry: stopped")
     click.echo(f"kafka: broker stopped; the demo took {time.monotonic() - started:.1f} s")
 
 
@@ -218,8 +226,8 @@ def _closing(settings: Settings, fixed: Path, count: int) -> None:
         f"kafka-adx consume -t {TOPIC} --idle-exit 3; kafka-adx replay --config {fixed}"
     )
     click.echo(
-        "  Avro: python scripts/schema_registry.py start (prints its URL; export SCHEMA_REGISTRY_URL=<it>); "
-        f"kafka-adx consume -t {AVRO_TOPIC} --idle-exit 3"
+        "  Avro: python scripts/schema_registry.py start (Apicurio Registry; prints its URL: export "
+        f"SCHEMA_REGISTRY_URL=<it>); kafka-adx consume -t {AVRO_TOPIC} --idle-exit 3"
     )
     click.echo(f"database: {settings.local_db}   dead letters: {settings.local_deadletter_dir}")
 
@@ -267,40 +275,56 @@ def avro_events(count: int, seed: int = 23) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
-def _avro_demo(config: IngestionConfig, settings: Settings, bootstrap: str) -> None:
-    """Step 5 of the module docstring: Avro through a local schema registry into StormEvents."""
-    route = next((r for r in config.routes if r.topic == AVRO_TOPIC), None)
-    if route is None:
-        click.echo(f"\navro: skipped (the ingestion file has no route for the topic {AVRO_TOPIC})")
-        return
+def _launch_registry(config: IngestionConfig) -> tuple[Any, str]:
+    """The Avro step's schema registry, launched without waiting for it: Apicurio Registry
+    (``scripts/schema_registry.py``; built once from Maven Central), or the tests' stand-in where
+    Apicurio cannot be built or run. Returns it (None: the step is skipped) and a note: why the
+    stand-in serves, or why the step is skipped."""
+    if not any(r.topic == AVRO_TOPIC for r in config.routes):
+        return None, f"the ingestion file has no route for the topic {AVRO_TOPIC}"
     code, why = _script("schema_registry.py", "kafka_adx_demo_registry")
+    if code is None:
+        return None, f"no local schema registry: {why}"
     try:
-        registry = None if code is None else code.start_registry()
+        if code.installed_app_dir() is None:
+            click.echo("schema registry: building Apicurio Registry from Maven Central (once; a minute or two)")
+        return code.start_apicurio(code.install_apicurio(), wait=False), ""
+    except (code.RegistryToolsMissing, code.RegistryInstallError, OSError) as exc:
+        fallback = f"Apicurio Registry cannot run here: {str(exc).splitlines()[0]}"
+    try:
+        return code.start_stand_in(), fallback
     except code.RegistryUnavailable as exc:
-        why = str(exc)
-        registry = None
-    if registry is None:
-        click.echo(f"\navro: skipped (no local schema registry: {why})")
+        return None, f"no local schema registry ({fallback}; {exc})"
+
+
+def _avro_demo(config: IngestionConfig, settings: Settings, bootstrap: str, registry: Any, note: str) -> None:
+    """Step 5 of the module docstring: Avro through the schema registry into StormEvents."""
+    route = next((r for r in config.routes if r.topic == AVRO_TOPIC), None)
+    if route is None or registry is None:
+        click.echo(f"\navro: skipped ({note})")
         return
     started = time.monotonic()
-    try:
-        click.echo(f"\nschema registry: {code.KIND}, on {registry.url} (ready in {registry.started_in:.2f} s)")
-        avro_settings = settings.model_copy(update={"schema_registry_url": registry.url})
-        # The pipeline's Avro decoder reads the registry settings from the environment
-        # (shared.formats.encoder.SchemaMapped: Settings.from_env()), not from the Settings
-        # given to build_pipeline: set them there for this step, and put them back after it.
-        saved = os.environ.get("SCHEMA_REGISTRY_URL")
-        os.environ["SCHEMA_REGISTRY_URL"] = registry.url
+    if hasattr(registry, "wait_ready"):  # Apicurio, launched while the tutorial ran
         try:
-            _avro_step(config, avro_settings, bootstrap, registry.url, route)
-        finally:
-            if saved is None:
-                del os.environ["SCHEMA_REGISTRY_URL"]
-            else:
-                os.environ["SCHEMA_REGISTRY_URL"] = saved
+            registry.wait_ready()
+        except RuntimeError as exc:
+            raise CliError(f"the schema registry did not start: {exc}") from None
+    click.echo(f"\nschema registry: {registry.kind}, on {registry.url} (answered {registry.started_in:.1f} s after its launch)")
+    if note:
+        click.echo(f"  not a real registry: {note}")
+    # The pipeline's Avro decoder reads the registry settings from the environment
+    # (shared.formats.encoder.SchemaMapped: Settings.from_env()), not from the Settings given to
+    # build_pipeline: set them there for this step, and put them back after it.
+    saved = os.environ.get("SCHEMA_REGISTRY_URL")
+    os.environ["SCHEMA_REGISTRY_URL"] = registry.url
+    try:
+        _avro_step(config, settings.model_copy(update={"schema_registry_url": registry.url}), bootstrap, registry.url, route)
     finally:
-        registry.stop()
-    click.echo(f"schema registry: stopped; the Avro step took {time.monotonic() - started:.1f} s")
+        if saved is None:
+            del os.environ["SCHEMA_REGISTRY_URL"]
+        else:
+            os.environ["SCHEMA_REGISTRY_URL"] = saved
+    click.echo(f"schema registry: the Avro step took {time.monotonic() - started:.1f} s")
 
 
 def _avro_step(config: IngestionConfig, settings: Settings, bootstrap: str, registry_url: str, route: Route) -> None:

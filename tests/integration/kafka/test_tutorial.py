@@ -240,7 +240,7 @@ def test_demo_plays_the_tutorial_on_a_broker_of_its_own(tmp_path: Path) -> None:
     # The replay's StormEvents rows, and the Avro step's.
     assert per_topic == [(TOPIC, misrouted), (AVRO_TOPIC, AVRO_RECORDS)]
     assert_avro_rows(avro_rows)
-    assert "not a real registry" in out  # the demo says plainly what serves the schemas
+    assert "schema registry: Apicurio Registry " in out and "not a real registry" not in out
     assert f"consume {AVRO_TOPIC} (SCHEMA_REGISTRY_URL=http://127.0.0.1:" in out
     assert f"{AVRO_RECORDS} received, {AVRO_RECORDS} ingested, 0 dead-lettered" in out
     assert "schema ids 1, 2" in out and "schema registry: stopped" in out
@@ -255,7 +255,7 @@ def test_demo_plays_the_tutorial_on_a_broker_of_its_own(tmp_path: Path) -> None:
 
     # The broker and the registry the demo started are gone: nothing listens on their ports any more.
     match = re.search(r"on 127\.0\.0\.1:(\d+) ", out)
-    registry_port = re.search(r"on http://127\.0\.0\.1:(\d+) ", out)
+    registry_port = re.search(r"on http://127\.0\.0\.1:(\d+)/apis/ccompat/v7 ", out)
     assert match and registry_port, out
     for port in (match.group(1), registry_port.group(1)):
         with pytest.raises(OSError), socket.create_connection(("127.0.0.1", int(port)), timeout=2):
