@@ -24,6 +24,7 @@ from typing import Any
 from shared.config import Mapping, MappingProperties, Table
 from shared.errors import RecordError
 from shared.mapping import types as adxtypes
+from shared.mapping.generated import LineWriter, Source, line_writer
 from shared.mapping.jsonpath import parse_path, resolve
 from shared.pipeline.records import Record
 
@@ -117,6 +118,8 @@ class CompiledMapping:
         self.strict = strict
         by_column = {entry.column: entry.properties for entry in mapping.columns} if mapping else None
         self.cells: list[Cell] = []
+        sources: list[Source] = []
+        unix_transforms: list[bool] = []
         for index, column in enumerate(table.columns):
             props: MappingProperties | None
             if by_column is None:
@@ -128,6 +131,8 @@ class CompiledMapping:
             transform = props.transform if props is not None else None
             unix = transform if transform and transform.startswith("DateTimeFromUnix") else None
             scalar = adxtypes.TYPES[column.type]
+            sources.append(_source(props))
+            unix_transforms.append(unix is not None)
             self.cells.append(Cell(
                 name=column.name,
                 type=column.type,
@@ -140,6 +145,18 @@ class CompiledMapping:
         # fastest way to get at six values per column in CPython (attribute reads, or unpacking
         # a NamedTuple, cost ~10% of `make bench` case (c)).
         self._unpacked = tuple((c.name, c.type, c.key, c.getter, c.convert, c.write) for c in self.cells)
+        kinds = {source.kind for source in sources}
+        doc_kind = "dict" if "key" in kinds else "list" if "ordinal" in kinds else None
+        if doc_kind == "dict" and "ordinal" in kinds:  # keys and ordinals in one mapping: ordinals by getter
+            sources = [Source("getter", c.getter) if s.kind == "ordinal" else s for s, c in zip(sources, self.cells, strict=True)]
+        self.csv_line: LineWriter = line_writer(
+            [c.type for c in self.cells], sources, [c.write for c in self.cells], unix_transforms, doc_kind,
+            self.csv_line_reference,
+        )
+        """The row as the CSV line the client mapping sends: exactly
+        ``adxtypes.csv_line(self.row(doc, record, location))``, in one call of a function
+        generated for this mapping (see :mod:`shared.mapping.generated`); its reference is
+        :meth:`csv_line_reference`."""
 
     def row(self, doc: Any, record: Record, location: str = "") -> list[Any]:
         """Map one decoded document to converted values in table column order."""
@@ -157,9 +174,11 @@ class CompiledMapping:
                 append(None)
         return values
 
-    def csv_line(self, doc: Any, record: Record, location: str = "") -> str:
+    def csv_line_reference(self, doc: Any, record: Record, location: str = "") -> str:
         """The row as the CSV line the client mapping sends: exactly
-        ``adxtypes.csv_line(self.row(doc, record, location))``, in fewer steps."""
+        ``adxtypes.csv_line(self.row(doc, record, location))``, one cell writer call per column.
+        The reference of :attr:`csv_line`, which handles every value this does, faster, and hands
+        the others (and every error) back to it."""
         get = doc.get if isinstance(doc, dict) else _missing
         fields: list[str] = []
         append = fields.append
@@ -176,6 +195,20 @@ class CompiledMapping:
                     raise _column_error(name, adx_type, exc) from None
                 append("")
         return ",".join(fields) or '""'
+
+
+def _source(props: MappingProperties | None) -> Source:
+    """Where the generated line function reads a column's raw value (what :func:`_getter` reads)."""
+    if props is None:
+        return Source("none")
+    key = _one_key(props)
+    if key is not None:
+        return Source("key", key)
+    if props.path is None and props.ordinal is not None:
+        return Source("ordinal", props.ordinal)
+    if props.path is None and props.metadata in ("topic", "partition", "offset"):
+        return Source("attr", props.metadata)
+    return Source("getter", _getter(props))
 
 
 def _column_error(name: str, adx_type: str, exc: Exception) -> RecordError:
