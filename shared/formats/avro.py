@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime, time
@@ -35,6 +36,10 @@ from shared.formats.registry import RegisteredSchema, UnknownSchema
 from shared.mapping.compiled import CompiledMapping
 
 _NEEDS_TEXT = frozenset({"bytes", "fixed"})
+_STREAM = re.compile(r" (?:from|in) <_io\.BytesIO object at 0x[0-9a-fA-F]+>")
+"""fastavro names the stream it read in some errors ("cannot read double from <_io.BytesIO
+object at 0x...>"): an address in a dead letter's reason says nothing, and makes equal records'
+reasons differ."""
 _LOGICAL_TEXT = frozenset({"decimal", "uuid", "date", "time-millis", "time-micros"})
 
 
@@ -60,7 +65,7 @@ class AvroSchema:
         except Exception as exc:  # fastavro raises whatever the bytes provoke: all mean "bad record"
             raise RecordError(
                 f"schema id {self.schema_id}: bytes do not decode as Avro with this schema: "
-                f"{type(exc).__name__}: {exc}",
+                f"{type(exc).__name__}: {_STREAM.sub('', str(exc))}",
                 stage="decode",
             ) from None
         left = len(payload) - stream.tell()
@@ -76,7 +81,8 @@ class AvroSchema:
         CSV rows (None: nothing to plan; see :mod:`shared.formats.avro_rows`)."""
         if self.source is None:
             return None
-        return plan(self.schema_id, self.parsed, self.plain, self.source, self.named_sources, mapping, declared)
+        plain = None if self.plain is _identity else self.plain
+        return plan(self.schema_id, self.parsed, plain, self.source, self.named_sources, mapping, declared)
 
 
 def parse_avro(schema: RegisteredSchema) -> AvroSchema:

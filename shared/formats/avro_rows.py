@@ -3,24 +3,27 @@ one compiled mapping, planned once from the schema's field types, with exactly t
 the reference path (:meth:`AvroSchema.decode`, then :meth:`CompiledMapping.csv_line`).
 
 Why: with the schema known, most columns' types are known before any record is read, and the
-reference path's per-value work is mostly checking them. A plan (:class:`AvroRows`) reads the
-top-level fields a mapping names with one ``itemgetter`` and writes each with the cheapest
-writer that is exact for its Avro type:
+reference path's per-value work is mostly checking them and calling a writer per column. A plan
+(:class:`AvroRows`) generates one function per (schema, mapping) that decodes the record and
+writes its row in one expression, each column in the cheapest form that is exact for its Avro
+type (:data:`_TEMPLATES`; the generated text holds no name from the schema or the mapping, which
+are bound as constants):
 
 - ``long`` (and ``int``) into a ``long`` column: ``str`` (fastavro's compiled reader returns a
   64-bit int for both, which is what the column's writer checks for);
-- ``float``/``double`` into ``real``: ``repr`` when finite, else the column's own writer;
-- ``string`` (no logical type) into ``string``: ``csv_field`` (the text is known to be text);
+- ``int`` into ``int``: ``str`` after an inline range check (a long varint in an ``int`` field
+  decodes beyond 32 bits: the column's writer then refuses it, as in the reference);
+- ``float``/``double`` into ``real``: ``repr`` when finite (inline), else the column's writer;
+- ``string`` (no logical type) into ``string``: the text, quoted by ``csv_field`` only when the
+  inline check says it needs it;
 - ``timestamp-millis``/``-micros`` into ``datetime``: the field is decoded as its plain
-  ``long`` (no datetime object made) and written from the integer, as fastavro would have
-  made the datetime (``epoch + timedelta(microseconds=...)``) and the column's writer written
-  it; only when no other column, path or transform reads that field;
+  ``long`` (no datetime object made) and written from the integer (:func:`micros_text`), as
+  fastavro would have made the datetime (``epoch + timedelta(microseconds=...)``) and the
+  column's writer written it; only when no other column, path or transform reads that field;
 - ``record``/``array``/``map`` into ``dynamic``: the JSON text by orjson, quoted;
-- anything else (unions, other logical types, ``int`` into ``int`` whose range must be
-  checked, transforms): the column's own cell writer, as ``csv_line`` calls it.
-
-Columns that do not read a top-level field (metadata, deeper paths, constants, unmapped) are
-written by their compiled cells, as ``csv_line`` writes them.
+- anything else (unions, other logical types, ``long`` into ``int``, transforms): the column's
+  own cell writer, as ``csv_line`` calls it; columns that read no top-level field (metadata,
+  deeper paths, constants, unmapped): their compiled cell, as ``csv_line`` calls it.
 
 Any exception in a plan (a bad record, a value a fast writer does not take) means "not here":
 the encoder then runs the reference path for that record, which gives its exact outcome —
@@ -31,7 +34,6 @@ tests/unit/formats/test_avro_rows.py (hypothesis, against the reference path).
 from __future__ import annotations
 
 import io
-import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -94,14 +96,6 @@ def millis_text(millis: int) -> str:
     return micros_text(millis * 1000)
 
 
-def _real_text(write: Writer) -> Writer:
-    def real(value: Any) -> str:
-        # Avro float/double decode to float: finite ones are their repr (the column's fast path).
-        return repr(value) if value - value == 0.0 else write(value)
-
-    return real
-
-
 def _json_text(value: Any) -> str:
     # a record/array/map: what to_text gives a dict or list (orjson; a TypeError falls back)
     return csv_field(orjson.dumps(value).decode())
@@ -144,52 +138,86 @@ class Column:
     key: str
     write: Writer
     """Exact for any value the field's type decodes to (it may raise: the reference path then)."""
+    how: str = "call"
+    """Its template in the generated line (:data:`_TEMPLATES`): ``call`` calls ``write``; the
+    others check the value inline and call ``write`` only for what the check does not take."""
 
 
 class AvroRows:
     """The plan of one writer schema under one mapping (see the module docstring)."""
 
-    def __init__(self, schema_id: str, reader_schema: Any, plain: Callable[[Any], Any], columns: Sequence[Column],
+    def __init__(self, schema_id: str, reader_schema: Any, plain: Callable[[Any], Any] | None, columns: Sequence[Column],
                  others: Sequence[tuple[int, Any, Writer]], needs_location: bool) -> None:  # fmt: skip
         self.schema_id = schema_id
         self.reader_schema = reader_schema
         self.columns = tuple(columns)
         self.others = tuple(sorted(others, key=lambda other: other[0]))
-        self.line: Line = _compile(reader_schema, plain, self.columns, self.others, needs_location)
+        self.line: Line
         """The record's CSV row (any exception: run the reference path for this record)."""
+        self.line, self.source = _compile(reader_schema, plain, self.columns, self.others, needs_location)
 
 
-def _getter(keys: Sequence[str]) -> Callable[[Any], Sequence[Any]]:
-    get = operator.itemgetter(*keys)
-    return get if len(keys) > 1 else (lambda doc: (get(doc),))
+# The templates of a generated line function, by how a column is written. ``d`` is the decoded
+# record, ``k<i>`` the column's key and ``w<i>`` its exact writer (bound as constants, so the
+# generated text holds no name from the schema or the mapping). Each is exactly what the column's
+# cell writer returns for a value of the field's Avro type, checked inline instead of in a call.
+_TEMPLATES = {
+    "call": "w{i}(d[k{i}])",
+    "str": "str(d[k{i}])",
+    "text": "(csv_field(v) if (v := d[k{i}]) and ('\"' in v or ',' in v or '\\n' in v or '\\r' in v or v[0].isspace() "
+            "or v[-1].isspace()) else v)",
+    "int32": "(str(v) if type(v := d[k{i}]) is int and -2147483648 <= v <= 2147483647 else w{i}(v))",
+    "real": "(repr(v) if type(v := d[k{i}]) is float and v - v == 0.0 else w{i}(v))",
+    "other": "w{i}(g{i}(d, record, location))",
+    "null": "''",
+}  # fmt: skip
+
+_LINE = """\
+def line(value, start, record):
+    stream = BytesIO(value)
+    stream.seek(start)
+    d = {decoded}
+    if stream.tell() != len(value):
+        raise ValueError("bytes left after the value")
+    location = {location}
+    return {row}
+"""
 
 
-def _compile(reader_schema: Any, plain: Callable[[Any], Any], columns: tuple[Column, ...],
-             others: tuple[tuple[int, Any, Writer], ...], needs_location: bool) -> Line:  # fmt: skip
-    get = _getter([c.key for c in columns])
-    writers = tuple(c.write for c in columns)
-    call, reader, stream_of = operator.call, schemaless_reader, io.BytesIO
+def _compile(reader_schema: Any, plain: Callable[[Any], Any] | None, columns: tuple[Column, ...],
+             others: tuple[tuple[int, Any, Writer], ...], needs_location: bool) -> tuple[Line, str]:  # fmt: skip
+    """The line function of a plan, generated once (one expression per column, in table order:
+    a call per column would cost about as much again as the inline checks), and its source."""
+    namespace: dict[str, Any] = {"BytesIO": io.BytesIO, "reader": schemaless_reader, "schema": reader_schema,
+                                 "plain": plain, "csv_field": csv_field}  # fmt: skip
+    at_position = {position: (getter, write) for position, getter, write in others}
+    expressions = []
+    keyed = iter(columns)
+    for i in range(len(columns) + len(others)):
+        if i in at_position:
+            getter, write = at_position[i]
+            namespace[f"g{i}"], namespace[f"w{i}"] = getter, write
+            expressions.append(_TEMPLATES["other" if getter is not None else "null"].format(i=i))
+            continue
+        column = next(keyed)
+        namespace[f"k{i}"], namespace[f"w{i}"] = column.key, column.write
+        expressions.append(_TEMPLATES[column.how].format(i=i))
+    row = f"','.join(({', '.join(expressions)},))" + (" or '\"\"'" if len(expressions) == 1 else "")
+    source = _LINE.format(
+        decoded="reader(stream, schema, None)" if plain is None else "plain(reader(stream, schema, None))",
+        location="f'{record.topic}/{record.partition}'" if needs_location else "''",
+        row=row,
+    )
+    exec(compile(source, "<avro row plan>", "exec"), namespace)  # our templates; every name bound as a constant
+    line: Line = namespace["line"]
+    return line, source
 
-    def line(value: bytes, start: int, record: Record) -> str:
-        stream = stream_of(value)  # shares the bytes (no copy), unlike a BytesIO of a memoryview slice
-        stream.seek(start)
-        doc = plain(reader(stream, reader_schema, None))
-        if stream.tell() != len(value):
-            raise ValueError("bytes left after the value")
-        fields: list[str] = list(map(call, writers, get(doc)))  # each writer of its value
-        if others:
-            location = f"{record.topic}/{record.partition}" if needs_location else ""
-            for position, getter, write in others:  # ascending positions: each lands in its place
-                fields.insert(position, write(getter(doc, record, location)) if getter is not None else "")
-        return ",".join(fields) or '""'
 
-    return line
-
-
-def plan(schema_id: str, parsed: Any, plain: Callable[[Any], Any], source: Any, named_sources: Sequence[Any],
+def plan(schema_id: str, parsed: Any, plain: Callable[[Any], Any] | None, source: Any, named_sources: Sequence[Any],
          mapping: CompiledMapping, declared: Mapping | None) -> AvroRows | None:  # fmt: skip
     """The plan of ``parsed`` (fastavro's parse of ``source``, whose named dependencies are
-    ``named_sources``) under ``mapping``; None when no column reads a top-level field."""
+    ``named_sources``) under ``mapping``; ``plain`` turns decoded values into what the mapping
+    reads (None: they are already). None when no column reads a top-level field."""
     fields = _field_kinds(parsed)
     if not fields:
         return None
@@ -230,11 +258,13 @@ def _column(key: str, avro_type: Any, column: str, write: Writer, unit: int | No
         return Column(key, write)
     if column == "long" and base in ("int", "long"):
         # fastavro's compiled reader returns 64-bit ints for both; its pure-Python one need not.
-        return Column(key, str) if _COMPILED_READER else Column(key, write)
+        return Column(key, write, "str") if _COMPILED_READER else Column(key, write)
+    if column == "int" and base == "int":  # an Avro int may decode beyond 32 bits (a long varint)
+        return Column(key, write, "int32")
     if column == "real" and base in ("float", "double"):
-        return Column(key, _real_text(write))
+        return Column(key, write, "real")
     if column == "string" and base == "string":
-        return Column(key, csv_field)
+        return Column(key, csv_field, "text")
     if column == "dynamic" and base in ("record", "array", "map"):
         return Column(key, _json_text)
     return Column(key, write)

@@ -20,7 +20,7 @@ from shared.config import IngestionConfig
 from shared.errors import RecordError
 from shared.formats import wire
 from shared.formats.avro import AvroSchema, parse_avro
-from shared.formats.avro_rows import AvroRows
+from shared.formats.avro_rows import AvroRows, Line
 from shared.formats.json_schema import parse_json_schema
 from shared.formats.registry import (
     RegisteredSchema,
@@ -97,6 +97,9 @@ class SchemaMapped:
         # Each Avro schema's plan under this mapping (shared.formats.avro_rows), made on its
         # first record; None: the reference path only.
         self._plans: dict[Decoder, AvroRows | None] = {}
+        # Confluent framings seen before -> their plan's line: a record without headers then
+        # goes from its bytes to its row in one call.
+        self._lines: dict[bytes, Line] = {}
 
     def decoder(self, record: Record) -> tuple[Decoder, bytes | memoryview]:
         """The decoder of a record's schema and the bytes it decodes."""
@@ -134,12 +137,21 @@ class SchemaMapped:
 
     def encode(self, record: Record) -> bytes:
         """The decoded record as one CSV row in table column order."""
+        value = record.value or b""
+        if not record.headers:
+            line = self._lines.get(value[: wire.HEADER_BYTES])
+            if line is not None:
+                try:
+                    return line(value, wire.HEADER_BYTES, record).encode("utf-8")
+                except Exception:  # any failure: the reference path gives this record its exact outcome
+                    return self.reference(record, *self.decoder(record))
         decoder, payload = self.decoder(record)
         rows = self._plans[decoder] if decoder in self._plans else self.plan(decoder)
         if rows is not None:
-            value_bytes = record.value or b""
+            if not record.headers and self._known.get(value[: wire.HEADER_BYTES]) is decoder:
+                self._lines[value[: wire.HEADER_BYTES]] = rows.line  # as many as _known holds
             try:
-                return rows.line(value_bytes, len(value_bytes) - len(payload), record).encode("utf-8")
+                return rows.line(value, len(value) - len(payload), record).encode("utf-8")
             except Exception:  # any failure: the reference path below gives this record its exact outcome
                 pass
         return self.reference(record, decoder, payload)
