@@ -290,7 +290,7 @@ def _launch_registry(config: IngestionConfig) -> tuple[Any, str]:
             click.echo("schema registry: building Apicurio Registry from Maven Central (once; a minute or two)")
         return code.start_apicurio(code.install_apicurio(), wait=False), ""
     except (code.RegistryToolsMissing, code.RegistryInstallError, OSError) as exc:
-        fallback = f"Apicurio Registry cannot run here: {str(exc).splitlines()[0]}"
+        fallback = f"Apicurio Registry cannot run here: {' '.join(str(exc).split())[:300]}"
     try:
         return code.start_stand_in(), fallback
     except code.RegistryUnavailable as exc:
