@@ -333,22 +333,41 @@ class KafkaIngestor:
         # them and at the end); ``pending`` and ``offsets`` are the objects the flush takes.
         pending, offsets = self._pending, self._pending_offsets
         received, pending_bytes = self._received, self._pending_bytes
+        # A consume call hands over runs of messages of one partition: the assignment check, the
+        # stream and the partition's next offset are looked up once per run, and the offset is
+        # kept in ``run_next`` until the run ends (stored into ``offsets`` then, and before a
+        # flush reads them). ``run_topic`` None: no run open.
+        run_topic: str | None = None
+        run_partition = -1
+        run_key: TopicPartitionKey = ("", -1)
+        run_next = 0
+        stream = ""
+        append = pending.append
         for message in messages:
             if self._stop_reason:
                 break
-            if message.error() is not None:
-                self._on_error(message.error())
+            error = message.error()
+            if error is not None:
+                self._on_error(error)
                 continue
             topic = message.topic()
             partition = message.partition()
-            topic_partition = (topic, partition)
-            if topic_partition not in assignment:
-                log.debug("dropping a record of %s[%d], no longer assigned", topic, partition)
-                continue
-            stream = streams.get(topic)
-            if stream is None:  # assigned without the callback having named it (not expected)
-                self._resolve_streams({topic})
-                stream = streams[topic]
+            if partition != run_partition or topic != run_topic:
+                if run_topic is not None:
+                    offsets[run_key] = run_next
+                    run_topic = None
+                run_key = (topic, partition)
+                if run_key not in assignment:
+                    log.debug("dropping a record of %s[%d], no longer assigned", topic, partition)
+                    run_partition = -1
+                    continue
+                found = streams.get(topic)
+                if found is None:  # assigned without the callback having named it (not expected)
+                    self._resolve_streams({topic})
+                    found = streams[topic]
+                stream = found
+                run_topic, run_partition = topic, partition
+                run_next = offsets.get(run_key, 0)
             ts_type, ts_ms = message.timestamp()
             if ts_ms == last_ms and ts_type != TIMESTAMP_NOT_AVAILABLE:
                 timestamp = last_timestamp
@@ -362,22 +381,28 @@ class KafkaIngestor:
             offset = message.offset()
             if not pending:
                 self._pending_since = self.clock()
-            pending.append(
+            append(
                 Record(value, message.key(), tuple(headers) if headers else (), topic, partition, offset, timestamp,
                        "kafka", "", stream)
             )  # fmt: skip
             # next_offsets(pending), kept as the records come (one past the highest offset).
-            if offset >= offsets.get(topic_partition, 0):
-                offsets[topic_partition] = offset + 1
+            if offset >= run_next:
+                run_next = offset + 1
             received += 1
             if value is not None:
                 pending_bytes += len(value)
             if max_records is not None and received >= max_records:
                 self.request_stop(f"reached --max-records {max_records}")
             elif len(pending) >= batch_records or pending_bytes >= batch_bytes:
+                offsets[run_key] = run_next
                 self._received, self._pending_bytes = received, pending_bytes
                 self._flush_and_commit()
                 pending, offsets, pending_bytes = self._pending, self._pending_offsets, 0
+                append = pending.append
+                # The flush may have changed what is assigned: the next message opens a new run.
+                run_topic, run_partition = None, -1
+        if run_topic is not None:
+            offsets[run_key] = run_next
         self._received, self._pending_bytes = received, pending_bytes
         self._last_ms, self._last_timestamp = last_ms, last_timestamp
         self._last_activity = self.clock()

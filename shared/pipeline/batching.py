@@ -108,9 +108,8 @@ class BatchBuilder:
     #: call per record costs more than the compression itself when records are small.
     CHUNK_BYTES = 128 * 1024
 
-    __slots__ = (
-        "_chunks", "_compressed", "_compressor", "_content", "_pending", "_records", "destination", "level", "raw_size"
-    )
+    __slots__ = ("_compressor", "_content", "chunks", "compressed", "destination", "level", "lines", "raw_size",
+                 "records")  # fmt: skip
 
     def __init__(self, destination: Destination, level: int = 1) -> None:
         self.destination = destination
@@ -122,45 +121,50 @@ class BatchBuilder:
         # The content half of the batch id: the encoded lines, hashed in the chunks the
         # compressor gets (one update per chunk, not per record).
         self._content = hashlib.sha256()
-        self._chunks: list[bytes] = []
-        self._pending: list[bytes] = []
-        self._compressed = 0  # how much of raw_size the compressor has had
-        self._records: list[Record] = []
+        self.chunks: list[bytes] = []
+        """The gzip stream so far."""
+        self.lines: list[bytes] = []
+        """Encoded lines not compressed yet."""
+        self.compressed = 0
+        """How much of ``raw_size`` the compressor has had."""
+        self.records: list[Record] = []
+        """The records added so far (read-only outside :meth:`add`)."""
         self.raw_size = 0
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self.records)
 
     def add(self, record: Record, line: bytes) -> int:
         """Append one encoded record (``line`` has no trailing newline); returns how many
-        records the batch now holds."""
-        self._records.append(record)
-        self._pending.append(line)
+        records the batch now holds. (:meth:`Pipeline.process` does the same inline.)"""
+        self.records.append(record)
+        self.lines.append(line)
         self.raw_size += len(line) + 1
-        if self.raw_size - self._compressed >= self.CHUNK_BYTES:
-            self._compress_pending()
-        return len(self._records)
+        if self.raw_size - self.compressed >= self.CHUNK_BYTES:
+            self.compress_lines()
+        return len(self.records)
 
-    def _compress_pending(self) -> None:
-        self._pending.append(b"")  # so that the join ends with a newline too
-        data = b"\n".join(self._pending)
+    def compress_lines(self) -> None:
+        """Hand the lines added since the last call to the compressor (and the content digest)."""
+        self.lines.append(b"")  # so that the join ends with a newline too
+        data = b"\n".join(self.lines)
         self._content.update(data)
         out = self._compressor.compress(data)
         if out:
-            self._chunks.append(out)
-        self._pending = []
-        self._compressed = self.raw_size
+            self.chunks.append(out)
+        self.lines = []
+        self.compressed = self.raw_size
 
     def seal(self) -> Batch:
         """Finish the gzip stream and return the batch; the builder starts a new one."""
-        if self._pending:
-            self._compress_pending()
-        self._chunks.append(self._compressor.flush())
-        records = tuple(self._records)
+        if self.lines:
+            self.compress_lines()
+        self.chunks.append(self._compressor.flush())
+        records = tuple(self.records)
         ranges, oldest, newest = ranges_and_span(records)
         batch = Batch(
             destination=self.destination,
-            payload=b"".join(self._chunks),
+            payload=b"".join(self.chunks),
             raw_size=self.raw_size,
             records=records,
             ranges=ranges,
@@ -185,18 +189,31 @@ def ranges_and_span(
     spans: dict[tuple[str, str, int], list[int]] = {}
     oldest: datetime | None = None
     newest: datetime | None = None
+    # Records come in runs of one partition, and runs of one timestamp object (the Kafka
+    # consumer converts each distinct millisecond once): the span of the current run and the
+    # last timestamp compared are kept, so most records cost a few identity checks.
+    stream: str | None = None
+    topic = ""
+    partition = -1
+    span: list[int] = []
+    last_ts: datetime | None = None
     for record in records:
         offset = record.offset
-        key = (record.stream, record.topic, record.partition)
-        span = spans.get(key)
-        if span is None:
-            spans[key] = [offset, offset]
-        elif offset > span[1]:
+        if record.partition != partition or record.topic != topic or record.stream != stream:
+            stream, topic, partition = record.stream, record.topic, record.partition
+            key = (stream, topic, partition)
+            found = spans.get(key)
+            if found is None:
+                span = spans[key] = [offset, offset]
+            else:
+                span = found
+        if offset > span[1]:
             span[1] = offset
         elif offset < span[0]:
             span[0] = offset
         ts = record.timestamp
-        if ts is not None:
+        if ts is not last_ts and ts is not None:
+            last_ts = ts
             if oldest is None or ts < oldest:
                 oldest = ts
             if newest is None or ts > newest:

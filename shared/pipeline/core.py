@@ -127,6 +127,12 @@ class Result:
             self.oldest_timestamp = other.oldest_timestamp
 
 
+def _older(oldest: list[datetime | None], timestamp: datetime | None) -> None:
+    """Keep the older of ``oldest[0]`` and ``timestamp`` in ``oldest[0]`` (None: unknown)."""
+    if timestamp is not None and (oldest[0] is None or timestamp < oldest[0]):
+        oldest[0] = timestamp
+
+
 class Pipeline:
     """Routes, encodes and batches records and hands batches to a sink (see module docstring).
 
@@ -235,25 +241,43 @@ class Pipeline:
         result = Result() if result is None else result
         builders: dict[Destination, BatchBuilder] = {}
         poison: list[DeadLetter] = []
-        # Hot loop: the bound method and the limits in locals; the builder of the previous
-        # record's destination is reused without a dict lookup (hashing a Destination costs
-        # more than encoding a small record).
+        # Hot loop: the bound method, the per-topic lanes and the limits in locals; the builder
+        # of the previous record's destination is reused without a dict lookup (hashing a
+        # Destination costs more than encoding a small record).
         prepare = self.prepare
+        # A record without headers whose topic has a lane is checked and encoded here, without
+        # the call of prepare (the common case); prepare, the reference, does everything else,
+        # and words every error: an encoding that fails here is done again by prepare, which
+        # raises what it would have (pinned by tests/unit/pipeline/test_process_fast_path.py).
+        # A subclass overriding prepare gets prepare for every record.
+        lanes = self._by_topic if getattr(prepare, "__func__", None) is Pipeline.prepare else {}
+        max_record = self.max_record_bytes
         max_bytes, max_records = self.max_batch_bytes, self.max_batch_records
+        chunk_bytes = BatchBuilder.CHUNK_BYTES
         last_dest: Destination | None = None
         builder: BatchBuilder
         received = 0
-        oldest: datetime | None = None
+        # The oldest timestamp among the records received: every record ends in a sealed batch
+        # (whose oldest_timestamp covers its records) or in a dead letter, so it is taken from
+        # those rather than compared record by record.
+        oldest: list[datetime | None] = [None]
         try:
             for record in records:
                 received += 1
-                ts = record.timestamp
-                if ts is not None and (oldest is None or ts < oldest):
-                    oldest = ts
+                value = record.value
+                lane = None if record.headers else lanes.get(record.topic)
                 try:
-                    _, dest, line = prepare(record)
+                    if lane is not None and value and len(value) <= max_record and not value.isspace():
+                        dest = lane[1]
+                        try:
+                            line = lane[2].encode(record)
+                        except (RecordError, ValueError, TypeError, ArithmeticError, RecursionError):
+                            _, dest, line = prepare(record)
+                    else:
+                        _, dest, line = prepare(record)
                 except RecordError as exc:
                     poison.append(self._letter(record, exc, attempt))
+                    _older(oldest, record.timestamp)
                     if len(poison) >= self.POISON_SET_SIZE:
                         self.dead_letter(poison, result)
                         poison = []
@@ -266,6 +290,7 @@ class Pipeline:
                     if not final_attempt:
                         raise
                     poison.append(self._unavailable(record, exc, attempt))
+                    _older(oldest, record.timestamp)
                     if len(poison) >= self.POISON_SET_SIZE:
                         self.dead_letter(poison, result)
                         poison = []
@@ -276,12 +301,19 @@ class Pipeline:
                     if found is None:
                         found = builders[dest] = BatchBuilder(dest, self.gzip_level)
                     builder = found
-                if builder.raw_size + len(line) + 1 > max_bytes and len(builder):
+                size = len(line) + 1
+                if builder.raw_size + size > max_bytes and builder.records:
                     # Seal before the cap would be crossed: a batch never exceeds max_batch_bytes
                     # unless one record alone does.
-                    self._deliver(builder.seal(), result, attempt, final_attempt)
-                if builder.add(record, line) >= max_records:
-                    self._deliver(builder.seal(), result, attempt, final_attempt)
+                    self._deliver(self._seal(builder, oldest), result, attempt, final_attempt)
+                # BatchBuilder.add, inlined (a call per record costs more than its body).
+                builder.records.append(record)
+                builder.lines.append(line)
+                builder.raw_size += size
+                if builder.raw_size - builder.compressed >= chunk_bytes:
+                    builder.compress_lines()
+                if len(builder.records) >= max_records:
+                    self._deliver(self._seal(builder, oldest), result, attempt, final_attempt)
         except InputStopped:
             # The input ended early (truncated file, Ctrl-C): what was read is delivered first,
             # so the caller's counts cover it and nothing read is left unaccounted for.
@@ -290,24 +322,32 @@ class Pipeline:
         self._finish(builders, poison, result, received, oldest, started, attempt, final_attempt)
         return result
 
+    @staticmethod
+    def _seal(builder: BatchBuilder, oldest: list[datetime | None]) -> Batch:
+        """``builder.seal()``, its oldest timestamp folded into ``oldest[0]``."""
+        batch = builder.seal()
+        _older(oldest, batch.oldest_timestamp)
+        return batch
+
     def _finish(
         self,
         builders: dict[Destination, BatchBuilder],
         poison: list[DeadLetter],
         result: Result,
         received: int,
-        oldest: datetime | None,
+        oldest: list[datetime | None],
         started: float,
         attempt: int,
         final_attempt: bool,
     ) -> None:
         """Deliver the open batches and the pending dead letters; check the counts."""
         result.received += received
-        if oldest is not None and (result.oldest_timestamp is None or oldest < result.oldest_timestamp):
-            result.oldest_timestamp = oldest
-        for builder in builders.values():
-            if len(builder):
-                self._deliver(builder.seal(), result, attempt, final_attempt)
+        sealed = [self._seal(builder, oldest) for builder in builders.values() if len(builder)]
+        first = oldest[0]
+        if first is not None and (result.oldest_timestamp is None or first < result.oldest_timestamp):
+            result.oldest_timestamp = first
+        for batch in sealed:
+            self._deliver(batch, result, attempt, final_attempt)
         if poison:
             self.dead_letter(poison, result)
         result.seconds += time.perf_counter() - started

@@ -9,7 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, TIMESTAMP_NOT_AVAILABLE
+from confluent_kafka import (
+    TIMESTAMP_CREATE_TIME,
+    TIMESTAMP_LOG_APPEND_TIME,
+    TIMESTAMP_NOT_AVAILABLE,
+    Message,
+    TopicPartition,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -61,24 +67,39 @@ message_fields = st.tuples(
 )
 
 
-def build(fields: Sequence[tuple[int, bytes | None, bytes | None, Any, tuple[int, int]]]) -> list[FakeMessage]:
-    next_offset = {0: 0, 1: 100, 2: 200}
-    out = []
-    for partition, value, key, hdrs, ts in fields:
-        out.append(FakeMessage(TOPIC, partition, next_offset[partition], value, key, hdrs, ts))
-        next_offset[partition] += 1
+OTHER = "other"
+"""A second topic, assigned the same partition numbers as TOPIC (runs are told apart by both)."""
+
+
+def build(fields: Sequence[tuple[int, bytes | None, bytes | None, Any, tuple[int, int]]],
+          topics: Sequence[str] = (TOPIC,), real: bool = False) -> list[Any]:
+    """Messages of ``fields``; with several topics, the i-th message's topic is
+    ``topics[(partition + i // 3) % len(topics)]`` (runs of one topic and partition, interleaved);
+    ``real``: confluent-kafka's own ``Message`` instead of the stand-in."""
+    next_offset: dict[tuple[str, int], int] = {}
+    out: list[Any] = []
+    for index, (partition, value, key, hdrs, ts) in enumerate(fields):
+        topic = topics[(partition + index // 3) % len(topics)]
+        offset = next_offset.get((topic, partition), 100 * partition)
+        next_offset[(topic, partition)] = offset + 1
+        if real:
+            out.append(Message(topic=topic, partition=partition, offset=offset, value=value, key=key, headers=hdrs,
+                               timestamp=ts))  # fmt: skip
+        else:
+            out.append(FakeMessage(topic, partition, offset, value, key, hdrs, ts))
     return out
 
 
 def run(
-    cls: type[KafkaIngestor], messages: list[FakeMessage], **options: Any
+    cls: type[KafkaIngestor], messages: list[Any], topics: Sequence[str] = (TOPIC,), **options: Any
 ) -> tuple[CapturingPipeline, FakeConsumer, ConsumeStats]:
     fake = FakeConsumer(messages, **{k: options.pop(k) for k in ("revoke_after", "lose_after") if k in options})
+    fake.partitions = [TopicPartition(topic, p) for topic in topics for p in (0, 1)]
     pipeline = CapturingPipeline()
     ingestor = cls(
         pipeline,  # type: ignore[arg-type]
         {"bootstrap.servers": "fake:9092"},
-        ConsumerOptions(topics=(TOPIC,), group="g", idle_exit=1.0, **options),
+        ConsumerOptions(topics=tuple(topics), group="g", idle_exit=1.0, **options),
         consumer_factory=fake.factory,
         admin_factory=no_admin,
         sleep=fake.sleep,
@@ -96,16 +117,19 @@ def run(
     st.none() | st.integers(1, 45),
     st.none() | st.integers(0, 40),
     st.none() | st.integers(0, 40),
+    st.sampled_from([(TOPIC,), (TOPIC, OTHER)]),
+    st.booleans(),
 )
 def test_take_all_gives_the_reference_batches_and_commits(
     fields: list[Any], batch_records: int, batch_bytes: int, max_records: int | None, revoke_after: int | None,
-    lose_after: int | None,
+    lose_after: int | None, topics: tuple[str, ...], real: bool,
 ) -> None:
     options = {"batch_records": batch_records, "batch_bytes": batch_bytes, "max_records": max_records}
-    fast, fast_consumer, fast_stats = run(KafkaIngestor, build(fields), revoke_after=revoke_after,
+    fast, fast_consumer, fast_stats = run(KafkaIngestor, build(fields, topics, real), topics, revoke_after=revoke_after,
                                           lose_after=lose_after, **options)
     reference, reference_consumer, reference_stats = run(
-        ReferenceIngestor, build(fields), revoke_after=revoke_after, lose_after=lose_after, **options
+        ReferenceIngestor, build(fields, topics, real), topics, revoke_after=revoke_after, lose_after=lose_after,
+        **options,
     )
     assert fast.batches == reference.batches
     assert fast_stats == reference_stats  # flushes, commits, raw bytes, ...
@@ -117,6 +141,12 @@ def test_take_all_gives_the_reference_batches_and_commits(
     assert commits == [
         "commit " + ",".join(f"{p}@{o}" for (_, p), o in sorted(next_offsets(batch).items())) for batch in fast.batches
     ]
+    # Every message of an assigned partition is in a batch, and the last commit of each
+    # partition is one past its highest offset.
+    taken = [record for batch in fast.batches for record in batch]
+    if lose_after is None and fast_stats.stopped_by.startswith("no record"):  # nothing dropped, nor stopped early
+        assert len(taken) == sum(1 for m in build(fields, topics) if m.partition() in (0, 1))
+    assert fast_consumer.committed == next_offsets(taken)
 
 
 @settings(max_examples=300, deadline=None)
