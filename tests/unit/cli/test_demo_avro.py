@@ -21,6 +21,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from scripts import schema_registry
 from shared.cli import demo
 from shared.config import load_config
+from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLE = REPO / "ingestion.yaml"
@@ -99,7 +100,7 @@ def test_the_step_is_skipped_without_its_route(tmp_path: Path, capsys: pytest.Ca
     config = load_config(tmp_path / "ingestion.yaml")
     registry, note = demo._launch_registry(config)
     assert registry is None
-    demo._avro_demo(config, demo.Settings(), "127.0.0.1:1", registry, note)
+    demo._avro_demo(config, Settings(), "127.0.0.1:1", registry, note)
     assert f"avro: skipped (the ingestion file has no route for the topic {demo.AVRO_TOPIC})" in capsys.readouterr().out
 
 
@@ -109,5 +110,5 @@ def test_the_step_is_skipped_and_says_why_without_a_registry(
     monkeypatch.setattr(demo, "_script", lambda filename, name: (None, f"scripts/{filename} is not here"))
     config = load_config(SAMPLE)
     registry, note = demo._launch_registry(config)
-    demo._avro_demo(config, demo.Settings(), "127.0.0.1:1", registry, note)
+    demo._avro_demo(config, Settings(), "127.0.0.1:1", registry, note)
     assert "avro: skipped (no local schema registry: scripts/schema_registry.py is not here)" in capsys.readouterr().out
