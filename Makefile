@@ -55,11 +55,13 @@ demo: venv
 ## test: lint, type-check and the whole test suite (services are started by the suite)
 test: venv tools lint typecheck unit
 
-## tools: fetch the pinned local services the tests start (Kafka jars via Maven, Azurite via npm, into .tools/)
-## and the Compose specification's schema (compose-go's compose-spec.json via the Go module proxy)
+## tools: fetch the pinned local services the tests start (Kafka jars via Maven, Azurite via npm, Apicurio
+## Registry built with Maven, into .tools/) and the Compose specification's schema (compose-go's
+## compose-spec.json via the Go module proxy)
 tools:
 	bash scripts/kafka-install.sh >/dev/null
 	bash scripts/azurite-install.sh
+	bash scripts/apicurio-install.sh >/dev/null
 	bash scripts/compose-schema-install.sh
 
 ## kafka: a local Kafka broker on 127.0.0.1:9092 (a free port if taken); Ctrl-C stops it. BACKGROUND=1 detaches

@@ -11,7 +11,7 @@ from shared.config import IngestionConfig, load_config
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.azurite", "tests.fixtures.registry"]
+pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.azurite", "tests.fixtures.registry", "tests.fixtures.apicurio"]
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def sample_config() -> IngestionConfig:
 # Markers follow the fixtures a test really uses (a conftest's ``pytestmark`` would have no
 # effect): ``-m "not kafka and not azurite"`` selects exactly the tests that need no service.
 _SERVICE_FIXTURES = {
-    "kafka": {"kafka_bootstrap", "kafka_oauth_bootstrap", "kafka_admin", "kafka_topic"},
+    "kafka": {"kafka_bootstrap", "kafka_oauth_bootstrap", "kafka_admin", "kafka_topic", "apicurio_registry"},
     "azurite": {"azurite", "storage_names"},
 }
 

@@ -33,7 +33,6 @@ from shared.kafka.consumer import ConsumerOptions, KafkaIngestor
 from shared.pipeline.retry import RetryPolicy
 from shared.settings import Settings
 from shared.wiring import build_pipeline
-from tests.fixtures.apicurio import apicurio_registry  # noqa: F401  (the session fixture, used by name)
 from tests.integration.kafka.test_avro_consume import V1, V2, assert_row, ingestion_file, payment, rows
 
 pytestmark = pytest.mark.kafka
@@ -43,7 +42,7 @@ def client(registry: ApicurioRegistry) -> SchemaRegistryClient:
     return SchemaRegistryClient({"url": registry.url, "max.retries": 0})
 
 
-def test_apicurio_answers_the_confluent_client(apicurio_registry: ApicurioRegistry) -> None:  # noqa: F811
+def test_apicurio_answers_the_confluent_client(apicurio_registry: ApicurioRegistry) -> None:
     sr = client(apicurio_registry)
     subject = f"readings-{uuid.uuid4().hex[:8]}-value"
     first = sr.register_schema(subject, Schema(json.dumps(V1), "AVRO"))
@@ -74,7 +73,7 @@ def test_two_schema_versions_through_apicurio_into_duckdb_every_value_compared(
     tmp_path: Path,
     kafka_bootstrap: str,
     kafka_topic: Callable[..., str],
-    apicurio_registry: ApicurioRegistry,  # noqa: F811
+    apicurio_registry: ApicurioRegistry,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     topic = kafka_topic(partitions=1, prefix="avro-apicurio")
@@ -131,7 +130,7 @@ def test_two_schema_versions_through_apicurio_into_duckdb_every_value_compared(
 
 def test_the_command_line_starts_apicurio_in_the_background_and_stops_it(
     tmp_path: Path,
-    apicurio_registry: ApicurioRegistry,  # noqa: F811  (installed and runnable: else skipped)
+    apicurio_registry: ApicurioRegistry,
 ) -> None:
     state = tmp_path / "registry.json"
     run = [sys.executable, str(Path(__file__).resolve().parents[3] / "scripts" / "schema_registry.py")]
