@@ -133,12 +133,13 @@ def _cell(index: int, adx_type: str, transform: bool) -> list[str]:
     if transform:
         return [f"{f} = {w}(v)"]
     if adx_type == "string":
-        # csv_field(v) is v unless v holds a quote, a comma or a line break, or starts or ends
-        # with whitespace: strip() returns v itself when it strips nothing (str.isspace's
-        # characters), and a printable text has no line break. Anything else: csv_field itself.
+        # csv_field's own test: a quote, a comma, a line break, or whitespace at either end
+        # (strip() returns v itself when it strips nothing: str.isspace's characters). Four
+        # substring tests cost less than one isprintable() scan.
         return [
             "if type(v) is _str:",
-            f"    {f} = v if (v.strip() is v and '\"' not in v and ',' not in v and v.isprintable()) else _field(v)",
+            f"    {f} = v if (v.strip() is v and '\"' not in v and ',' not in v and '\\n' not in v and '\\r' not in v)"
+            " else _field(v)",
             "elif v is None:",
             f"    {f} = ''",
             "else:",
