@@ -227,7 +227,11 @@ def profile_entry(values: Sequence[bytes], config: IngestionConfig, workdir: Pat
         worker.reset()
 
 
-if __name__ == "__main__":  # python bench/function_entry.py event|kafka, b|kafka, s: a cProfile of one shape
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python bench/function_entry.py [SHAPE]``: a cProfile of one shape's entry (SHAPE a prefix
+    of its name: ``event``, ``"kafka, b"``, ``"kafka, s"``); with ``--measure``, the bench rows
+    alone, as ``make bench`` prints them (``--runs`` times, each its own same-run floors)."""
+    import argparse
     import sys
     import tempfile
 
@@ -235,7 +239,28 @@ if __name__ == "__main__":  # python bench/function_entry.py event|kafka, b|kafk
     from bench.run import CONFIG, Workload, new_pipeline, pin_to_one_cpu
     from shared.config import load_config
 
-    pin_to_one_cpu()
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("shape", nargs="?", default="event", help="the shape to profile (a prefix of its name)")
+    parser.add_argument("--measure", action="store_true", help="print the bench rows instead of a profile")
+    parser.add_argument("--invocations", type=int, default=20, help="batches of 1,000 events per shape")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per measure (best of)")
+    parser.add_argument("--runs", type=int, default=1, help="--measure: how many times")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin to one CPU")
+    args = parser.parse_args(argv)
+    if not args.no_pin:
+        pin_to_one_cpu()
+    values = Workload.generate(args.invocations * BATCH).json
+    config = load_config(CONFIG)
     with tempfile.TemporaryDirectory() as tmp:
-        profile_entry(Workload.generate(20 * BATCH).json, load_config(CONFIG), Path(tmp), new_pipeline, 20,
-                      sys.argv[1] if len(sys.argv) > 1 else "event")
+        if not args.measure:
+            profile_entry(values, config, Path(tmp), new_pipeline, args.invocations, args.shape)
+            return 0
+        for run in range(args.runs):
+            entries = measure_function_entry(values, config, Path(tmp) / str(run), new_pipeline, args.invocations,
+                                             args.repeat)  # fmt: skip
+            print("\n".join(entry_lines(entries)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

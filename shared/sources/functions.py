@@ -867,30 +867,27 @@ def _kafka_batch(values: Sequence[Any], keys: Sequence[Any], headers: Sequence[A
                     repeat("kafka"), repeat(""), stream_column))  # fmt: skip
 
 
-_KAFKA_PRIVATE = attrgetter(*(f"_KafkaEvent__{name}" for name in
-                              ("body", "key", "headers", "topic", "partition", "offset", "timestamp")))  # fmt: skip
-"""The fields behind ``azure.functions.KafkaEvent``'s properties (each returns its attribute as
-is, azure-functions 1.26 and 2.3.0): read without a Python call per property."""
-_KAFKA_PUBLIC = attrgetter("key", "headers", "topic", "partition", "offset", "timestamp")
+_KAFKA_FIELDS = ("key", "headers", "topic", "partition", "offset", "timestamp")
+_KAFKA_PRIVATE: tuple[Callable[[Any], Any], ...] = tuple(map(attrgetter, (f"_KafkaEvent__{name}" for name in ("body", *_KAFKA_FIELDS))))
+"""The fields behind ``azure.functions.KafkaEvent``'s ``get_body`` and properties (each returns its
+attribute as is, azure-functions 1.26 and 2.3.0): read without a Python call per property."""
+_KAFKA_PUBLIC: tuple[Callable[[Any], Any], ...] = (_GET_BODY, *map(attrgetter, _KAFKA_FIELDS))
 
 
 def _kafka_event_batch(events: Sequence[KafkaEventLike], key_type: KafkaKeyType,
                        streams: _KafkaStreams) -> list[Record] | None:
     """:func:`_kafka_batch` of raw-binary events (``dataType: binary``), or None."""
-    if not events:
-        return None
     try:
-        if _kinds(events) == {_azure_class("azure.functions.kafka", "KafkaEvent")}:
-            columns: list[Sequence[Any]] = list(zip(*map(_KAFKA_PRIVATE, events), strict=True))
-        else:
-            columns = [list(map(_GET_BODY, events)), *zip(*map(_KAFKA_PUBLIC, events), strict=True)]
+        private = _kinds(events) == {_azure_class("azure.functions.kafka", "KafkaEvent")}
+        # A column per field, one map each (no tuple per event to transpose).
+        values, keys, headers, topics, partitions, offsets, timestamps = [
+            list(map(read, events)) for read in (_KAFKA_PRIVATE if private else _KAFKA_PUBLIC)]
     except _NOT_PLAIN:
         return None
-    values, keys, headers, topics, partitions, offsets, timestamps = columns
     return _kafka_batch(values, keys, headers, topics, partitions, offsets, timestamps, key_type, streams)
 
 
-_ENVELOPE = itemgetter("Value", "Key", "Headers", "Topic", "Partition", "Offset", "Timestamp")
+_ENVELOPE: tuple[Callable[[Any], Any], ...] = tuple(map(itemgetter, ("Value", "Key", "Headers", "Topic", "Partition", "Offset", "Timestamp")))
 """The envelope's fields under the extension's spelling (a missing one: the reference reads the
 event, camelCase included)."""
 
@@ -902,7 +899,7 @@ def _envelope_batch(events: Sequence[KafkaEventLike], key_type: KafkaKeyType,
         docs = list(map(orjson.loads, map(_GET_BODY, events)))
         if _kinds(docs) != {dict}:
             return None
-        texts, keys, headers, topics, partitions, offsets, timestamps = zip(*map(_ENVELOPE, docs), strict=True)
+        texts, keys, headers, topics, partitions, offsets, timestamps = [list(map(read, docs)) for read in _ENVELOPE]
         kinds = _kinds(texts)
         if kinds == {str}:
             values: list[bytes | None] = list(map(str.encode, texts))
@@ -915,11 +912,11 @@ def _envelope_batch(events: Sequence[KafkaEventLike], key_type: KafkaKeyType,
     return _kafka_batch(values, keys, headers, topics, partitions, offsets, timestamps, key_type, streams)
 
 
-_HUB_PRIVATE = attrgetter("_EventHubEvent__body", "_EventHubEvent__sequence_number", "_EventHubEvent__enqueued_time",
-                          "_EventHubEvent__partition_key")  # fmt: skip
+_HUB_FIELDS = ("sequence_number", "enqueued_time", "partition_key")
+_HUB_PRIVATE: tuple[Callable[[Any], Any], ...] = tuple(map(attrgetter, (f"_EventHubEvent__{name}" for name in ("body", *_HUB_FIELDS))))
 """The fields behind ``azure.functions.EventHubEvent``'s ``get_body`` and properties (each
 returns its attribute as is, azure-functions 1.26 and 2.3.0)."""
-_HUB_PUBLIC = attrgetter("sequence_number", "enqueued_time", "partition_key")
+_HUB_PUBLIC: tuple[Callable[[Any], Any], ...] = (_GET_BODY, *map(attrgetter, _HUB_FIELDS))
 
 
 def _hub_header_column(properties: Sequence[Any], encoding: HeaderEncoding) -> Sequence[tuple[Header, ...]]:
@@ -938,11 +935,9 @@ def _eventhub_batch(events: Sequence[EventHubEventLike], systems: Sequence[Mappi
     if not events:
         return None
     try:
-        if _kinds(events) == {_azure_class("azure.functions._eventhub", "EventHubEvent")}:
-            bodies, sequences, enqueued, partition_keys = zip(*map(_HUB_PRIVATE, events), strict=True)
-        else:
-            bodies = tuple(map(_GET_BODY, events))
-            sequences, enqueued, partition_keys = zip(*map(_HUB_PUBLIC, events), strict=True)
+        private = _kinds(events) == {_azure_class("azure.functions._eventhub", "EventHubEvent")}
+        bodies, sequences, enqueued, partition_keys = [
+            list(map(read, events)) for read in (_HUB_PRIVATE if private else _HUB_PUBLIC)]
         if _kinds(sequences) != {int}:
             return None
         headers = _hub_header_column(properties, encoding)

@@ -422,7 +422,7 @@ def hub_batch(events: Sequence[Any], encoding: fx.HeaderEncoding) -> list[Record
                               fx._entries(meta.get("PropertiesArray"), count), encoding, "h", 3, "eventhub:/h")  # fmt: skip
 
 
-utc_instants = instants.map(lambda ts: ts.astimezone(UTC))
+utc_instants = instants.filter(lambda ts: 1 < ts.year < 9999).map(lambda ts: ts.astimezone(UTC))
 naive_instants = instants.map(lambda ts: ts.replace(tzinfo=None))
 usual_stamps = st.one_of(
     st.lists(utc_instants.map(lambda ts: ts.isoformat().replace("+00:00", "Z")), min_size=1, max_size=6),
