@@ -9,6 +9,14 @@ Prints records per CPU-second of the whole process (and the main thread's share)
 variant, validated and not, plus the floor of bench/kafka_e2e.py; best of ``--turns`` at the end.
 Variants: ``before`` (the consumer.py of ``--before``), ``after`` (the working tree), and the
 working tree with one change undone (see ``PATCHES``), to weigh each change on its own.
+
+Whole trees (a change to the pipeline as well as the consumer): ``--trees NAME=DIR,...`` runs
+each case in a child process importing ``DIR``'s ``shared`` (e.g. ``git archive <commit> | tar
+-x -C /tmp/before``), over the same broker and topics, taking turns::
+
+    python bench/consumer_ab.py --trees before=/tmp/before,after=. --format csv,json --turns 3
+
+(the child's CPU time is counted from ``KafkaIngestor.run`` to its return).
 """
 
 from __future__ import annotations
@@ -81,14 +89,98 @@ PATCHES: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
 """The working tree, or the working tree with one change undone."""
 
 
+# One consumer run of a tree, in a child process (argv: bootstrap, topic, count, config): prints
+# the CPU seconds of the whole process from KafkaIngestor.run to its return.
+_TREE_CHILD = """
+import json, resource, sys, tempfile, uuid
+from pathlib import Path
+from shared.config import load_config
+from shared.deadletters.local import LocalDeadLetterStore
+from shared.kafka.consumer import ConsumerOptions, KafkaIngestor
+from shared.pipeline.core import Pipeline
+from shared.pipeline.sink import MemorySink
+bootstrap, topic, count, config = sys.argv[1], sys.argv[2], int(sys.argv[3]), load_config(sys.argv[4])
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+with tempfile.TemporaryDirectory() as tmp:
+    pipeline = Pipeline(config, MemorySink(keep_payloads=False), LocalDeadLetterStore(Path(tmp)))
+    options = ConsumerOptions(topics=(topic,), group=f"ab-{uuid.uuid4().hex}", batch_records=5000,
+                              max_records=count, idle_exit=30.0)
+    started = cpu()
+    stats = KafkaIngestor(pipeline, {"bootstrap.servers": bootstrap}, options).run()
+    seconds = cpu() - started
+if stats.result.ingested != count:
+    raise SystemExit(f"{topic}: {stats.result.ingested} of {count} ingested")
+print(json.dumps(seconds))
+"""
+
+
+def tree_ab(trees: dict[str, Path], formats: list[str], count: int, turns: int) -> int:
+    """``--trees``: every case of every tree in a child process, taking turns (module docstring)."""
+    import json
+    import os
+    import subprocess
+
+    from scripts.kafka_broker import install_kafka, start_broker
+
+    config = load_config(CONFIG)
+    workload = Workload.generate(count)
+    broker = start_broker(install_kafka(), num_partitions=4)
+    cpu = pin_to_one_cpu()  # the children inherit it
+    if cpu is not None:
+        pin_away(broker.pid, cpu)
+    topics = [f"bench-{fmt}{suffix}" for fmt in formats for suffix in ("", "-novalidate")]
+    best: dict[tuple[str, str], float] = {}
+    try:
+        _create_topics(broker.bootstrap, topics)
+        for topic in topics:
+            _produce(broker.bootstrap, topic, workload.json if "json" in topic else workload.csv)
+        del workload
+        time.sleep(3.0)
+        for topic in topics:  # one untimed read of each, as bench/kafka_e2e.py does
+            _floor(broker.bootstrap, topic, count, config.limits.gzip_level)
+        for turn in range(turns):
+            names = list(trees) if turn % 2 == 0 else list(trees)[::-1]
+            for topic in topics:
+                for name in names:
+                    env = dict(os.environ, PYTHONPATH=str(trees[name]))
+                    child = subprocess.run(
+                        [sys.executable, "-c", _TREE_CHILD, broker.bootstrap, topic, str(count), str(CONFIG)],
+                        env=env, cwd=trees[name], capture_output=True, text=True, check=False,
+                    )  # fmt: skip
+                    if child.returncode:
+                        raise SystemExit(f"{name} {topic}: {child.stderr[-2000:]}")
+                    seconds = json.loads(child.stdout.strip().splitlines()[-1])
+                    best[(name, topic)] = min(best.get((name, topic), float("inf")), seconds)
+                    print(f"turn {turn} {name:<10} {topic:<22} {count / seconds:>9,.0f} rec/CPU-s", flush=True)
+                if not topic.endswith("-novalidate"):
+                    seconds = _floor(broker.bootstrap, topic, count, config.limits.gzip_level)
+                    best[("floor", topic)] = min(best.get(("floor", topic), float("inf")), seconds)
+                    print(f"turn {turn} {'floor':<10} {topic:<22} {count / seconds:>9,.0f} rec/CPU-s", flush=True)
+        print("best:")
+        for (name, topic), seconds in sorted(best.items(), key=lambda item: (item[0][1], item[0][0])):
+            floor_s = best[("floor", topic.removesuffix("-novalidate"))]
+            print(f"{name:<10} {topic:<22} {count / seconds:>9,.0f} rec/CPU-s  ratio {floor_s / seconds:.3f}")
+    finally:
+        broker.stop()
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--trees", help="NAME=DIR,...: whole trees, each case in a child process")
     parser.add_argument("--before", type=Path, help="another consumer.py (variant 'before')")
     parser.add_argument("--variants", default="", help=f"comma-separated, of before, {', '.join(PATCHES)}")
     parser.add_argument("--records", type=int, default=200_000)
-    parser.add_argument("--format", choices=("csv", "json"), default="csv")
+    parser.add_argument("--format", default="csv", help="csv or json (with --trees: csv,json for both)")
     parser.add_argument("--turns", type=int, default=2)
     args = parser.parse_args()
+    if args.trees:
+        trees = {name: Path(path).resolve() for name, path in (item.split("=", 1) for item in args.trees.split(","))}
+        return tree_ab(trees, args.format.split(","), args.records, args.turns)
+    if args.format not in ("csv", "json"):
+        parser.error("--format: csv or json")
     from scripts.kafka_broker import install_kafka, start_broker
 
     names = [n for n in args.variants.split(",") if n] or (["before", "after"] if args.before else ["after"])
