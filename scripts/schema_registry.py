@@ -114,6 +114,29 @@ def install_apicurio() -> Path:
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # An exited process whose new parent does not reap it (a container's PID 1 need not) stays a
+    # zombie: it serves nothing, so it counts as gone.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2] != "Z"
+    return True
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    """Poll until process ``pid`` has exited (True) or ``timeout`` s passed (False)."""
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def answers(url: str, timeout: float = 1.0) -> bool:
     """True when ``GET <url>/subjects`` (a Confluent-compatible registry's list) answers 200."""
     try:
@@ -162,11 +185,7 @@ class ApicurioRegistry:
         """Whether the registry process is still running."""
         if self.process is not None:
             return self.process.poll() is None
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+        return _pid_alive(self.pid)
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Block until it answers (:func:`wait_until_ready`); the log's tail is in the error."""
@@ -187,6 +206,8 @@ class ApicurioRegistry:
             _signal_group(self.pid, signal.SIGKILL)
             if self.process is not None:
                 self.process.wait(timeout=10)
+            else:  # not our child: its port is free once the pid is gone
+                _wait_gone(self.pid, 10.0)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def to_json(self) -> str:
@@ -324,7 +345,9 @@ def _run(port: int, stand_in: bool, timeout: float) -> int:
 def _start(port: int, stand_in: bool, state_file: Path, timeout: float) -> int:
     if state_file.exists():
         old = json.loads(state_file.read_text())
-        if answers(old["url"]):
+        # The pid decides, not a quick answer: a busy machine can hold an answer past a short
+        # timeout, and a second registry would then be started beside the first.
+        if _pid_alive(int(old["pid"])) and answers(old["url"], timeout=30.0):
             print(f"schema-registry: one already runs on {old['url']} (pid {old['pid']})", file=sys.stderr)
             print(old["url"])
             return 0
@@ -366,11 +389,15 @@ def _stop(state_file: Path) -> int:
         ApicurioRegistry(url=state["url"], pid=int(state["pid"]), workdir=Path(state["workdir"]),
                          log_file=Path(state["log_file"]), version=state["version"], launched=0.0).stop()  # fmt: skip
     else:
+        pid = int(state["pid"])
         with contextlib.suppress(ProcessLookupError):  # it is gone already
-            os.kill(int(state["pid"]), signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while answers(state["url"]) and time.monotonic() < deadline:
-            time.sleep(0.05)
+            os.kill(pid, signal.SIGTERM)
+        # Wait for the process, not for its port to stop answering (a busy machine can make a
+        # live server miss a short answer timeout); SIGKILL if it ignores SIGTERM.
+        if not _wait_gone(pid, 30.0):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, 10.0)
     state_file.unlink()
     print(f"schema-registry: stopped the registry on {state['url']}", file=sys.stderr)
     return 0
