@@ -17,6 +17,7 @@ passed as the function's globals, the source only names them by position.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,6 +46,16 @@ class Source:
     kind: str
     arg: Any = None
 
+
+CANONICAL_REAL = re.compile(r"-?(?:[1-9][0-9]*\.(?:0|[0-9]*[1-9])|0\.(?:0|(?!0000)[0-9]*[1-9]))")
+"""Decimal text that ``repr(float(text))`` writes back unchanged when it has at most 15 digits
+(at most 16 characters with the point and any sign): a decimal of 15 significant digits or
+fewer round-trips through a double (DBL_DIG), so no shorter decimal reads as the same double
+and repr's shortest form has these very digits; repr writes them in this fixed notation (no
+leading zero but a lone one, a point, no trailing zero but a lone one) from 1e-4 up to 1e16,
+hence no fraction starting with four zeros after ``0.``."""
+CANONICAL_REAL_CHARS = 16
+"""The longest text :data:`CANONICAL_REAL` is trusted for (15 digits and the point)."""
 
 _ERRORS = (ValueError, TypeError, OverflowError, ArithmeticError, IndexError, AttributeError)
 """What the generated code hands to the reference (which decides, as for any value)."""
@@ -76,6 +87,7 @@ def line_writer(
         "_str": str,
         "_int": int,
         "_float": float,
+        "_canonical_real": CANONICAL_REAL.fullmatch,
     }
     body: list[str] = []
     if doc_kind == "dict":
@@ -164,7 +176,11 @@ def _cell(index: int, adx_type: str, transform: bool) -> list[str]:
             # x - x is 0.0 exactly for every finite float (nan and inf give nan).
             "if type(v) is _float and v - v == 0.0:",
             f"    {f} = v",
-            "elif type(v) is _str:",  # delimited text: float() strips what the converter strips
+            # Delimited text already in repr's form (below) is its own field; other text goes
+            # through float(), which strips what the converter strips.
+            f"elif type(v) is _str and len(v) <= {CANONICAL_REAL_CHARS} and _canonical_real(v):",
+            f"    {f} = v",
+            "elif type(v) is _str:",
             "    x = _float(v)",
             f"    {f} = x if x - x == 0.0 else {w}(v)",
             "elif v is None:",

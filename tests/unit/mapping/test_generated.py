@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from shared.config import Mapping, Table
 from shared.errors import RecordError
 from shared.mapping.compiled import CompiledMapping
+from shared.mapping.generated import CANONICAL_REAL, CANONICAL_REAL_CHARS
 from shared.mapping.types import TYPES, csv_line
 from shared.pipeline.records import Record
 
@@ -45,6 +46,7 @@ TEXT = (
     | st.integers(min_value=-(2**64), max_value=2**64).map(str)
     | st.sampled_from([2**31, 2**63, 10**9, 10**18]).flatmap(lambda b: st.integers(b - 3, b + 3)).map(str)
     | st.floats().map(repr)
+    | st.from_regex(r"-?[0-9]{1,9}\.[0-9]{1,9}", fullmatch=True)  # decimals repr would not write
 )
 SCALARS = (
     st.none()
@@ -242,3 +244,13 @@ def test_one_empty_column_writes_an_empty_quoted_field() -> None:
     compiled = CompiledMapping(one, None, "json", strict=True)
     assert compiled.csv_line({"s": ""}, record) == '""' == compiled.csv_line_reference({"s": ""}, record)
     assert compiled.csv_line({"s": "x"}, record) == "x"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.from_regex(r"-?[0-9]{1,16}\.[0-9]{1,16}", fullmatch=True) | st.floats(allow_nan=False).map(repr)
+       | st.from_regex(r"-?0\.0{0,6}[0-9]{1,10}", fullmatch=True))
+def test_canonical_real_text_is_what_repr_writes(text: str) -> None:
+    """The real fast path keeps text the regular expression accepts as it is: that is exactly
+    repr(float(text)) for every such text of at most CANONICAL_REAL_CHARS characters."""
+    if len(text) <= CANONICAL_REAL_CHARS and CANONICAL_REAL.fullmatch(text):
+        assert repr(float(text)) == text
