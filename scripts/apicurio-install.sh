@@ -23,26 +23,9 @@ version_dir="$tools_dir/$version"
 app_dir="$version_dir/quarkus-app"
 marker="$app_dir/.complete"
 
-if [[ -f "$marker" ]]; then
-    echo "$app_dir"
-    exit 0
-fi
-
-for tool in java mvn; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "apicurio-install: '$tool' is not installed (Java 17+ and Maven are needed to build Apicurio Registry)" >&2
-        exit 3
-    fi
-done
-
-mkdir -p "$version_dir"
-# Several test sessions may install at once: one does the work, the others wait for it.
-exec 9>"$tools_dir/.install.lock"
-flock 9
-if [[ -f "$marker" ]]; then
-    echo "$app_dir"
-    exit 0
-fi
+# shellcheck source=scripts/lib-install.sh
+source "$repo_root/scripts/lib-install.sh"
+install_begin apicurio-install "$app_dir" "$marker" "$version_dir" "$tools_dir" "to build Apicurio Registry"
 
 build="$(mktemp -d "$version_dir/build.XXXXXX")"
 trap 'rm -rf "$build"' EXIT

@@ -21,26 +21,9 @@ version_dir="$tools_dir/$KAFKA_VERSION"
 libs_dir="$version_dir/libs"
 marker="$libs_dir/.complete"
 
-if [[ -f "$marker" ]]; then
-    echo "$libs_dir"
-    exit 0
-fi
-
-for tool in java mvn; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "kafka-install: '$tool' is not installed (Java 17+ and Maven are needed to run a local Kafka broker)" >&2
-        exit 3
-    fi
-done
-
-mkdir -p "$version_dir"
-# Several test sessions may install at once: one does the work, the others wait for it.
-exec 9>"$tools_dir/.install.lock"
-flock 9
-if [[ -f "$marker" ]]; then
-    echo "$libs_dir"
-    exit 0
-fi
+# shellcheck source=scripts/lib-install.sh
+source "$repo_root/scripts/lib-install.sh"
+install_begin kafka-install "$libs_dir" "$marker" "$version_dir" "$tools_dir" "to run a local Kafka broker"
 
 cat >"$version_dir/pom.xml" <<EOF
 <?xml version="1.0" encoding="UTF-8"?>

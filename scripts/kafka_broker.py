@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,14 +213,7 @@ class KafkaBroker:
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop the broker (SIGTERM to its process group, SIGKILL after ``grace`` s), remove its dir."""
-        _signal_group(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while self.alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if self.alive():
-            _signal_group(self.pid, signal.SIGKILL)
-            if self.process is not None:
-                self.process.wait(timeout=10)
+        stop_process_group(self.pid, self.alive, self.process, grace)
         shutil.rmtree(self.workdir, ignore_errors=True)
         with contextlib.suppress(ValueError):
             _RUNNING.remove(self)
@@ -256,6 +250,53 @@ class KafkaBroker:
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    # An exited process whose new parent does not reap it (a container's PID 1 need not) stays a
+    # zombie: it serves nothing, so it counts as gone.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2] != "Z"
+    return True
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Poll until process ``pid`` has exited (True) or ``timeout`` s passed (False)."""
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def stop_process_group(
+    pid: int, alive: Callable[[], bool], process: subprocess.Popen[bytes] | None, grace: float
+) -> None:
+    """SIGTERM to the process group led by ``pid``, SIGKILL after ``grace`` s; then wait for it.
+
+    ``process`` is the ``Popen`` when the group leader is our child (reaped by ``wait``); for a
+    leader started by another process (a ``stop`` command) the wait is for its pid to go, so that
+    its port is free when this returns.
+    """
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if alive():
+        _signal_group(pid, signal.SIGKILL)
+        if process is not None:
+            process.wait(timeout=10)
+        else:
+            wait_gone(pid, 10.0)
 
 
 # Brokers started by this process; stopped at interpreter exit if nobody stopped them before.

@@ -43,7 +43,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script or loaded by path (the demo)
     sys.path.insert(0, str(REPO_ROOT))
 
-from scripts.kafka_broker import _die_with_parent, _signal_group, _tail, free_port, java_binary  # noqa: E402
+from scripts.kafka_broker import (  # noqa: E402
+    _die_with_parent,
+    _tail,
+    free_port,
+    java_binary,
+    pid_alive,
+    stop_process_group,
+    wait_gone,
+)
 
 INSTALL_SCRIPT = REPO_ROOT / "scripts" / "apicurio-install.sh"
 STAND_IN = REPO_ROOT / "tests" / "fixtures" / "registry.py"
@@ -114,29 +122,6 @@ def install_apicurio() -> Path:
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # An exited process whose new parent does not reap it (a container's PID 1 need not) stays a
-    # zombie: it serves nothing, so it counts as gone.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2] != "Z"
-    return True
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    """Poll until process ``pid`` has exited (True) or ``timeout`` s passed (False)."""
-    deadline = time.monotonic() + timeout
-    while _pid_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def answers(url: str, timeout: float = 1.0) -> bool:
     """True when ``GET <url>/subjects`` (a Confluent-compatible registry's list) answers 200."""
     try:
@@ -179,35 +164,30 @@ class ApicurioRegistry:
     @property
     def kind(self) -> str:
         """What serves, in words."""
-        return f"Apicurio Registry {self.version} (in-memory storage, Confluent-compatible API {CCOMPAT_PATH})"
+        return (
+            f"Apicurio Registry {self.version} (in-memory storage, Confluent-compatible API {CCOMPAT_PATH})"
+        )
 
     def alive(self) -> bool:
         """Whether the registry process is still running."""
         if self.process is not None:
             return self.process.poll() is None
-        return _pid_alive(self.pid)
+        return pid_alive(self.pid)
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Block until it answers (:func:`wait_until_ready`); the log's tail is in the error."""
         try:
             wait_until_ready(self.url, max(timeout - (time.monotonic() - self.launched), 1.0), self.process)
         except RegistryStartError as exc:
-            raise RegistryStartError(f"Apicurio Registry on {self.url}: {exc}\n{_tail(self.log_file)}") from None
+            raise RegistryStartError(
+                f"Apicurio Registry on {self.url}: {exc}\n{_tail(self.log_file)}"
+            ) from None
         if not self.started_in:
             self.started_in = time.monotonic() - self.launched
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop it (SIGTERM to its process group, SIGKILL after ``grace`` s) and remove its dir."""
-        _signal_group(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while self.alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if self.alive():
-            _signal_group(self.pid, signal.SIGKILL)
-            if self.process is not None:
-                self.process.wait(timeout=10)
-            else:  # not our child: its port is free once the pid is gone
-                _wait_gone(self.pid, 10.0)
+        stop_process_group(self.pid, self.alive, self.process, grace)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def to_json(self) -> str:
@@ -230,7 +210,11 @@ def start_apicurio(
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix=_WORKDIR_PREFIX))
     log_file = workdir / "registry.log"
-    version = (app_dir / ".complete").read_text().strip() if (app_dir / ".complete").is_file() else app_dir.parent.name
+    version = (
+        (app_dir / ".complete").read_text().strip()
+        if (app_dir / ".complete").is_file()
+        else app_dir.parent.name
+    )
     command = [java_binary(), *_JVM_OPTIONS, f"-Dquarkus.http.port={port}", *_RUNTIME_CONFIG,
                f"-Djava.io.tmpdir={workdir}", "-jar", str(app_dir / "quarkus-run.jar")]  # fmt: skip
     launched = time.monotonic()
@@ -331,7 +315,10 @@ def _run(port: int, stand_in: bool, timeout: float) -> int:
         if isinstance(registry, ApicurioRegistry) and registry.process is not None:
             while not stopped.wait(0.5):
                 if registry.process.poll() is not None:
-                    print(f"schema-registry: it exited; last log lines:\n{_tail(registry.log_file)}", file=sys.stderr)
+                    print(
+                        f"schema-registry: it exited; last log lines:\n{_tail(registry.log_file)}",
+                        file=sys.stderr,
+                    )
                     return 1
         else:
             stopped.wait()
@@ -347,13 +334,15 @@ def _start(port: int, stand_in: bool, state_file: Path, timeout: float) -> int:
         old = json.loads(state_file.read_text())
         # The pid decides, not a quick answer: a busy machine can hold an answer past a short
         # timeout, and a second registry would then be started beside the first.
-        if _pid_alive(int(old["pid"])) and answers(old["url"], timeout=30.0):
+        if pid_alive(int(old["pid"])) and answers(old["url"], timeout=30.0):
             print(f"schema-registry: one already runs on {old['url']} (pid {old['pid']})", file=sys.stderr)
             print(old["url"])
             return 0
     state_file.parent.mkdir(parents=True, exist_ok=True)
     if not stand_in:
-        registry = start_apicurio(install_apicurio(), port=port or None, ready_timeout=timeout, die_with_parent=False)
+        registry = start_apicurio(
+            install_apicurio(), port=port or None, ready_timeout=timeout, die_with_parent=False
+        )
         state_file.write_text(registry.to_json())
         print(f"schema-registry: {registry.kind}, ready in {registry.started_in:.1f}s, log {registry.log_file}",
               file=sys.stderr)  # fmt: skip
@@ -394,10 +383,10 @@ def _stop(state_file: Path) -> int:
             os.kill(pid, signal.SIGTERM)
         # Wait for the process, not for its port to stop answering (a busy machine can make a
         # live server miss a short answer timeout); SIGKILL if it ignores SIGTERM.
-        if not _wait_gone(pid, 30.0):
+        if not wait_gone(pid, 30.0):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            _wait_gone(pid, 10.0)
+            wait_gone(pid, 10.0)
     state_file.unlink()
     print(f"schema-registry: stopped the registry on {state['url']}", file=sys.stderr)
     return 0
