@@ -7,13 +7,18 @@ Heavy SDKs are imported only on the path that needs them.
 
 from __future__ import annotations
 
-from shared.config import IngestionConfig, load_config
+from typing import TYPE_CHECKING
+
+from shared.config import SCHEMA_FORMATS, IngestionConfig, load_config
 from shared.deadletters.local import LocalDeadLetterStore
 from shared.pipeline.core import Pipeline
 from shared.pipeline.deadletter import DeadLetterStore
 from shared.pipeline.retry import RetryPolicy
 from shared.pipeline.sink import Sink
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.formats.registry import Registries
 
 
 def build_sink(settings: Settings, config: IngestionConfig) -> Sink:
@@ -39,6 +44,20 @@ def build_deadletters(settings: Settings) -> DeadLetterStore:
 def build_pipeline(
     settings: Settings, config: IngestionConfig | None = None, *, retry: RetryPolicy | None = None
 ) -> Pipeline:
-    """A pipeline wired to the configured sink and dead-letter store."""
+    """A pipeline wired to the configured sink and dead-letter store, reading schemas from the
+    registries ``settings`` name (never the environment's: the settings may differ from it)."""
     config = config or load_config(settings.ingestion_config)
-    return Pipeline(config, build_sink(settings, config), build_deadletters(settings), retry=retry)
+    sink, store = build_sink(settings, config), build_deadletters(settings)
+    return Pipeline(config, sink, store, retry=retry, registries=build_registries(settings, config))
+
+
+def build_registries(settings: Settings, config: IngestionConfig) -> Registries:
+    """The schema registries ``settings`` name, when a route of ``config`` reads a schema format
+    (else none: a registry's client and credential are made only where schemas are read)."""
+    from shared.formats.registry import Registries, registries_from
+
+    formats = {route.format for route in config.routes}
+    formats.update(target.format for route in config.routes for target in route.header_routing if target.format)
+    if formats.isdisjoint(SCHEMA_FORMATS):
+        return Registries()
+    return registries_from(settings)

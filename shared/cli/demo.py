@@ -31,7 +31,6 @@ ingests generated files instead, as ``kafka-adx ingest`` would.
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import shutil
 import sys
@@ -312,18 +311,8 @@ def _avro_demo(config: IngestionConfig, settings: Settings, bootstrap: str, regi
     click.echo(f"\nschema registry: {registry.kind}, on {registry.url} (answered {registry.started_in:.1f} s after its launch)")
     if note:
         click.echo(f"  not a real registry: {note}")
-    # The pipeline's Avro decoder reads the registry settings from the environment
-    # (shared.formats.encoder.SchemaMapped: Settings.from_env()), not from the Settings given to
-    # build_pipeline: set them there for this step, and put them back after it.
-    saved = os.environ.get("SCHEMA_REGISTRY_URL")
-    os.environ["SCHEMA_REGISTRY_URL"] = registry.url
-    try:
-        _avro_step(config, settings.model_copy(update={"schema_registry_url": registry.url}), bootstrap, registry.url, route)
-    finally:
-        if saved is None:
-            del os.environ["SCHEMA_REGISTRY_URL"]
-        else:
-            os.environ["SCHEMA_REGISTRY_URL"] = saved
+    # build_pipeline reads the registry from these settings (not from the environment).
+    _avro_step(config, settings.model_copy(update={"schema_registry_url": registry.url}), bootstrap, registry.url, route)
     click.echo(f"schema registry: the Avro step took {time.monotonic() - started:.1f} s")
 
 
@@ -457,10 +446,10 @@ def _replay(config: IngestionConfig, settings: Settings) -> tuple[int, int, dict
     from shared.deadletters.replay import pipeline_reingest, replay
     from shared.pipeline.core import Pipeline, Result
     from shared.pipeline.deadletter import DeadLetter
-    from shared.wiring import build_sink
+    from shared.wiring import build_registries, build_sink
 
     store = LocalDeadLetterStore(settings.local_deadletter_dir)
-    pipeline = Pipeline(config, build_sink(settings, config), store)
+    pipeline = Pipeline(config, build_sink(settings, config), store, registries=build_registries(settings, config))
     reingest = pipeline_reingest(pipeline)
     per_table: Counter[str] = Counter()
 

@@ -76,6 +76,8 @@ class SchemaMapped:
 
     def __init__(self, config: IngestionConfig, dest: Destination, registries: Registries | None = None) -> None:
         if registries is None:
+            # Only a pipeline built without settings (tests, tools) gets here: one built by
+            # shared.wiring.build_pipeline passes the registries of the settings it was given.
             from shared.settings import Settings
 
             registries = registries_from(Settings.from_env())

@@ -37,6 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from shared.config import IngestionConfig, Route
 from shared.errors import DeadLetterError, InputStopped, RecordError, TransientError, classify
@@ -49,6 +50,9 @@ from shared.pipeline.retry import RetryPolicy as RetryPolicy  # re-exported: cal
 from shared.pipeline.routing import Router
 from shared.pipeline.sink import Sink
 from shared.redact import redact
+
+if TYPE_CHECKING:
+    from shared.formats.registry import Registries
 
 log = logging.getLogger("kafka_adx.pipeline")
 
@@ -155,8 +159,12 @@ class Pipeline:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         on_batch: Callable[[Batch], None] | None = None,
+        registries: Registries | None = None,
     ) -> None:
         self.config = config
+        # Where the schema formats' schemas come from: shared.wiring.build_pipeline passes its
+        # settings' registries; None reads the environment's (a pipeline built without settings).
+        self.registries = registries
         self.sink = sink
         self.deadletters = deadletters
         self.retry = retry or RetryPolicy()
@@ -189,7 +197,7 @@ class Pipeline:
         """The (cached) encoder of a destination."""
         encoder = self._encoders.get(dest)
         if encoder is None:
-            encoder = self._encoders[dest] = encoder_for(self.config, dest)
+            encoder = self._encoders[dest] = encoder_for(self.config, dest, self.registries)
         return encoder
 
     def prepare(self, record: Record) -> tuple[str, Destination, bytes]:

@@ -15,7 +15,7 @@ import io
 import json
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import orjson
 
@@ -24,6 +24,9 @@ from shared.errors import RecordError
 from shared.mapping.compiled import CompiledMapping, expected_fields
 from shared.pipeline.destination import Destination
 from shared.pipeline.records import Record
+
+if TYPE_CHECKING:
+    from shared.formats.registry import Registries
 
 _LINE_BREAKS = (b"\n", b"\r")
 
@@ -297,12 +300,13 @@ class ClientMapped:
         return [fields]
 
 
-def encoder_for(config: IngestionConfig, dest: Destination) -> Encoder:
-    """The encoder of a destination."""
+def encoder_for(config: IngestionConfig, dest: Destination, registries: Registries | None = None) -> Encoder:
+    """The encoder of a destination; ``registries`` are where a schema format's schemas come
+    from (None: the environment's, for a pipeline built without settings)."""
     if dest.format in ("avro", "jsonschema"):  # shared.config.SCHEMA_FORMATS: decoded with a registry's schema
         from shared.formats.encoder import SchemaMapped
 
-        return SchemaMapped(config, dest)
+        return SchemaMapped(config, dest, registries)
     if dest.apply == "client":
         return ClientMapped(config, dest)
     if dest.format in JSON_FORMATS:
