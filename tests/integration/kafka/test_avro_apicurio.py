@@ -103,10 +103,12 @@ def test_two_schema_versions_through_apicurio_into_duckdb_every_value_compared(
     assert producer.flush(30) == 0
     assert sr.get_versions(f"{topic}-value") == [1, 2]  # the serializers registered two versions
 
-    # The pipeline's Avro decoder takes the registry from the environment, as a deployment does.
-    monkeypatch.setenv("SCHEMA_REGISTRY_URL", apicurio_registry.url)
+    # The pipeline's Avro decoder takes the registry from the Settings it is built with (a
+    # deployment's come from its environment); an environment pointing elsewhere is not read.
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", "http://127.0.0.1:9/not-this-one")
     settings = Settings(ingestion_config=ingestion_file(tmp_path), local_db=tmp_path / "db.duckdb",
-                        local_deadletter_dir=tmp_path / "deadletter")  # fmt: skip
+                        local_deadletter_dir=tmp_path / "deadletter",
+                        schema_registry_url=apicurio_registry.url)  # fmt: skip
     pipeline = build_pipeline(settings, retry=RetryPolicy())
     options = ConsumerOptions(topics=(topic,), group=f"apicurio-{uuid.uuid4().hex[:8]}", batch_records=40,
                               max_records=len(sent), idle_exit=60.0)  # fmt: skip
