@@ -31,6 +31,31 @@ def test_help_lists_the_commands() -> None:
         assert command in out
 
 
+def test_a_command_loads_only_its_own_module() -> None:
+    # consume is a long-running process whose memory counts: the group imports a command's
+    # module when the command is looked up, so consume carries none of the others' modules.
+    code = (
+        "import sys, click\n"
+        "from shared.cli.app import COMMANDS, main\n"
+        "assert main.get_command(click.Context(main), 'consume').name == 'consume'\n"
+        "print(' '.join(sorted({m for m, _ in COMMANDS.values()} & set(sys.modules))))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert proc.stdout.split() == ["shared.cli.kafka"]
+
+
+def test_every_command_of_the_table_is_the_one_its_name_says() -> None:
+    import click
+
+    from shared.cli.app import COMMANDS
+
+    ctx = click.Context(main)
+    assert main.list_commands(ctx) == sorted(COMMANDS)
+    for name in COMMANDS:
+        command = main.get_command(ctx, name)
+        assert command is not None and command.name == name
+
+
 def test_validate_ok_and_errors(tmp_path: Path) -> None:
     assert run("validate", "--config", CONFIG)[0] == 0
     bad = tmp_path / "bad.yaml"
