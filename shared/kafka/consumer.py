@@ -696,21 +696,39 @@ class KafkaIngestor:
             self.consumer = None
 
 
+GC_YOUNG_THRESHOLD = 50_000
+"""The garbage collector's first threshold while consuming (CPython's default is 700): see
+:func:`_start_up_frozen`."""
+
+
 @contextlib.contextmanager
 def _start_up_frozen() -> Iterator[None]:
     """Keep what start-up created (modules, configuration, clients) out of the garbage
     collector's full passes while consuming (``gc.freeze``): they live as long as the process,
     and scanning them again at every full collection cost ~5 % of the consumer's CPU. Nothing is
-    frozen when the caller froze objects itself (their unfreeze is theirs)."""
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.collect()
-    gc.freeze()
+    frozen when the caller froze objects itself (their unfreeze is theirs).
+
+    While consuming, the youngest generation is also collected only after
+    :data:`GC_YOUNG_THRESHOLD` net allocations instead of 700: a pending batch of records is
+    freed as a whole once flushed, and with the default threshold the collector scanned and
+    promoted each batch's records a hundred times over (~600 collections, ~3-4 % of the CPU, for
+    300,000 records). Cyclic garbage is still collected, in fewer, larger passes; a threshold the
+    caller raised (or 0, collection off) is left as it is. Both settings are put back on return."""
+    thresholds = gc.get_threshold()
+    if 0 < thresholds[0] < GC_YOUNG_THRESHOLD:
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])
     try:
-        yield
+        if gc.get_freeze_count():
+            yield
+            return
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            gc.unfreeze()
     finally:
-        gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 def _names(partitions: list[Any]) -> str:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from shared.config import DELIMITERS
 from shared.errors import RecordError
-from shared.pipeline.encoding import count_fields, split_delimited
+from shared.pipeline.encoding import _count_quoted_line, count_fields, split_delimited
 
 # Few characters, so that quotes, delimiters and doubled quotes meet in every arrangement.
 ALPHABET = ['"', ",", "\t", "|", ";", "\x01", "a", " ", "\x00", "é", "😀"]
@@ -56,3 +56,22 @@ def test_a_field_over_the_csv_size_limit_is_rejected_as_the_csv_module_rejects_i
         assert counted(text, ",", True) == reference(text, ",")
     finally:
         csv.field_size_limit(previous)
+
+
+BENCH_ROW = ('2007-08-24T19:23:00Z,1000,NEBRASKA,Heavy Rain,"{""TotalDamages"":20000,""StartTime"":""2007-08-24T19:23:00Z"",'
+             '""Details"":{""Description"":""Heavy Rain near Adair""}}"')  # fmt: skip
+
+
+@settings(max_examples=1000)
+@given(texts, delimiters)
+@example(BENCH_ROW, ",")  # the bench's row: a quoted JSON column, doubled quotes and delimiters inside
+@example('"a""b",c,"""d"""', ",")
+@example('"",""""', ",")
+def test_the_quoted_line_count_falls_back_only_where_the_csv_module_rejects(text: str, delimiter: str) -> None:
+    # count_fields gives the csv module's answer either way (above); this pins that the bytes
+    # path itself answers every row the module reads, so that no row pays the module's price.
+    if "\n" in text or "\r" in text or '"' not in text:
+        return
+    expected = reference(text, delimiter)
+    got = _count_quoted_line(text.encode(), delimiter.encode())
+    assert got == (expected if isinstance(expected, int) else None)
