@@ -85,6 +85,8 @@ PATCHES: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "frozen-record": lambda: patched(current, "Record", FrozenRecord),
     "csv-module-count": lambda: patched(encoding, "count_fields", _csv_module_count),
     "prefetch-64MiB": lambda: patched(current, "PREFETCH_KBYTES", 65536),  # librdkafka's default
+    # The collector's thresholds left as they are while consuming (CPython's 700).
+    "gc-young-700": lambda: patched(current, "GC_YOUNG_THRESHOLD", 700),
 }
 """The working tree, or the working tree with one change undone."""
 

@@ -258,6 +258,13 @@ class DelimitedPassthrough:
         return value
 
 
+def passes_through(encoder: Encoder) -> bool:
+    """Whether ``encoder.encode(record)`` is ``record.value`` itself for every non-empty value
+    that does not end with a newline: a delimited route without validation (the pipeline's hot
+    path then skips the call; pinned by tests/unit/pipeline/test_process_fast_path.py)."""
+    return type(encoder) is DelimitedPassthrough and not encoder.validate
+
+
 class TextPassthrough:
     """txt/raw: one record is one row of a single string column."""
 

@@ -69,7 +69,8 @@ values = st.one_of(
 # topic's lane: (topic, headers, stream, partition, [(value, timestamp), ...]) per run.
 runs = st.lists(
     st.tuples(
-        st.sampled_from(["json", "csv", "csv-client", "raw", "unrouted", "json-client"]),
+        st.sampled_from(["json", "csv", "csv-client", "raw", "unrouted", "json-client", "csv-novalidate",
+                         "json-novalidate"]),
         st.sampled_from([(), (("h", b"1"),)]),
         st.sampled_from(["", "s1", "s2"]),
         st.integers(0, 2),
@@ -92,9 +93,18 @@ def build(runs_: list[tuple[str, tuple[tuple[str, bytes], ...], str, int, list[t
     return out
 
 
+# make_config's routes, and the server-mapped ones without validation (a delimited one passes its
+# values through without the encoder's call).
+ROUTES = [
+    *(route.model_dump(exclude_defaults=True) for route in make_config().routes),
+    {"topic": "csv-novalidate", "table": "T", "format": "csv", "mapping": "T_csv", "validate": False},
+    {"topic": "json-novalidate", "table": "T", "format": "json", "mapping": "T_json", "validate": False},
+]
+
+
 def run(cls: type[Pipeline], recs: list[Record], limits: dict[str, int]) -> tuple[MemorySink, CapturingStore, Result]:
     sink, store = MemorySink(), CapturingStore()
-    pipeline = cls(make_config(limits=limits), sink, store)  # type: ignore[arg-type]
+    pipeline = cls(make_config(limits=limits, routes=ROUTES), sink, store)  # type: ignore[arg-type]
     result = pipeline.process(recs)
     return sink, store, result
 
