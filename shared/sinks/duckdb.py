@@ -67,18 +67,29 @@ class DuckDbSink:
     name = "duckdb"
     #: DuckDB memory_limit of a file database.
     MEMORY_LIMIT = "64MB"
-    #: read_csv's buffer for a gzip payload: its default (32 MiB) does not fit MEMORY_LIMIT
-    #: beside the table being written, and DuckDB then runs out of memory.
+    #: read_csv's buffer for a payload (both paths): its default (32 MiB for a gzip file) does
+    #: not fit MEMORY_LIMIT beside the table being written, and DuckDB then runs out of memory.
     CSV_BUFFER_BYTES = 4 * 1024 * 1024
+    #: Rows per row group of a file database (DuckDB's default: 122,880). An insert keeps its
+    #: rows in memory, uncompressed, until a row group is full and written to the file: a batch
+    #: of 78,000 rows was wholly in memory until its commit (~30 MB more at the peak of a 32 MiB
+    #: batch). Smaller groups are written as the insert goes, and cost less CPU, not more (the
+    #: commit has less left to write; docs/performance.md, "Peak RSS of consume").
+    ROW_GROUP_ROWS = 16384
+    #: The catalog the database file is attached as: ``$`` cannot occur in a configured database
+    #: name, so no schema (ADX database) name clashes with it (``duckdb.connect(path)`` named it
+    #: after the file, and a database of that name made ``"name"."table"`` ambiguous).
+    CATALOG = "$local"
 
     def __init__(self, config: IngestionConfig, path: str | Path, *, direct_load: bool = True) -> None:
         self.config = config
         self.path = Path(path)
         in_memory = str(path) == ":memory:"
-        if not in_memory:
+        if in_memory:
+            self.con = duckdb.connect(":memory:")
+        else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(str(path))
-        if not in_memory:
+            self.con = _attach(self.path, self.CATALOG, self.ROW_GROUP_ROWS)
             # DuckDB's default (80% of RAM) lets its buffer pool grow with the database: bound
             # it so that ingesting a large file stays flat. A file database spills to disk
             # when an operation needs more (an in-memory one could not, so it keeps the default).
@@ -262,7 +273,7 @@ class DuckDbSink:
                 batch,
                 f"SELECT * FROM read_csv({_sql_literal(tmp)}, header = false, "
                 f"columns = {{{columns}}}, nullstr = {_sql_literal(_NULL)}, quote = '\"', escape = '\"', "
-                f"delim = ',', auto_detect = false, strict_mode = false)",
+                f"delim = ',', auto_detect = false, strict_mode = false, buffer_size = {self.CSV_BUFFER_BYTES})",
             )
         finally:
             os.unlink(tmp)
@@ -308,6 +319,25 @@ class DuckDbSink:
 
 def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _attach(path: Path, catalog: str, row_group_rows: int) -> duckdb.DuckDBPyConnection:
+    """A connection whose default database is the file at ``path``, with ``row_group_rows``
+    rows per row group: the row group size is an option of ``ATTACH`` only, so the file is
+    attached to an in-memory connection, made the default, and the in-memory database dropped
+    (DuckDB refuses ``"memory"."table"`` as ambiguous while a catalog ``memory`` exists). The spill
+    directory is the one ``duckdb.connect(path)`` uses (``<path>.tmp``, not ``.tmp`` in the
+    working directory)."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"ATTACH {_sql_literal(str(path))} AS {_quote(catalog)} (ROW_GROUP_SIZE {int(row_group_rows)})")
+        con.execute(f"USE {_quote(catalog)}")
+        con.execute("DETACH memory")
+        con.execute(f"SET temp_directory = {_sql_literal(str(path) + '.tmp')}")
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 _NEEDS_REFERENCE = "kafka-adx: value needs the reference path"

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
+
 from shared.config import parse_config
 from shared.deadletters.local import LocalDeadLetterStore
 from shared.pipeline.core import Pipeline
@@ -74,3 +76,40 @@ def test_a_value_holding_a_lone_carriage_return_lands(tmp_path: Path) -> None:
     result = pipeline.process([rec(b'{"s": "a\\rb", "i": 1}', "j", 1), rec(b'{"s": "c\\r\\nd", "i": 2}', "j", 2)])
     assert (result.ingested, result.dead_lettered) == (2, 0)
     assert sink.query('SELECT "s" FROM "db"."T" ORDER BY "i"') == [("a\rb",), ("c\r\nd",)]
+
+
+def test_a_file_database_gets_the_memory_settings(tmp_path: Path) -> None:
+    """What bounds local mode's memory (docs/performance.md, "Peak RSS of consume"): the buffer
+    pool's limit, row groups of ROW_GROUP_ROWS rows (an insert writes each one to the file as it
+    fills, instead of keeping a whole batch in memory until its commit), and the spill folder
+    beside the file (not `.tmp` in the working directory)."""
+    path = tmp_path / "x.duckdb"
+    sink = DuckDbSink(config(), path)
+    limit, temp = sink.query("SELECT current_setting('memory_limit'), current_setting('temp_directory')")[0]
+    with duckdb.connect() as reference:  # DuckDB shows the limit in its own words (64MB: 61.0 MiB)
+        reference.execute(f"SET memory_limit = '{DuckDbSink.MEMORY_LIMIT}'")
+        assert limit == reference.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # type: ignore[index]
+    assert temp == str(path) + ".tmp"
+    rows = DuckDbSink.ROW_GROUP_ROWS * 3 + 5
+    pipeline = Pipeline(config(), sink, LocalDeadLetterStore(tmp_path / "dl"))
+    result = pipeline.process([rec(f'{{"s": "x", "i": {i}}}'.encode(), "jc", i) for i in range(rows)])
+    assert result.ingested == rows
+    groups = sink.query('SELECT count(DISTINCT row_group_id) FROM pragma_storage_info(\'"db"."T"\')')[0][0]
+    assert groups == 4
+    sink.close()
+    # The file is an ordinary DuckDB database: a plain connection reads it.
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute('SELECT count(*) FROM "db"."T"').fetchone() == (rows,)
+
+
+def test_a_database_named_like_a_duckdb_catalog_lands(tmp_path: Path) -> None:
+    """The file is attached to an in-memory connection whose own database is dropped: a database
+    (DuckDB schema) called `memory` would otherwise be ambiguous, and one called like the file
+    was before (DuckDB named the catalog after the file)."""
+    for database in ("memory", "local"):
+        cfg = parse_config({"database": database, "tables": {"T": {"columns": [{"name": "s", "type": "string"}]}},
+                            "routes": [{"topic": "j", "table": "T", "format": "json"}]})
+        sink = DuckDbSink(cfg, tmp_path / "local.duckdb")
+        Pipeline(cfg, sink, LocalDeadLetterStore(tmp_path / "dl")).process([rec(b'{"s": "x"}', "j", 1)])
+        assert sink.query(f'SELECT "s" FROM "{database}"."T"') == [("x",)]
+        sink.close()
