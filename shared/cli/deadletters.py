@@ -142,9 +142,10 @@ def replay(config_path: str | None, directory: str | None, flt: LetterFilter, dr
         store = open_store(settings, directory)
         marks = marks_for(store)
         if not dry_run:
-            from shared.wiring import build_sink
+            from shared.wiring import build_registries, build_sink
 
-            pipeline = Pipeline(config, build_sink(settings, config), store)
+            registries = build_registries(settings, config)
+            pipeline = Pipeline(config, build_sink(settings, config), store, registries=registries)
             reingest = pipeline_reingest(pipeline)
     except KafkaAdxError as exc:
         raise CliError(str(exc)) from None

@@ -368,6 +368,10 @@ class KafkaIngestor:
                 stream = found
                 run_topic, run_partition = topic, partition
                 run_next = offsets.get(run_key, 0)
+            else:
+                # The run's own str: ``message.topic()`` makes a new one per message (~58 B kept
+                # with every pending record), equal to it.
+                topic = run_topic or topic
             ts_type, ts_ms = message.timestamp()
             if ts_ms == last_ms and ts_type != TIMESTAMP_NOT_AVAILABLE:
                 timestamp = last_timestamp

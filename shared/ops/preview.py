@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.config import JSON_FORMATS, IngestionConfig
 from shared.errors import RecordError
@@ -15,6 +15,9 @@ from shared.pipeline.core import Pipeline
 from shared.pipeline.destination import Destination
 from shared.pipeline.encoding import read_payload
 from shared.pipeline.records import Record
+
+if TYPE_CHECKING:
+    from shared.formats.registry import Registries
 
 
 @dataclass
@@ -36,9 +39,11 @@ class PreviewItem:
 class Previewer:
     """Maps records like the pipeline would; writes nothing."""
 
-    def __init__(self, config: IngestionConfig) -> None:
+    def __init__(self, config: IngestionConfig, registries: Registries | None = None) -> None:
+        """``registries``: the schema registries avro/jsonschema routes decode with (from the
+        command's settings, ``shared.wiring.build_registries``); None reads the environment's."""
         self.config = config
-        self.pipeline = Pipeline(config, sink=_NoSink(), deadletters=_NoStore())
+        self.pipeline = Pipeline(config, sink=_NoSink(), deadletters=_NoStore(), registries=registries)
         self._mappings: dict[Destination, CompiledMapping] = {}
 
     def _mapping(self, dest: Destination) -> CompiledMapping:
