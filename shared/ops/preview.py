@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shared.config import JSON_FORMATS, IngestionConfig
 from shared.errors import RecordError
@@ -15,9 +15,6 @@ from shared.pipeline.core import Pipeline
 from shared.pipeline.destination import Destination
 from shared.pipeline.encoding import read_payload
 from shared.pipeline.records import Record
-
-if TYPE_CHECKING:
-    from shared.formats.registry import Registries
 
 
 @dataclass
@@ -39,11 +36,9 @@ class PreviewItem:
 class Previewer:
     """Maps records like the pipeline would; writes nothing."""
 
-    def __init__(self, config: IngestionConfig, registries: Registries | None = None) -> None:
-        """``registries``: the schema registries avro/jsonschema routes decode with (from the
-        command's settings, ``shared.wiring.build_registries``); None reads the environment's."""
+    def __init__(self, config: IngestionConfig) -> None:
         self.config = config
-        self.pipeline = Pipeline(config, sink=_NoSink(), deadletters=_NoStore(), registries=registries)
+        self.pipeline = Pipeline(config, sink=_NoSink(), deadletters=_NoStore())
         self._mappings: dict[Destination, CompiledMapping] = {}
 
     def _mapping(self, dest: Destination) -> CompiledMapping:
