@@ -134,6 +134,8 @@ def test_txt_is_one_row_per_record_without_line_breaks() -> None:
     assert encoder.encode(rec(b"a line, with a comma\r\n")) == b"a line, with a comma"
     with pytest.raises(RecordError, match="line break"):
         encoder.encode(rec(b"two\nlines"))
+    with pytest.raises(RecordError, match="line break"):
+        encoder.encode(rec(b"two\rlines"))
     with pytest.raises(RecordError, match="not valid UTF-8"):
         encoder.encode(rec(b"\xff"))
     assert TextPassthrough(validate=False).encode(rec(b"\xff")) == b"\xff"
