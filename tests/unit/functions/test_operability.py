@@ -180,6 +180,16 @@ def test_host_json_pins_the_bundle_and_the_delivery_options() -> None:
     assert hubs["minEventBatchSize"] <= hubs["maxEventBatchSize"]
 
 
+def test_host_json_never_samples_the_dead_letter_log_lines() -> None:
+    """The workbook's dead-letter grid reads the ``dead-lettered N record(s) as set <id>`` lines
+    from AppTraces: adaptive sampling must not drop one (the set id is how an operator finds
+    the records)."""
+    host = json.loads((REPO / "host.json").read_text())
+    sampling = host["logging"]["applicationInsights"]["samplingSettings"]
+    excluded = {kind.strip() for kind in sampling.get("excludedTypes", "").split(";")}
+    assert not sampling.get("isEnabled", True) or {"Trace", "Exception"} <= excluded
+
+
 def test_a_misconfigured_adx_is_logged_once_per_worker_start_with_the_remedy(
     local_app: Callable[[dict[str, str]], LocalApp], caplog: pytest.LogCaptureFixture
 ) -> None:
