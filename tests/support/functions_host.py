@@ -97,9 +97,23 @@ def host_long_array(values: Sequence[int]) -> Wire:
     return "collection_sint64", list(values)
 
 
+_NEWTONSOFT_ESCAPES = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def newtonsoft_json(value: Any) -> str:
+    """``JsonConvert.SerializeObject(value)`` (``Formatting.None``, ``StringEscapeHandling.Default``)
+    of a JSON-ready value, byte for byte: no spaces, non-ASCII characters as they are, ``"`` and
+    ``\\`` and control characters escaped (``\\b \\t \\n \\f \\r``, the others ``\\u00xx`` in
+    lower-case hex, as ``json.dumps`` writes them), and U+0085, U+2028, U+2029 as ``\\u`` escapes,
+    which ``json.dumps`` leaves as they are (Newtonsoft.Json src/Newtonsoft.Json/Utilities/
+    JavaScriptUtils.cs, ``WriteEscapedJavaScriptString``). Properties in the dict's order (Newtonsoft
+    writes a class's in declaration order)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).translate(_NEWTONSOFT_ESCAPES)
+
+
 def host_json(value: Any) -> Wire:
     """Any other object: ``JsonConvert.SerializeObject(value, Formatting.None)``."""
-    return "json", json.dumps(value, separators=(",", ":"))
+    return "json", newtonsoft_json(value)
 
 
 def datum(wire: Wire) -> Datum:
@@ -140,8 +154,15 @@ class KafkaMessage:
         return [{"Key": name, "Value": b64(value)} for name, value in self.headers]
 
     def envelope(self, key_type: str = "binary") -> str:
-        """The extension's JSON for ``dataType: string`` (KafkaEventData serialised)."""
-        return json.dumps(
+        """The extension's JSON for ``dataType: string``: ``JsonConvert.SerializeObject`` of the
+        ``KafkaEventData<TValue>`` the listener builds (``KafkaEventData.CreateFrom``, the binding
+        parameter being no generic ``KafkaEventData<TKey, TValue>``;
+        src/Microsoft.Azure.WebJobs.Extensions.Kafka/Trigger/KafkaEventDataConvertManager.cs,
+        ``ConvertToString``), byte for byte as Newtonsoft writes it (:func:`newtonsoft_json`):
+        the properties in their declaration order in src/.../KafkaEventData.cs (``Key`` and
+        ``Headers`` are declared last), the ``Timestamp`` a UTC ``DateTime``
+        (``Timestamp.UtcDateTime``) as :func:`dotnet_utc`, header values ``byte[]`` as base64."""
+        return newtonsoft_json(
             {
                 "Offset": self.offset,
                 "Partition": self.partition,
@@ -149,10 +170,10 @@ class KafkaMessage:
                 "Timestamp": dotnet_utc(self.timestamp),
                 # The value reaches the extension as a string: non-UTF-8 bytes are replaced.
                 "Value": None if self.value is None else self.value.decode("utf-8", errors="replace"),
-                "Key": self.dotnet_key(key_type),
-                "Headers": self.dotnet_headers(),
                 "LeaderEpoch": 0,
                 "IsPartitionEOF": False,
+                "Key": self.dotnet_key(key_type),
+                "Headers": self.dotnet_headers(),
             }
         )
 
