@@ -120,8 +120,92 @@ def _attach_row_groups(rows: int) -> str:
     )
 
 
+def _consumer_settings(**settings: object) -> str:
+    """A prelude that adds librdkafka ``settings`` (dots as underscores) to the consumer's
+    defaults, as ``consumer_config`` would (user ``-X`` still on top: the bench gives none)."""
+    config = {name.replace("_", "."): value for name, value in settings.items()}
+    return (
+        "import shared.kafka.consumer as kc\n"
+        "_cc = kc.consumer_config\n"
+        "def _config(client, options):\n"
+        "    config = _cc(client, options)\n"
+        f"    config.update({config!r})\n"
+        "    return config\n"
+        "kc.consumer_config = _config\n"
+    )
+
+
+# BatchBuilder writing the gzip stream into one BytesIO (its getvalue() hands over its buffer
+# without a copy) instead of a list of chunks joined at seal (the stream twice for an instant).
+_BYTESIO = """
+import hashlib, io, zlib
+from shared.pipeline import batching as _b
+def _reset(self):
+    self._compressor = zlib.compressobj(self.level, zlib.DEFLATED, 31)
+    self._content = hashlib.sha256()
+    self.chunks = io.BytesIO()
+    self.lines = []
+    self.compressed = 0
+    self.records = []
+    self.raw_size = 0
+def compress_lines(self):
+    self.lines.append(b"")
+    data = b"\\n".join(self.lines)
+    self._content.update(data)
+    self.chunks.write(self._compressor.compress(data))
+    self.lines = []
+    self.compressed = self.raw_size
+def seal(self):
+    if self.lines:
+        self.compress_lines()
+    out = self.chunks
+    out.write(self._compressor.flush())
+    self.chunks = None
+    payload = out.getvalue()
+    del out
+    records = tuple(self.records)
+    ranges, oldest, newest = _b.ranges_and_span(records)
+    batch = _b.Batch(destination=self.destination, payload=payload, raw_size=self.raw_size, records=records,
+                     ranges=ranges, oldest_timestamp=oldest,
+                     batch_id=_b.batch_id_for(self.destination, ranges, len(records), self._content.digest(),
+                                              (oldest, newest)))
+    self._reset()
+    return batch
+_b.BatchBuilder._reset = _reset
+_b.BatchBuilder.compress_lines = compress_lines
+_b.BatchBuilder.seal = seal
+"""
+
+
 VARIANTS: dict[str, str] = {
     "base": "",
+    # librdkafka's fetch sizes on top of queued.max.messages.kbytes 4096.
+    "fetch1m": _consumer_settings(fetch_max_bytes=1048576, max_partition_fetch_bytes=262144),
+    "fetch4m": _consumer_settings(fetch_max_bytes=4194304, max_partition_fetch_bytes=1048576),
+    "part256k": _consumer_settings(max_partition_fetch_bytes=262144),
+    "qmin1k": _consumer_settings(queued_min_messages=1000),
+    "qmin2k": _consumer_settings(queued_min_messages=2000),
+    "qmin5k": _consumer_settings(queued_min_messages=5000),
+    "qmin100k": _consumer_settings(queued_min_messages=100000),  # librdkafka's default
+    # How long librdkafka postpones a partition's next fetch once its queue is over a threshold
+    # (its default 1000 ms: with a short queue the consumer then waits for data).
+    "qb10": _consumer_settings(fetch_queue_backoff_ms=10),
+    "kb1024": _consumer_settings(queued_max_messages_kbytes=1024),
+    "qb100": _consumer_settings(fetch_queue_backoff_ms=100),
+    "qb1000": _consumer_settings(fetch_queue_backoff_ms=1000),
+    "bytesio": _BYTESIO,
+    # glibc: hand freed heap pages back (malloc_trim) after each seal, before the sink write.
+    "trimseal": _LIBC
+    + (
+        "from shared.pipeline.core import Pipeline\n"
+        "_s = Pipeline._seal\n"
+        "def _seal(builder, oldest):\n"
+        "    try:\n"
+        "        return _s(builder, oldest)\n"
+        "    finally:\n"
+        "        _libc.malloc_trim(0)\n"
+        "Pipeline._seal = staticmethod(_seal)\n"
+    ),
     # The tree in $PROBE_OLD_TREE (a copy of shared/ with the code before a change) imported
     # instead of this one: before/after in one session.
     "old": "import os, sys; sys.path.insert(0, os.environ['PROBE_OLD_TREE'])\n",

@@ -18,7 +18,10 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, KafkaError, KafkaException, T
 from shared.deadletters.local import LocalDeadLetterStore
 from shared.errors import DeadLetterError
 from shared.kafka.consumer import (
+    FETCH_QUEUE_BACKOFF_MS,
+    PARTITION_FETCH_BYTES,
     PREFETCH_KBYTES,
+    QUEUED_MIN_MESSAGES,
     ConsumerAborted,
     ConsumerOptions,
     KafkaIngestor,
@@ -264,6 +267,21 @@ def test_a_user_property_sets_another_read_ahead() -> None:
     config = consumer_config({"bootstrap.servers": "b:9092", "queued.max.messages.kbytes": 65536}, options)
     assert config["queued.max.messages.kbytes"] == 65536
     assert "queued.max.messages.kbytes" not in admin_config(config)  # librdkafka would warn about it
+
+
+def test_the_read_ahead_is_bounded_in_messages_too_and_a_user_property_wins() -> None:
+    options = ConsumerOptions(topics=(TOPIC,), group="g")
+    config = consumer_config({"bootstrap.servers": "b:9092"}, options)
+    # librdkafka's defaults (100,000 messages a partition, 1 s backoff) cost ~20 MiB of peak RSS.
+    assert config["queued.min.messages"] == QUEUED_MIN_MESSAGES
+    assert config["fetch.queue.backoff.ms"] == FETCH_QUEUE_BACKOFF_MS
+    assert config["max.partition.fetch.bytes"] == PARTITION_FETCH_BYTES
+    read_ahead = {"queued.min.messages", "fetch.queue.backoff.ms", "max.partition.fetch.bytes"}
+    assert not read_ahead & set(admin_config(config))  # consumer-only: librdkafka would warn
+    user = {"bootstrap.servers": "b:9092", "queued.min.messages": 100000, "fetch.queue.backoff.ms": 1000,
+            "max.partition.fetch.bytes": 1048576}  # fmt: skip
+    config = consumer_config(user, options)
+    assert [config[name] for name in sorted(read_ahead)] == [1000, 1048576, 100000]
 
 
 def test_offsets_are_committed_after_the_records_were_ingested(tmp_path: Path) -> None:
