@@ -183,6 +183,8 @@ VARIANTS: dict[str, str] = {
     "fetch1m": _consumer_settings(fetch_max_bytes=1048576, max_partition_fetch_bytes=262144),
     "fetch4m": _consumer_settings(fetch_max_bytes=4194304, max_partition_fetch_bytes=1048576),
     "part256k": _consumer_settings(max_partition_fetch_bytes=262144),
+    "part128k": _consumer_settings(max_partition_fetch_bytes=131072),
+    "qmin500": _consumer_settings(queued_min_messages=500),
     "qmin1k": _consumer_settings(queued_min_messages=1000),
     "qmin2k": _consumer_settings(queued_min_messages=2000),
     "qmin5k": _consumer_settings(queued_min_messages=5000),
