@@ -358,8 +358,34 @@ def measure_memory(values: list[bytes], size: int, workdir: Path) -> MemoryMeasu
 
 LOCAL_TARGET = 0.5
 LOCAL_TABLE = "StormEventsKafka"
-LOCAL_CASES = (("JSON", "bench-local-json", "json"), ("CSV", "bench-local-csv", "csv"))
-"""(label, route topic, workload) of the local-mode rows."""
+
+
+@dataclass(frozen=True)
+class LocalCase:
+    """One local-mode row: the route `kafka-adx ingest` takes, the records' shape and the table
+    (``metadata``: the mapping adds topic, partition and offset, which the floor's file holds)."""
+
+    label: str
+    topic: str
+    source: str
+    table: str = LOCAL_TABLE
+    metadata: bool = True
+
+
+LOCAL_CASES = (
+    LocalCase("JSON", "bench-local-json", "json"),
+    LocalCase("CSV", "bench-local-csv", "csv"),
+    # Server-mapped (the mapping ADX applies to the producer's bytes, done by DuckDB locally): the
+    # tutorial's route shape (6-field CSV from its producer, ordinal mapping) and StormEvents JSON
+    # / CSV by path / ordinal mappings, validated; and without validation, where Python maps and
+    # checks nothing per record (the upper bound of any client mapping).
+    LocalCase("tutorial CSV, server-mapped", "bench-local-tutorial", "tutorial", "Storms", False),
+    LocalCase("JSON, server-mapped", "bench-json", "json", "StormEvents", False),
+    LocalCase("CSV, server-mapped", "bench-csv", "csv", "StormEvents", False),
+    LocalCase("JSON, server-mapped, no validation", "bench-json-novalidate", "json", "StormEvents", False),
+    LocalCase("CSV, server-mapped, no validation", "bench-csv-novalidate", "csv", "StormEvents", False),
+)
+"""The local-mode rows."""
 
 # The floor: a Python process that does nothing but DuckDB's bulk load of the rows, with
 # DuckDB's default settings (the local sink's 64 MB memory_limit is too small for read_json's
@@ -403,12 +429,12 @@ def equivalent_rows(values: Sequence[bytes], source: str, topic: str) -> bytes:
     return b"".join(v + tail + b"%d\n" % n for n, v in enumerate(values, start=1))
 
 
-def floor_sql(config: IngestionConfig, source: str, path: Path) -> tuple[str, str]:
+def floor_sql(config: IngestionConfig, source: str, path: Path, table: str = LOCAL_TABLE) -> tuple[str, str]:
     """(CREATE TABLE, INSERT ... SELECT FROM read_json/read_csv) of the floor, the table typed
     as the local sink creates it."""
     from shared.mapping.types import TYPES
 
-    columns = config.tables[LOCAL_TABLE].columns
+    columns = config.tables[table].columns
     ddl = "CREATE TABLE t (" + ", ".join(f'"{c.name}" {TYPES[c.type].duckdb}' for c in columns) + ")"
     typed = ", ".join(f"'{c.name}': '{TYPES[c.type].duckdb}'" for c in columns)
     names = ", ".join(f'"{c.name}"' for c in columns)
@@ -419,44 +445,67 @@ def floor_sql(config: IngestionConfig, source: str, path: Path) -> tuple[str, st
     return ddl, f"INSERT INTO t SELECT {names} FROM {read}"
 
 
-def measure_local(workload: Workload, config: IngestionConfig, workdir: Path, repeat: int) -> list[LocalMeasured]:
+def measure_local(workload: Workload, config: IngestionConfig, workdir: Path, repeat: int,
+                  local_filter: Sequence[str] | None = None) -> list[LocalMeasured]:
     """Each local-mode case: `kafka-adx ingest` of the records as a file and the floor's load of
     the same rows, each in a child process into a fresh DuckDB file, interleaved, best of
     ``repeat``; the rows in DuckDB are counted after every run."""
     out = []
-    for label, topic, source in LOCAL_CASES:
-        values = workload.json if source == "json" else workload.csv
-        data = workdir / f"local.{source}"
-        data.write_bytes(b"\n".join(values) + b"\n")
-        rows_file = workdir / f"local-rows.{source}"
-        rows_file.write_bytes(equivalent_rows(values, source, topic))
-        ddl, load = floor_sql(config, source, rows_file)
-        best_ingest = best_floor = float("inf")
-        peak = 0
-        for turn in range(repeat):
-            for step in (("floor", "ingest") if turn % 2 else ("ingest", "floor")):
-                db = workdir / f"local-{step}.duckdb"
-                db.unlink(missing_ok=True)
-                if step == "ingest":
-                    env = ingest_env(workdir, "local-ingest")
-                    shutil.rmtree(env["LOCAL_DEADLETTER_DIR"], ignore_errors=True)
-                    cpu, _, maxrss_kib = run_child(ingest_command(topic, data), env, workdir / "local-ingest.log",
-                                                   workdir)
-                    rows = count_rows(db, f'"Bench"."{LOCAL_TABLE}"')
-                    peak_file = Path(env["KAFKA_ADX_BENCH_PEAK_FILE"])
-                    peak = max(peak, (int(peak_file.read_text()) if peak_file.exists() else maxrss_kib) * 1024)
-                    best_ingest = min(best_ingest, cpu)
-                else:
-                    command = [sys.executable, "-c", _FLOOR_LOAD, str(db), ddl, load]
-                    cpu, _, _ = run_child(command, dict(os.environ), workdir / "local-floor.log", workdir)
-                    rows = count_rows(db, "t")
-                    best_floor = min(best_floor, cpu)
-                if rows != len(values):
-                    raise SystemExit(f"local mode, {label}, {step}: {len(values)} records, {rows} rows in DuckDB")
-        out.append(LocalMeasured(label, len(values), sum(map(len, values)), best_ingest, best_floor, peak))
-        data.unlink()
-        rows_file.unlink()
+    for case in LOCAL_CASES:
+        if local_filter is not None and case.label not in local_filter:
+            continue
+        out.append(measure_local_case(case, local_values(workload, case.source), config, workdir, repeat))
     return out
+
+
+def local_values(workload: Workload, source: str) -> list[bytes]:
+    """The records of a local-mode case: the workload's JSON or CSV, or the tutorial producer's
+    6-field CSV records of the same events."""
+    if source == "tutorial":
+        from shared.ops.sample import go_csv_record, tutorial_fields
+
+        return [go_csv_record(tutorial_fields(e)).encode()[:-1] for e in storm_events(len(workload.csv))]
+    return workload.json if source == "json" else workload.csv
+
+
+def measure_local_case(case: LocalCase, values: list[bytes], config: IngestionConfig, workdir: Path,
+                       repeat: int) -> LocalMeasured:
+    """One local-mode case: `kafka-adx ingest` and the floor, interleaved, best of ``repeat``."""
+    source = "json" if case.source == "json" else "csv"
+    data = workdir / f"local.{source}"
+    data.write_bytes(b"\n".join(values) + b"\n")
+    rows_file = workdir / f"local-rows.{source}"
+    if case.metadata:
+        rows_file.write_bytes(equivalent_rows(values, source, case.topic))
+    else:
+        shutil.copyfile(data, rows_file)
+    ddl, load = floor_sql(config, source, rows_file, case.table)
+    best_ingest = best_floor = float("inf")
+    peak = 0
+    database = config.database
+    for turn in range(repeat):
+        for step in (("floor", "ingest") if turn % 2 else ("ingest", "floor")):
+            db = workdir / f"local-{step}.duckdb"
+            db.unlink(missing_ok=True)
+            if step == "ingest":
+                env = ingest_env(workdir, "local-ingest")
+                shutil.rmtree(env["LOCAL_DEADLETTER_DIR"], ignore_errors=True)
+                cpu, _, maxrss_kib = run_child(ingest_command(case.topic, data), env, workdir / "local-ingest.log",
+                                               workdir)
+                rows = count_rows(db, f'"{database}"."{case.table}"')
+                peak_file = Path(env["KAFKA_ADX_BENCH_PEAK_FILE"])
+                peak = max(peak, (int(peak_file.read_text()) if peak_file.exists() else maxrss_kib) * 1024)
+                best_ingest = min(best_ingest, cpu)
+            else:
+                command = [sys.executable, "-c", _FLOOR_LOAD, str(db), ddl, load]
+                cpu, _, _ = run_child(command, dict(os.environ), workdir / "local-floor.log", workdir)
+                rows = count_rows(db, "t")
+                best_floor = min(best_floor, cpu)
+            if rows != len(values):
+                raise SystemExit(f"local mode, {case.label}, {step}: {len(values)} records, {rows} rows in DuckDB")
+    data.unlink()
+    rows_file.unlink()
+    return LocalMeasured(case.label, len(values), sum(map(len, values)), best_ingest, best_floor, peak)
 
 
 # --------------------------------------------------------------------------- report
@@ -527,7 +576,7 @@ def local_lines(local: Sequence[LocalMeasured]) -> list[str]:
     for m in local:
         ok = "ok" if m.ratio >= LOCAL_TARGET else "MISSED"
         lines.append(
-            f"{'local mode, ' + m.label:<42} {m.records / m.ingest_s:>14,.0f} {mb(m.raw_bytes / m.ingest_s):>7} "
+            f"{'local mode, ' + m.label:<48} {m.records / m.ingest_s:>14,.0f} {mb(m.raw_bytes / m.ingest_s):>7} "
             f"{m.records / m.floor_s:>12,.0f} {mb(m.raw_bytes / m.floor_s):>7} {m.ratio:>6.2f}  "
             f">= {LOCAL_TARGET:.1f} {ok}"
         )
@@ -570,6 +619,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory run")
     parser.add_argument("--no-local", action="store_true", help="skip the local-mode rows (kafka-adx ingest into DuckDB)")
     parser.add_argument("--only-local", action="store_true", help="run only the local-mode rows")
+    parser.add_argument("--local-case", action="append", metavar="LABEL",
+                        help="run only this local-mode row (its label, e.g. 'CSV, server-mapped'; repeatable)")
     parser.add_argument("--no-kafka", action="store_true", help="skip the end-to-end Kafka consumer rows")
     parser.add_argument("--no-avro", action="store_true", help="skip the Avro row (bench/avro.py)")
     parser.add_argument("--kafka-records", type=int,
@@ -606,7 +657,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\n".join(report_lines(kafka or "skipped (--no-kafka)")))
             return 0
         if args.only_local:
-            print("\n".join(local_lines(measure_local(workload, config, workdir, min(repeat, 3)))))
+            print("\n".join(local_lines(measure_local(workload, config, workdir, min(repeat, 3), args.local_case))))
             return 0
         measured = []
         for case in CASES:
@@ -615,7 +666,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         avro = None if args.no_avro else measure_avro(list(storm_events(count)), config, workdir, new_pipeline,
                                                       gzip_all, repeat)
         entries = measure_function_entry(workload.json, config, workdir, new_pipeline, invocations, repeat)
-        local = [] if args.no_local else measure_local(workload, config, workdir, min(repeat, 3))
+        local = [] if args.no_local else measure_local(workload, config, workdir, min(repeat, 3), args.local_case)
         memory = None if args.no_memory else measure_memory(workload.json[:10_000], memory_bytes, workdir)
     print(report(workload, cpu, repeat, config.limits.gzip_level, measured, entries, memory, kafka, local, avro))
     return 0

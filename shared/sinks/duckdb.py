@@ -14,11 +14,12 @@ position, as the ADX materialized view does.
 A client-mapped batch (the pipeline's own CSV rows, in table column order) is loaded by DuckDB
 itself: one ``read_csv`` of the gzip payload, each column typed as the reference path would
 store it (see :func:`_direct_columns`), instead of parsing, converting and rewriting each row in
-Python. The reference path still serves server-mapped batches (ADX's mapping applied to the
-producer's bytes), and any client batch the direct load cannot take exactly (a ``dynamic``
-value that is not a JSON object or array as the pipeline writes them, a timespan of more than
-9,999 days, any DuckDB error): such a batch is rolled back and written the reference way, so
-both paths store the same rows.
+Python. A server-mapped CSV or JSON-lines batch (ADX's mapping applied to the producer's
+bytes) is loaded by DuckDB too, its mapping computed in SQL for the value forms the reference
+converts alike (:mod:`shared.sinks.duckdb_server`). Any batch the direct loads cannot take
+exactly (a ``dynamic`` value that is not a JSON object or array as the pipeline writes them, a
+timespan of more than 9,999 days, a producer's value in another form, any DuckDB error) is
+rolled back and written the reference way, so both paths store the same rows.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -45,6 +46,16 @@ from shared.mapping.types import TYPES
 from shared.pipeline.batching import Batch
 from shared.pipeline.encoding import read_payload_stream
 from shared.pipeline.records import Record
+from shared.sinks.duckdb_server import (
+    NEEDS_REFERENCE,
+    ServerPlan,
+    csv_plan,
+    csv_select,
+    json_plan,
+    json_select,
+    scan_csv,
+    scan_json_lines,
+)
 
 _NULL = "\\N"
 
@@ -83,11 +94,15 @@ class DuckDbSink:
     #: name, so no schema (ADX database) name clashes with it (``duckdb.connect(path)`` named it
     #: after the file, and a database of that name made ``"name"."table"`` ambiguous).
     CATALOG = "$local"
+    #: memory_limit, in MB, per DuckDB thread, added to MEMORY_LIMIT while read_json loads a
+    #: server-mapped JSON batch: its reader allocates a 32 MiB buffer per thread whatever its
+    #: options (maximum_object_size, sample_size), which MEMORY_LIMIT alone cannot hold.
+    JSON_MB_PER_THREAD = 64
 
     def __init__(self, config: IngestionConfig, path: str | Path, *, direct_load: bool = True) -> None:
         self.config = config
         self.path = Path(path)
-        in_memory = str(path) == ":memory:"
+        in_memory = self.in_memory = str(path) == ":memory:"
         if in_memory:
             self.con = duckdb.connect(":memory:")
         else:
@@ -101,9 +116,12 @@ class DuckDbSink:
             # DuckDB sizes its thread pool by the machine's cores: a process allowed fewer CPUs
             # (taskset, a cpuset) would only switch between its threads (~10 % of a batch's load).
             self.con.execute(f"SET threads = {len(os.sched_getaffinity(0))}")
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        self._json_memory_limit = f"{int(self.MEMORY_LIMIT.removesuffix('MB')) + self.JSON_MB_PER_THREAD * threads}MB"
         self._lock = threading.Lock()
         self._mappings: dict[tuple[str, str | None, str], CompiledMapping] = {}
         self._created: set[tuple[str, str]] = set()
+        self._server_plans: dict[tuple[str, str | None, str], ServerPlan | None] = {}
         self._bookkeeping = False
         #: Dedup batches skipped because their tag was already written (ADX: ingestIfNotExists).
         self.skipped_batches = 0
@@ -220,6 +238,8 @@ class DuckDbSink:
         columns = _direct_columns(table) if self.direct_load and dest.apply == "client" else None
         if columns is not None and self._write_direct(batch, columns):
             return
+        if self.direct_load and dest.apply != "client" and self._write_server_direct(batch):
+            return
         if dest.dedup:
             # Before converting anything (the direct load needs no such check: its transaction
             # checks the tag before it reads a row).
@@ -233,24 +253,67 @@ class DuckDbSink:
     def _write_direct(self, batch: Batch, columns: list[tuple[str, str]]) -> bool:
         """Load a client-mapped batch with one ``read_csv`` of its gzip payload; False (nothing
         written) when a value needs the reference path, which then writes the whole batch."""
-        fd, tmp = tempfile.mkstemp(prefix="kafka-adx-", suffix=".csv.gz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(batch.payload)
-            reader = ", ".join(f"{_sql_literal(f'c{i}')}: {_sql_literal(kind)}" for i, (kind, _) in enumerate(columns))
-            select = (
+        reader = ", ".join(f"{_sql_literal(f'c{i}')}: {_sql_literal(kind)}" for i, (kind, _) in enumerate(columns))
+
+        def select(tmp: str) -> str:
+            return (
                 f"SELECT {', '.join(expr for _, expr in columns)} FROM read_csv({_sql_literal(tmp)}, header = false, "
                 f"columns = {{{reader}}}, nullstr = '', quote = '\"', escape = '\"', delim = ',', "
                 f"new_line = '\\n', auto_detect = false, compression = 'gzip', buffer_size = {self.CSV_BUFFER_BYTES})"
             )
+
+        return self._load_payload(batch, select)
+
+    def _write_server_direct(self, batch: Batch) -> bool:
+        """Load a server-mapped CSV or JSON-lines batch by DuckDB from its payload (see
+        :mod:`shared.sinks.duckdb_server`); False (nothing written) when the mapping, the
+        payload or a value needs the reference path, which then writes the whole batch."""
+        dest = batch.destination
+        kind = {"csv": "csv", "json": "json"}.get(dest.wire_format)
+        if kind is None or self.config.is_external_mapping(dest.table, dest.wire_mapping):
+            return False  # other formats; an external mapping: the reference says why not
+        key = (dest.table, dest.wire_mapping, kind)
+        if key not in self._server_plans:
+            table = self.config.tables[dest.table]
+            mapping = table.mappings[dest.wire_mapping] if dest.wire_mapping else None
+            self._server_plans[key] = csv_plan(table, mapping) if kind == "csv" else json_plan(table, mapping)
+        plan = self._server_plans[key]
+        if plan is None:
+            return False  # a column the direct load does not compute (decimal, timespan, a transform...)
+        if kind == "csv":
+            lines = scan_csv(batch.payload)
+            if lines is None:
+                self._fell_back(batch, "the payload's CSV reads otherwise in DuckDB")
+                return False
+            return self._load_payload(batch, lambda tmp: csv_select(plan, tmp, self.CSV_BUFFER_BYTES), lines)
+        # A validated route's lines are each one orjson accepted (JsonPassthrough); the others
+        # are parsed here, as the reference would.
+        if not scan_json_lines(batch.payload, parse=not dest.validate):
+            self._fell_back(batch, "a line orjson refuses, or a BOM")
+            return False
+        return self._load_payload(batch, lambda tmp: json_select(plan, tmp), memory_limit=self._json_memory_limit)
+
+    def _fell_back(self, batch: Batch, why: object) -> None:
+        self.direct_fallbacks += 1
+        log.debug("direct load of %s fell back to the reference path: %s", batch.describe(), why)
+
+    def _load_payload(
+        self, batch: Batch, select: Callable[[str], str], rows: int | None = None, *, memory_limit: str | None = None
+    ) -> bool:
+        """Insert ``select(<the payload as a file>)`` (expecting ``rows`` rows, when given; under
+        ``memory_limit`` instead of MEMORY_LIMIT, when given); False (rolled back, nothing
+        written) when DuckDB raised."""
+        fd, tmp = tempfile.mkstemp(prefix="kafka-adx-", suffix=".gz")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(batch.payload)
             try:
-                self._insert(batch, select)
+                self._insert(batch, select(tmp), rows, memory_limit=memory_limit)
             except duckdb.Error as exc:
                 # A value the direct load does not take (the marker _NEEDS_REFERENCE raises), or
                 # anything else DuckDB refused: the reference path writes the batch or fails
                 # with its own error, so the outcome never depends on the path.
-                self.direct_fallbacks += 1
-                log.debug("direct load of %s fell back to the reference path: %s", batch.describe(), exc)
+                self._fell_back(batch, exc)
                 return False
             return True
         finally:
@@ -281,34 +344,49 @@ class DuckDbSink:
         finally:
             os.unlink(tmp)
 
-    def _insert(self, batch: Batch, select: str) -> None:
+    def _insert(self, batch: Batch, select: str, rows: int | None = None, *, memory_limit: str | None = None) -> None:
         """Insert the rows of ``select`` (in table column order) and, on a dedup route, the
-        batch's tag, in one transaction; a batch whose tag is already there is skipped."""
+        batch's tag, in one transaction; a batch whose tag is already there is skipped. With
+        ``rows``, another number of rows inserted raises (rolled back)."""
         dest = batch.destination
-        table = self.config.tables[dest.table]
-        full = f"{_quote(dest.database)}.{_quote(dest.table)}"
-        names = ", ".join(_quote(c.name) for c in table.columns)
         with self._lock:
             self.ensure_table(dest.database, dest.table)
             if dest.dedup:
                 self._ensure_bookkeeping()
-            self.con.execute("BEGIN TRANSACTION")
+            limited = memory_limit is not None and not self.in_memory
+            if limited:
+                self.con.execute(f"SET memory_limit = {_sql_literal(str(memory_limit))}")
             try:
-                # Checked again inside the transaction: the tag is authoritative only here.
-                if dest.dedup and self._has_tag(batch):
-                    self.con.execute("ROLLBACK")
-                    self.skipped_batches += 1
-                    return
-                self.con.execute(f"INSERT INTO {full} ({names}) {select}")
-                if dest.dedup:
-                    self._remember_batch(batch)
-                self.con.execute("COMMIT")
-            except BaseException:
-                # The original error is the one to report; a ROLLBACK that fails too (the
-                # transaction already gone with a failed COMMIT) must not replace it.
-                with contextlib.suppress(Exception):
-                    self.con.execute("ROLLBACK")
-                raise
+                self._insert_locked(batch, select, rows)
+            finally:
+                if limited:
+                    self.con.execute(f"SET memory_limit = '{self.MEMORY_LIMIT}'")
+
+    def _insert_locked(self, batch: Batch, select: str, rows: int | None) -> None:
+        """:meth:`_insert`'s transaction, under the lock."""
+        dest = batch.destination
+        table = self.config.tables[dest.table]
+        full = f"{_quote(dest.database)}.{_quote(dest.table)}"
+        names = ", ".join(_quote(c.name) for c in table.columns)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            # Checked again inside the transaction: the tag is authoritative only here.
+            if dest.dedup and self._has_tag(batch):
+                self.con.execute("ROLLBACK")
+                self.skipped_batches += 1
+                return
+            inserted = self.con.execute(f"INSERT INTO {full} ({names}) {select}").fetchone()
+            if rows is not None and (inserted is None or inserted[0] != rows):
+                raise duckdb.InvalidInputException(f"{_NEEDS_REFERENCE}: {rows} lines, other rows read")
+            if dest.dedup:
+                self._remember_batch(batch)
+            self.con.execute("COMMIT")
+        except BaseException:
+            # The original error is the one to report; a ROLLBACK that fails too (the
+            # transaction already gone with a failed COMMIT) must not replace it.
+            with contextlib.suppress(Exception):
+                self.con.execute("ROLLBACK")
+            raise
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a query against the local database."""
@@ -343,7 +421,7 @@ def _attach(path: Path, catalog: str, row_group_rows: int) -> duckdb.DuckDBPyCon
     return con
 
 
-_NEEDS_REFERENCE = "kafka-adx: value needs the reference path"
+_NEEDS_REFERENCE = NEEDS_REFERENCE
 """The error the direct load raises for a value it cannot store as the reference path would."""
 
 # A JSON string as orjson reads it: no raw control character, no lone surrogate escape.
