@@ -309,11 +309,14 @@ class DuckDbSink:
                 fh.write(batch.payload)
             try:
                 self._insert(batch, select(tmp), rows, memory_limit=memory_limit)
-            except duckdb.Error as exc:
+            except (duckdb.Error, UnicodeDecodeError) as exc:
                 # A value the direct load does not take (the marker _NEEDS_REFERENCE raises), or
-                # anything else DuckDB refused: the reference path writes the batch or fails
-                # with its own error, so the outcome never depends on the path.
-                self._fell_back(batch, exc)
+                # anything else DuckDB refused (its message quoting invalid UTF-8 of the payload
+                # fails to decode): the reference path writes the batch or fails with its own
+                # error, so the outcome never depends on the path. DuckDB's own messages may
+                # quote the payload: only the marker's (which name lengths) are logged.
+                message = str(exc) if isinstance(exc, duckdb.Error) else ""
+                self._fell_back(batch, message if _NEEDS_REFERENCE in message else type(exc).__name__)
                 return False
             return True
         finally:
