@@ -469,6 +469,48 @@ class Limits(BaseModel):
     """gzip compression level of batches (1: fast, ADX decompresses anything)."""
 
 
+_WILDCARDS = "*?["
+"""The characters that make a route's topic a pattern (as the router reads it)."""
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The part of a topic pattern before its first wildcard."""
+    cut = min((i for i in map(pattern.find, _WILDCARDS) if i >= 0), default=len(pattern))
+    return pattern[:cut]
+
+
+def _check_reachable(routes: tuple[Route, ...]) -> None:
+    """Refuse a route no record can ever take: an exact topic listed twice, or a pattern that an
+    earlier pattern provably covers (the same pattern, or ``prefix*`` before a pattern starting
+    with that prefix, ``*`` before anything). The router takes the first match, so such a route
+    silently sends its topics to the earlier route's table."""
+    exact: dict[str, int] = {}
+    patterns: list[tuple[int, str]] = []
+    for index, route in enumerate(routes):
+        topic = route.topic
+        if not any(ch in topic for ch in _WILDCARDS):
+            if topic in exact:
+                raise ValueError(
+                    f"routes[{index}] (topic {topic!r}) can never match: routes[{exact[topic]}] names the same "
+                    "topic and takes its records; remove one"
+                )
+            exact[topic] = index
+            continue
+        for earlier, pattern in patterns:
+            prefix = pattern[:-1]
+            covers = pattern == topic or (
+                pattern.endswith("*") and not any(ch in prefix for ch in _WILDCARDS)
+                and _literal_prefix(topic).startswith(prefix)
+            )  # fmt: skip
+            if covers:
+                raise ValueError(
+                    f"routes[{index}] (topic {topic!r}) can never match: routes[{earlier}] (topic {pattern!r}) "
+                    "comes first and matches every topic it would (patterns are tried in file order: "
+                    "put the narrower pattern first)"
+                )
+        patterns.append((index, topic))
+
+
 class IngestionConfig(BaseModel):
     """The whole ingestion file."""
 
@@ -491,6 +533,7 @@ class IngestionConfig(BaseModel):
                 raise ValueError(
                     f"tables.{table_name}.dedup_view: view name {view!r} is also a table (ADX names must not clash)"
                 )
+        _check_reachable(self.routes)
         for index, route in enumerate(self.routes):
             where = f"routes[{index}] (topic {route.topic!r})"
             self._check_target(where, route.table, route.format, route.mapping, route.apply_mapping, route.mapping_ref)

@@ -154,3 +154,42 @@ def test_batching_policy_values_are_checked_with_path() -> None:
     message = _error(_batching_config(batching_max_items=0, batching_max_raw_size_mb="big"))
     assert "tables.T.batching_max_items" in message
     assert "tables.T.batching_max_raw_size_mb" in message
+
+
+def _routes(*topics: str) -> list[dict[str, str]]:
+    return [{"topic": topic, "table": "T", "format": "csv"} for topic in topics]
+
+
+@pytest.mark.parametrize(
+    ("topics", "unreachable", "because"),
+    [
+        (("*", "storm-*"), "routes[1] (topic 'storm-*')", "routes[0] (topic '*')"),
+        (("storm-*", "storm-events-*"), "routes[1] (topic 'storm-events-*')", "routes[0] (topic 'storm-*')"),
+        (("a", "t?", "t?"), "routes[2] (topic 't?')", "routes[1] (topic 't?')"),
+        (("orders", "x*", "orders"), "routes[2] (topic 'orders')", "routes[0]"),
+    ],
+)
+def test_a_route_no_record_can_reach_is_refused_naming_both_routes(
+    topics: tuple[str, ...], unreachable: str, because: str
+) -> None:
+    """The router takes the first match: a later route an earlier one covers would silently send
+    its topics to the earlier route's table."""
+    with pytest.raises(ConfigError) as info:
+        make_config(routes=_routes(*topics))
+    message = str(info.value)
+    assert f"{unreachable} can never match" in message and because in message
+
+
+@pytest.mark.parametrize(
+    "topics",
+    [
+        ("storm-events-*", "storm-*", "*"),  # narrow first: each can match
+        ("storm-events", "*"),  # exact names win over patterns whatever the order
+        ("*", "storm-events"),
+        ("storm-?", "storm-*"),  # '?' is not covered by a proof here: both allowed
+        ("storm-[ab]*", "storm-*"),
+        ("a*", "b*"),
+    ],
+)
+def test_routes_that_can_each_match_are_accepted(topics: tuple[str, ...]) -> None:
+    assert [route.topic for route in make_config(routes=_routes(*topics)).routes] == list(topics)

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from shared.errors import RecordError
+from shared.errors import ConfigError, RecordError
 from shared.pipeline.records import Record
 from shared.pipeline.routing import Router
 from tests.support.records import make_config, rec
@@ -25,17 +25,6 @@ def with_headers(topic: str, *headers: tuple[str, bytes | None]) -> Record:
 
 def test_exact_topic_beats_pattern_beats_catch_all() -> None:
     r = router(
-        {"topic": "*", "table": "Raw", "format": "txt"},
-        {"topic": "orders-*", "table": "T", "format": "csv", "mapping": "T_csv"},
-        {"topic": "orders-eu", **JSON},
-    )
-    exact = r.route_for("orders-eu")
-    assert exact is not None and exact.format == "json"
-    # Patterns are tried in file order: "*" is first here, so it catches orders-us too.
-    catch_all = r.route_for("orders-us")
-    assert catch_all is not None and catch_all.table == "Raw"
-
-    r = router(
         {"topic": "orders-*", "table": "T", "format": "csv", "mapping": "T_csv"},
         {"topic": "*", "table": "Raw", "format": "txt"},
         {"topic": "orders-eu", **JSON},
@@ -45,10 +34,15 @@ def test_exact_topic_beats_pattern_beats_catch_all() -> None:
     ]
 
 
-def test_the_first_of_two_routes_for_the_same_topic_wins() -> None:
-    r = router({"topic": "json", **JSON}, {"topic": "json", "table": "Raw", "format": "txt"})
-    route = r.route_for("json")
-    assert route is not None and route.table == "T"
+def test_a_pattern_after_a_catch_all_or_a_repeated_topic_is_refused_not_silently_shadowed() -> None:
+    """Patterns are tried in file order and the first match wins: a ``*`` before ``orders-*``
+    would take every orders topic, and the second of two routes for one topic none; the
+    ingestion file is refused instead (tests/unit/test_config.py has the cases)."""
+    with pytest.raises(ConfigError, match=r"routes\[1\] \(topic 'orders-\*'\) can never match"):
+        router({"topic": "*", "table": "Raw", "format": "txt"},
+               {"topic": "orders-*", "table": "T", "format": "csv", "mapping": "T_csv"})  # fmt: skip
+    with pytest.raises(ConfigError, match=r"routes\[1\] \(topic 'json'\) can never match"):
+        router({"topic": "json", **JSON}, {"topic": "json", "table": "Raw", "format": "txt"})
 
 
 def test_a_topic_without_a_route_is_an_error_naming_it_not_a_drop() -> None:
