@@ -6,8 +6,11 @@ with a flush whenever the batch is due (what the loop did with one ``poll`` per 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
 from typing import Any
+
+import pytest
 
 from confluent_kafka import (
     TIMESTAMP_CREATE_TIME,
@@ -24,6 +27,17 @@ from shared.pipeline.batching import next_offsets
 from shared.pipeline.core import Result
 from shared.pipeline.records import Record
 from tests.unit.kafka.test_consumer import TOPIC, FakeConsumer, FakeMessage, no_admin
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _frozen_by_the_caller() -> Iterator[None]:
+    """Each run's start-up would gc.collect() and freeze the whole test process (hundreds of ms a
+    run under the full suite, 600 runs here); a caller's own freeze makes the ingestor skip that
+    (see ``_start_up_frozen``), and it changes nothing the properties compare."""
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
 
 
 class CapturingPipeline:
